@@ -1,0 +1,53 @@
+// Module entry: registers the classes for this environment and the free functions.
+#include <napi.h>
+#include <mutex>
+#include "abort-flag.h"
+#include "addon-state.h"
+#include "args.h"
+#include "context.h"
+#include "log.h"
+#include "model.h"
+#include "system.h"
+
+namespace understudy {
+namespace {
+
+Napi::Value SetLogLevel(const Napi::CallbackInfo& info) {
+  if (info.Length() < 1 || !info[0].IsNumber()) ThrowTypeError(info.Env(), "Expected integer for level");
+  log::SetLevel(info[0].As<Napi::Number>().Int32Value());
+  return info.Env().Undefined();
+}
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  // llama.cpp's global state is shared by every environment in the process and
+  // is set up once; per-environment state below is torn down with its thread.
+  static std::once_flag backend_once;
+  std::call_once(backend_once, [] {
+    log::Install();
+    llama_backend_init();
+  });
+  auto* state = new AddonState();
+  env.SetInstanceData(state);
+  Napi::Function model = Model::Define(env);
+  Napi::Function context = Context::Define(env);
+  Napi::Function abort = AbortFlag::Define(env);
+  state->SetClass(AddonState::kModel, model);
+  state->SetClass(AddonState::kContext, context);
+  state->SetClass(AddonState::kAbortFlag, abort);
+  exports.Set("Model", model);
+  exports.Set("Context", context);
+  exports.Set("AbortFlag", abort);
+  exports.Set("loadModel", Napi::Function::New<Model::Load>(env, "loadModel"));
+  exports.Set("systemInfo", Napi::Function::New<SystemInfo>(env, "systemInfo"));
+  exports.Set("setLogLevel", Napi::Function::New<SetLogLevel>(env, "setLogLevel"));
+  return exports;
+}
+
+}  // namespace
+}  // namespace understudy
+
+static Napi::Object InitUnderstudy(Napi::Env env, Napi::Object exports) {
+  return understudy::Init(env, exports);
+}
+
+NODE_API_MODULE(understudy, InitUnderstudy)

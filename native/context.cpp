@@ -1,0 +1,142 @@
+#include "context.h"
+#include "addon-state.h"
+#include "args.h"
+#include "generation.h"
+#include "log.h"
+#include "promise-worker.h"
+
+namespace understudy {
+namespace {
+
+thread_local std::shared_ptr<ContextHandle>* t_wrapping = nullptr;
+
+// ggml asks between graph nodes whether to stop; this lets an abort or a
+// dispose() cut a long prompt short instead of waiting for it.
+bool ShouldAbort(void* data) {
+  auto* h = static_cast<ContextHandle*>(data);
+  if (h->disposed.load(std::memory_order_relaxed)) return true;
+  const SharedFlag& flag = h->active_abort;
+  return flag && flag->load(std::memory_order_relaxed);
+}
+
+class CreateContextWorker : public PromiseWorker {
+ public:
+  CreateContextWorker(Napi::Env env, Napi::Object owner, std::shared_ptr<ModelHandle> model, llama_context_params params)
+      : PromiseWorker(env, "understudy.createContext", owner), model_(std::move(model)), params_(params) {}
+
+ protected:
+  void Run() override {
+    log::BeginCapture();
+    llama_context* ctx = llama_init_from_model(model_->model, params_);
+    std::string why = log::TakeCaptured();
+    if (!ctx) throw Failure("CONTEXT_CREATION_FAILED", "llama.cpp could not create the context" + (why.empty() ? "" : ": " + why));
+    handle_ = std::make_shared<ContextHandle>(model_, ctx, static_cast<int32_t>(llama_n_batch(ctx)));
+    llama_set_abort_callback(ctx, ShouldAbort, handle_.get());
+  }
+
+  Napi::Value Result(Napi::Env env) override { return Context::Wrap(env, handle_); }
+
+ private:
+  std::shared_ptr<ModelHandle> model_;
+  llama_context_params params_;
+  std::shared_ptr<ContextHandle> handle_;
+};
+
+}  // namespace
+
+Napi::Function Context::Define(Napi::Env env) {
+  return DefineClass(env, "Context", {
+    InstanceMethod<&Context::Generate>("generate"),
+    InstanceMethod<&Context::Info>("info"),
+    InstanceMethod<&Context::ClearCache>("clearCache"),
+    InstanceMethod<&Context::Dispose>("dispose"),
+    InstanceAccessor<&Context::Disposed>("disposed"),
+  });
+}
+
+Context::Context(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Context>(info) {
+  if (t_wrapping == nullptr) {
+    ThrowTypeError(info.Env(), "Context cannot be constructed directly: use model.createContext()");
+  }
+  handle_ = *t_wrapping;
+}
+
+Napi::Object Context::Wrap(Napi::Env env, std::shared_ptr<ContextHandle> handle) {
+  t_wrapping = &handle;
+  Napi::Object obj;
+  try {
+    obj = AddonState::Get(env).Class(AddonState::kContext).New({});
+  } catch (...) {
+    t_wrapping = nullptr;
+    throw;
+  }
+  t_wrapping = nullptr;
+  return obj;
+}
+
+std::shared_ptr<ContextHandle> Context::Handle(Napi::Env env) const {
+  if (!handle_) ThrowError(env, "DISPOSED", "the context has been disposed");
+  return handle_;
+}
+
+Napi::Value Context::Create(const Napi::CallbackInfo& info, std::shared_ptr<ModelHandle> model, Napi::Value owner) {
+  if (model->vocab_only) {
+    ThrowError(info.Env(), "INVALID_ARGUMENT", "a vocab-only model cannot create a context: load it without vocabOnly");
+  }
+  Napi::Object opts = args::OptionsAt(info, 0);
+  llama_context_params p = llama_context_default_params();
+  p.n_ctx = static_cast<uint32_t>(args::Integer(opts, "contextSize", 0, 0, 1 << 24));
+  p.n_batch = static_cast<uint32_t>(args::Integer(opts, "batchSize", 512, 1, 1 << 20));
+  p.n_ubatch = std::min(p.n_batch, static_cast<uint32_t>(args::Integer(opts, "microBatchSize", 512, 1, 1 << 20)));
+  p.n_seq_max = static_cast<uint32_t>(args::Integer(opts, "sequences", 1, 1, 256));
+  p.n_threads = static_cast<int32_t>(args::Integer(opts, "threads", 4, 1, 1024));
+  p.n_threads_batch = static_cast<int32_t>(args::Integer(opts, "batchThreads", p.n_threads, 1, 1024));
+  p.embeddings = args::Bool(opts, "embeddings", false);
+  p.no_perf = true;
+  auto* worker = new CreateContextWorker(info.Env(), owner.As<Napi::Object>(), std::move(model), p);
+  return worker->Start();
+}
+
+Napi::Value Context::Generate(const Napi::CallbackInfo& info) {
+  return StartGeneration(info, Handle(info.Env()), Value());
+}
+
+Napi::Value Context::Info(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto h = Handle(env);
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("contextSize", llama_n_ctx(h->ctx));
+  out.Set("sequenceContextSize", llama_n_ctx_seq(h->ctx));
+  out.Set("batchSize", llama_n_batch(h->ctx));
+  out.Set("microBatchSize", llama_n_ubatch(h->ctx));
+  out.Set("sequences", llama_n_seq_max(h->ctx));
+  out.Set("threads", llama_n_threads(h->ctx));
+  out.Set("batchThreads", llama_n_threads_batch(h->ctx));
+  out.Set("cachedTokens", static_cast<double>(h->cached.size()));
+  return out;
+}
+
+Napi::Value Context::ClearCache(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto h = Handle(env);
+  if (h->busy.load()) ThrowError(env, "BUSY", "the context is generating");
+  llama_memory_clear(llama_get_memory(h->ctx), true);
+  h->cached.clear();
+  return env.Undefined();
+}
+
+Napi::Value Context::Dispose(const Napi::CallbackInfo& info) {
+  if (handle_) {
+    // A running generation sees this, stops at the next node or token, and the
+    // memory goes when it lets go of its handle.
+    handle_->disposed.store(true);
+    handle_.reset();
+  }
+  return info.Env().Undefined();
+}
+
+Napi::Value Context::Disposed(const Napi::CallbackInfo& info) {
+  return Napi::Boolean::New(info.Env(), !handle_);
+}
+
+}  // namespace understudy

@@ -1,0 +1,30 @@
+// Context: an inference context (KV cache, batch, threads) over a Model. JS face:
+// src/llama/context.ts.
+#pragma once
+#include <napi.h>
+#include <memory>
+#include "handles.h"
+
+namespace understudy {
+
+class Context : public Napi::ObjectWrap<Context> {
+ public:
+  static Napi::Function Define(Napi::Env env);
+  // model.createContext(options) -> Promise<Context>; `owner` is the JS Model.
+  static Napi::Value Create(const Napi::CallbackInfo& info, std::shared_ptr<ModelHandle> model, Napi::Value owner);
+  static Napi::Object Wrap(Napi::Env env, std::shared_ptr<ContextHandle> handle);
+
+  explicit Context(const Napi::CallbackInfo& info);
+  std::shared_ptr<ContextHandle> Handle(Napi::Env env) const;
+
+ private:
+  Napi::Value Generate(const Napi::CallbackInfo& info);
+  Napi::Value Info(const Napi::CallbackInfo& info);
+  Napi::Value ClearCache(const Napi::CallbackInfo& info);
+  Napi::Value Dispose(const Napi::CallbackInfo& info);
+  Napi::Value Disposed(const Napi::CallbackInfo& info);
+
+  std::shared_ptr<ContextHandle> handle_;
+};
+
+}  // namespace understudy

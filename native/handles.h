@@ -1,0 +1,49 @@
+// Owners of llama.cpp objects. JS wrappers and in-flight workers hold shared
+// pointers to these, so memory is freed the moment the last holder lets go:
+// at dispose() when nothing is running, or when the running call ends.
+#pragma once
+#include <atomic>
+#include <memory>
+#include <vector>
+#include "abort-flag.h"
+#include "llama.h"
+
+namespace understudy {
+
+struct ModelHandle {
+  llama_model* model = nullptr;
+  const llama_vocab* vocab = nullptr;
+  std::string path;
+  bool vocab_only = false;  // no weights and no hyperparameters: tokenizer only
+  explicit ModelHandle(llama_model* m) : model(m), vocab(llama_model_get_vocab(m)) {}
+  ~ModelHandle() { llama_model_free(model); }
+  ModelHandle(const ModelHandle&) = delete;
+  ModelHandle& operator=(const ModelHandle&) = delete;
+};
+
+struct ContextHandle {
+  std::shared_ptr<ModelHandle> model;
+  llama_context* ctx = nullptr;
+  llama_batch batch{};
+  int32_t batch_capacity = 0;
+  // Tokens whose keys and values sit in the cache for sequence 0, in order; lets
+  // the next prompt reuse a shared prefix instead of evaluating it again.
+  std::vector<llama_token> cached;
+  // One generation at a time per context (parallel sequences come later).
+  std::atomic<bool> busy{false};
+  // Raised by the running call's AbortFlag or by dispose(); ggml polls it
+  // between graph nodes so even a long prompt stops promptly.
+  SharedFlag active_abort;
+  std::atomic<bool> disposed{false};
+
+  ContextHandle(std::shared_ptr<ModelHandle> m, llama_context* c, int32_t capacity)
+      : model(std::move(m)), ctx(c), batch(llama_batch_init(capacity, 0, 1)), batch_capacity(capacity) {}
+  ~ContextHandle() {
+    llama_batch_free(batch);
+    llama_free(ctx);
+  }
+  ContextHandle(const ContextHandle&) = delete;
+  ContextHandle& operator=(const ContextHandle&) = delete;
+};
+
+}  // namespace understudy

@@ -1,0 +1,113 @@
+#!/usr/bin/env node
+// Fills vendor/llama.cpp with the pinned llama.cpp source.
+//
+// Source: the npm tarball of node-llama-cpp, which carries llama.cpp as a git
+// bundle (llama/gitRelease.bundle). The tarball is fetched with `npm pack` (so the
+// npm cache and registry settings apply), checked against a pinned sha256, and the
+// bundle is cloned and trimmed to what our build and tests use. A stamp file
+// records what was fetched; a second run with the same pin does nothing.
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const PIN = {
+  package: 'node-llama-cpp@3.22.1',
+  sha256: 'a0d9dd80eacd2ab1cfe71aee57ac8a806487fd70b3d2a38fbec637752d9e5c5f',
+  commit: 'de3ff815ea7d559ee917f063901b8986f038abc6',
+};
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const target = join(root, 'vendor', 'llama.cpp');
+const stamp = join(target, '.understudy-source.json');
+
+// Paths removed after cloning: documentation, media, bindings in other languages,
+// GPU backends we do not build, tools other than the reference ones our tests and
+// benchmark run, and vocabularies that llama.cpp's own tokenizer test does not use.
+const DROP = [
+  '.git', '.github', '.devops', 'docs', 'media', 'gguf-py', 'benches', 'conversion', 'pocs',
+  'tests', 'grammars', 'prompts', 'requirements', 'licenses', 'app', 'scripts',
+  ...['cann', 'hexagon', 'sycl', 'opencl', 'vulkan', 'webgpu', 'openvino', 'et', 'zdnn',
+    'zendnn', 'virtgpu', 'rpc', 'musa'].map((b) => `ggml/src/ggml-${b}`),
+  'models/ggml-vocab-aquila.gguf', 'models/ggml-vocab-baichuan.gguf',
+  'models/ggml-vocab-gpt-neox.gguf', 'models/ggml-vocab-nomic-bert-moe.gguf',
+];
+const KEEP_TOOLS = new Set(['CMakeLists.txt', 'llama-bench', 'batched-bench', 'quantize']);
+const KEEP_EXAMPLES = new Set(['simple']);
+
+function log(msg) {
+  process.stderr.write(`[fetch-llama] ${msg}\n`);
+}
+
+function sha256(file) {
+  return createHash('sha256').update(readFileSync(file)).digest('hex');
+}
+
+function alreadyThere() {
+  if (!existsSync(stamp)) return false;
+  try {
+    const s = JSON.parse(readFileSync(stamp, 'utf8'));
+    return s.package === PIN.package && s.sha256 === PIN.sha256 && s.commit === PIN.commit;
+  } catch {
+    return false;
+  }
+}
+
+function trim(dir) {
+  for (const p of DROP) rmSync(join(dir, p), { recursive: true, force: true });
+  for (const [sub, keep] of [['tools', KEEP_TOOLS], ['examples', KEEP_EXAMPLES]]) {
+    for (const name of readdirSync(join(dir, sub))) {
+      if (!keep.has(name)) rmSync(join(dir, sub, name), { recursive: true, force: true });
+    }
+  }
+  // Our build adds the reference tools itself; their parent lists must not name
+  // the folders removed above.
+  writeFileSync(join(dir, 'tools', 'CMakeLists.txt'), '# trimmed by understudy: tools are added by the top-level build\n');
+  writeFileSync(join(dir, 'examples', 'CMakeLists.txt'), '# trimmed by understudy: examples are added by the top-level build\n');
+}
+
+export function fetchLlama({ force = false } = {}) {
+  if (!force && alreadyThere()) {
+    log(`vendor/llama.cpp is already at ${PIN.commit.slice(0, 12)}`);
+    return target;
+  }
+  const work = mkdtempSync(join(tmpdir(), 'understudy-llama-'));
+  try {
+    log(`fetching ${PIN.package} with npm pack`);
+    const out = execFileSync('npm', ['pack', PIN.package, '--silent', '--pack-destination', work], {
+      cwd: work, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'],
+    }).trim().split('\n').pop();
+    const tgz = join(work, out);
+    const got = sha256(tgz);
+    if (got !== PIN.sha256) {
+      throw new Error(`sha256 mismatch for ${PIN.package}: expected ${PIN.sha256}, got ${got}`);
+    }
+    execFileSync('tar', ['-xzf', tgz, '-C', work, 'package/llama/gitRelease.bundle']);
+    const staging = join(work, 'llama.cpp');
+    log('cloning the llama.cpp bundle');
+    execFileSync('git', ['-c', 'advice.detachedHead=false', 'clone', '--quiet', join(work, 'package/llama/gitRelease.bundle'), staging], { stdio: 'inherit' });
+    const head = execFileSync('git', ['-C', staging, 'rev-parse', 'HEAD'], { encoding: 'utf8' }).trim();
+    if (head !== PIN.commit) throw new Error(`bundle HEAD is ${head}, expected ${PIN.commit}`);
+    trim(staging);
+    writeFileSync(join(staging, '.understudy-source.json'), JSON.stringify(PIN, null, 2) + '\n');
+    rmSync(target, { recursive: true, force: true });
+    rmSync(join(root, 'vendor'), { recursive: true, force: true });
+    execFileSync('mkdir', ['-p', join(root, 'vendor')]);
+    renameSync(staging, target);
+    log(`vendor/llama.cpp ready at ${PIN.commit.slice(0, 12)}`);
+    return target;
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+  try {
+    fetchLlama({ force: process.argv.includes('--force') });
+  } catch (err) {
+    log(`error: ${err.message}`);
+    process.exit(1);
+  }
+}

@@ -1,0 +1,61 @@
+// `understudy tokenize`, `understudy info` and `understudy doctor`: read-only looks
+// at a model and at the build.
+import { loadModel } from '../llama/model.js';
+import { systemInfo } from '../llama/system.js';
+import { parse, requireModel, UsageError } from './usage.js';
+
+export async function tokenizeCommand(argv: string[]): Promise<number> {
+  const { values, positionals } = parse(argv, {
+    model: { type: 'string', short: 'm' },
+    'vocab-only': { type: 'boolean' },
+    'no-special': { type: 'boolean' },
+    'parse-special': { type: 'boolean' },
+  });
+  const path = requireModel(values.model);
+  if (positionals.length !== 1) throw new UsageError('tokenize takes exactly one TEXT argument (quote it)');
+  const model = await loadModel(path, { vocabOnly: Boolean(values['vocab-only']) });
+  try {
+    const tokens = model.tokenize(positionals[0], {
+      addSpecial: !values['no-special'],
+      parseSpecial: Boolean(values['parse-special']),
+    });
+    process.stdout.write(JSON.stringify(tokens) + '\n');
+    return 0;
+  } finally {
+    model.dispose();
+  }
+}
+
+export async function infoCommand(argv: string[]): Promise<number> {
+  const { values, positionals } = parse(argv, {
+    model: { type: 'string', short: 'm' },
+    'vocab-only': { type: 'boolean' },
+  });
+  if (positionals.length > 0) throw new UsageError(`info takes no positional arguments, got ${JSON.stringify(positionals[0])}`);
+  const model = await loadModel(requireModel(values.model), { vocabOnly: Boolean(values['vocab-only']) });
+  try {
+    process.stdout.write(JSON.stringify(model.info, null, 2) + '\n');
+    return 0;
+  } finally {
+    model.dispose();
+  }
+}
+
+export async function doctorCommand(argv: string[]): Promise<number> {
+  const { positionals } = parse(argv, {});
+  if (positionals.length > 0) throw new UsageError('doctor takes no arguments');
+  const info = systemInfo();
+  const out = {
+    node: process.version,
+    platform: `${process.platform}-${process.arch}`,
+    build: info.gpu,
+    llamaCommit: info.llamaCommit,
+    backends: info.backends,
+    devices: info.devices,
+    gpuOffload: info.supportsGpuOffload,
+    mmap: info.supportsMmap,
+    features: info.features.trim(),
+  };
+  process.stdout.write(JSON.stringify(out, null, 2) + '\n');
+  return 0;
+}

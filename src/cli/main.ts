@@ -1,0 +1,43 @@
+// The `understudy` command: dispatch, and the one place that turns errors into
+// exit codes. An error prints `understudy: error [CODE]: message` and exits 1; a
+// usage error prints the problem and a hint and exits 2.
+import { UnderstudyError } from '../errors.js';
+import { generateCommand } from './generate.js';
+import { doctorCommand, infoCommand, tokenizeCommand } from './inspect.js';
+import { HELP, UsageError } from './usage.js';
+
+const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
+  generate: generateCommand,
+  tokenize: tokenizeCommand,
+  info: infoCommand,
+  doctor: doctorCommand,
+};
+
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    process.stdout.write(HELP);
+    return name === undefined ? 2 : 0;
+  }
+  const command = COMMANDS[name];
+  try {
+    if (!command) throw new UsageError(`unknown command ${JSON.stringify(name)}`);
+    if (rest.includes('--help') || rest.includes('-h')) {
+      process.stdout.write(HELP);
+      return 0;
+    }
+    return await command(rest);
+  } catch (err) {
+    if (err instanceof UsageError) {
+      process.stderr.write(`understudy: ${err.message}\nRun \`understudy --help\` for usage.\n`);
+      return 2;
+    }
+    if (err instanceof UnderstudyError) {
+      process.stderr.write(`understudy: error [${err.code}]: ${err.message}\n`);
+      return 1;
+    }
+    const message = err instanceof Error ? err.message : String(err);
+    process.stderr.write(`understudy: error [INTERNAL]: ${message}\n`);
+    return 1;
+  }
+}

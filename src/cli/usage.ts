@@ -1,0 +1,58 @@
+// Usage errors (exit code 2) and the help text of the `understudy` command.
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+
+export class UsageError extends Error {}
+
+export const HELP = `understudy — local LLM calls through llama.cpp, from Node.js
+
+Usage:
+  understudy generate --model PATH [options] PROMPT
+      Streams the continuation of PROMPT to stdout; statistics go to stderr.
+      --max-tokens N       tokens to generate (default 256)
+      --temperature T      0 = greedy (default 0.8)
+      --top-k K, --top-p P, --min-p P, --repeat-penalty R
+      --seed S             sampling seed (default random)
+      --stop TEXT          stop before TEXT (repeatable)
+      --context-size N     context size in tokens (default: model's, at most 4096)
+      --threads N          CPU threads (default: all cores)
+      --gpu-layers N|auto|max   layers to offload to the GPU (default auto)
+  understudy tokenize --model PATH [--vocab-only] [--no-special] [--parse-special] TEXT
+      Prints the token ids of TEXT as one JSON array.
+  understudy info --model PATH [--vocab-only]
+      Prints the model's metadata as JSON.
+  understudy doctor
+      Prints the backends, devices and build in use.
+
+Errors print "understudy: error [CODE]: message" and exit 1; usage errors exit 2.
+Set UNDERSTUDY_LOG_LEVEL=info to see llama.cpp's own log.
+`;
+
+type Options = NonNullable<ParseArgsConfig['options']>;
+
+export interface Parsed {
+  values: Record<string, string | boolean | (string | boolean)[] | undefined>;
+  positionals: string[];
+}
+
+/** parseArgs with its errors turned into usage errors. */
+export function parse(args: string[], options: Options): Parsed {
+  try {
+    return parseArgs({ args, options: { ...options, help: { type: 'boolean', short: 'h' } }, allowPositionals: true, strict: true });
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+}
+
+export function requireModel(value: unknown): string {
+  if (typeof value !== 'string' || value === '') throw new UsageError('--model PATH is required');
+  return value;
+}
+
+export function toNumber(value: unknown, flag: string, integer: boolean): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (value === '' || !Number.isFinite(n) || (integer && !Number.isInteger(n))) {
+    throw new UsageError(`${flag} expects ${integer ? 'an integer' : 'a number'}, got ${JSON.stringify(value)}`);
+  }
+  return n;
+}

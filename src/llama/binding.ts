@@ -1,0 +1,140 @@
+// Loads the native addon (a prebuild from prebuilds/ or the local cmake-js build,
+// found by node-gyp-build) once per thread, and describes its raw interface. Only
+// src/llama/ talks to it; everything above uses the typed classes.
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { UnderstudyError } from '../errors.js';
+
+export interface NativeAbortFlag {
+  abort(): void;
+  readonly aborted: boolean;
+}
+
+/** Fields marked `| null` are null for a vocab-only load, which has no weights. */
+export interface NativeModelInfo {
+  description: string | null;
+  architecture: string;
+  name: string;
+  parameters: number | null;
+  sizeBytes: number | null;
+  trainContextSize: number | null;
+  embeddingSize: number | null;
+  layers: number | null;
+  heads: number | null;
+  headsKv: number | null;
+  hasEncoder: boolean | null;
+  hasDecoder: boolean | null;
+  vocab: {
+    type: string;
+    size: number;
+    addBos: boolean;
+    addEos: boolean;
+    special: Record<'bos' | 'eos' | 'eot' | 'sep' | 'nl' | 'pad', number | null>;
+  };
+  chatTemplate: string | null;
+  metadata: Record<string, string>;
+}
+
+export interface NativeGenerationResult {
+  text: string;
+  tokens: Int32Array;
+  promptTokens: number;
+  reusedPromptTokens: number;
+  stopReason: 'eos' | 'stop' | 'maxTokens' | 'contextFull';
+  timings: { promptMs: number; firstTokenMs: number; generationMs: number; totalMs: number };
+}
+
+export interface NativeContextInfo {
+  contextSize: number;
+  sequenceContextSize: number;
+  batchSize: number;
+  microBatchSize: number;
+  sequences: number;
+  threads: number;
+  batchThreads: number;
+  cachedTokens: number;
+}
+
+export interface NativeContext {
+  generate(tokens: Int32Array, sampling: object, onText?: (text: string) => void, abort?: NativeAbortFlag): Promise<NativeGenerationResult>;
+  info(): NativeContextInfo;
+  clearCache(): void;
+  dispose(): void;
+  readonly disposed: boolean;
+}
+
+export interface NativeModel {
+  tokenize(text: string, addSpecial: boolean, parseSpecial: boolean): Int32Array;
+  detokenize(tokens: Int32Array, removeSpecial: boolean, unparseSpecial: boolean): string;
+  tokenPiece(token: number, special: boolean): Buffer;
+  info(): NativeModelInfo;
+  createContext(options: object): Promise<NativeContext>;
+  dispose(): void;
+  readonly disposed: boolean;
+}
+
+export interface NativeDevice {
+  name: string;
+  description: string;
+  type: 'cpu' | 'gpu' | 'igpu' | 'accel' | 'other';
+  backend: string;
+  memoryFree: number;
+  memoryTotal: number;
+}
+
+export interface NativeSystemInfo {
+  llamaCommit: string;
+  gpu: 'cpu' | 'cuda' | 'hip';
+  features: string;
+  supportsGpuOffload: boolean;
+  supportsMmap: boolean;
+  maxDevices: number;
+  backends: string[];
+  devices: NativeDevice[];
+}
+
+export interface NativeBinding {
+  AbortFlag: new () => NativeAbortFlag;
+  loadModel(path: string, options: object, onProgress?: (progress: number) => void, abort?: NativeAbortFlag): Promise<NativeModel>;
+  systemInfo(): NativeSystemInfo;
+  setLogLevel(level: number): void;
+}
+
+export const packageRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+let cached: NativeBinding | undefined;
+
+export function binding(): NativeBinding {
+  if (cached) return cached;
+  const require = createRequire(import.meta.url);
+  const load = require('node-gyp-build') as (dir: string) => NativeBinding;
+  try {
+    cached = load(packageRoot);
+  } catch (err) {
+    throw new UnderstudyError('BINDING_NOT_FOUND',
+      `no native build of Understudy for ${process.platform}-${process.arch} (Node-API): ` +
+      `build it with \`npm run build:native\` (needs cmake and a C++ compiler; ` +
+      `UNDERSTUDY_GPU=cuda or hip for a GPU build). ${(err as Error).message.split('\n')[0]}`, { cause: err });
+  }
+  const level = process.env.UNDERSTUDY_LOG_LEVEL;
+  if (level) cached.setLogLevel(logLevelNumber(level));
+  return cached;
+}
+
+const LOG_LEVELS = { debug: 1, info: 2, warn: 3, error: 4, none: 5 } as const;
+export type LogLevel = keyof typeof LOG_LEVELS;
+
+function logLevelNumber(level: string): number {
+  const n = LOG_LEVELS[level as LogLevel];
+  if (n === undefined) {
+    throw new UnderstudyError('INVALID_ARGUMENT',
+      `Expected one of ${Object.keys(LOG_LEVELS).join(', ')} for UNDERSTUDY_LOG_LEVEL but received ${JSON.stringify(level)}`);
+  }
+  return n;
+}
+
+/** Shows llama.cpp's own log lines at or above `level` on stderr (default: none). */
+export function setLogLevel(level: LogLevel): void {
+  binding().setLogLevel(logLevelNumber(level));
+}

@@ -1,0 +1,152 @@
+// Generation: one running (or queued) generation. It is an async iterable of text
+// chunks, and `result` settles with the whole completion. Native code delivers
+// text in coalesced chunks; a slow consumer gets bigger chunks, never a stall of
+// the generating thread.
+import { abortedError, fromNative, type UnderstudyError } from '../errors.js';
+import { binding, type NativeAbortFlag, type NativeContext, type NativeGenerationResult } from './binding.js';
+import type { ParsedGenerateOptions } from './sampling.js';
+
+export type StopReason = 'eos' | 'stop' | 'maxTokens' | 'contextFull';
+
+export interface Completion {
+  text: string;
+  /** The generated token ids (end-of-generation tokens excluded). */
+  tokens: number[];
+  stopReason: StopReason;
+  usage: { promptTokens: number; completionTokens: number; totalTokens: number };
+  /** Prompt tokens that were already in the context's cache and not evaluated again. */
+  reusedPromptTokens: number;
+  timings: {
+    promptMs: number;
+    firstTokenMs: number;
+    generationMs: number;
+    totalMs: number;
+    promptTokensPerSecond: number;
+    generationTokensPerSecond: number;
+  };
+}
+
+export class Generation implements AsyncIterable<string> {
+  readonly result: Promise<Completion>;
+  #resolve!: (c: Completion) => void;
+  #reject!: (e: UnderstudyError) => void;
+  #tokens: Int32Array;
+  #options: ParsedGenerateOptions;
+  #stream: boolean;
+  #site: Error;
+  #flag: NativeAbortFlag | undefined;
+  #aborted = false;
+  #chunks: string[] = [];
+  #wake: (() => void) | undefined;
+  #settled = false;
+  #error: UnderstudyError | undefined;
+  #iterating = false;
+
+  /** @internal Use context.generate(). */
+  constructor(tokens: Int32Array, options: ParsedGenerateOptions, stream: boolean, site: Error) {
+    this.#tokens = tokens;
+    this.#options = options;
+    this.#stream = stream;
+    this.#site = site;
+    this.result = new Promise<Completion>((resolve, reject) => {
+      this.#resolve = resolve;
+      this.#reject = reject;
+    });
+    // A streaming caller learns of failure from the iterator; `result` must not
+    // also raise an unhandled rejection when they never look at it.
+    if (stream) this.result.catch(() => undefined);
+    const signal = options.signal;
+    if (signal) {
+      if (signal.aborted) this.abort();
+      else signal.addEventListener('abort', () => this.abort(), { once: true });
+    }
+  }
+
+  /** Stops the generation; the iterator and `result` fail with ABORTED. */
+  abort(): void {
+    this.#aborted = true;
+    this.#flag?.abort();
+  }
+
+  async *[Symbol.asyncIterator](): AsyncIterator<string> {
+    if (this.#iterating) throw new Error('a generation can be iterated only once');
+    this.#iterating = true;
+    try {
+      for (;;) {
+        if (this.#chunks.length > 0) {
+          yield this.#chunks.splice(0).join('');
+          continue;
+        }
+        if (this.#settled) {
+          if (this.#error) throw this.#error;
+          return;
+        }
+        await new Promise<void>((wake) => (this.#wake = wake));
+      }
+    } finally {
+      // Leaving the loop early (break, return, throw) ends the generation.
+      if (!this.#settled) this.abort();
+    }
+  }
+
+  /** @internal Runs on the context's queue. */
+  async _run(native: NativeContext): Promise<void> {
+    if (this.#aborted) return this._fail(abortedError('generation'));
+    this.#flag = new (binding().AbortFlag)();
+    if (this.#aborted) this.#flag.abort();
+    const onText = this.#stream ? (text: string) => this.#push(text) : undefined;
+    try {
+      const r = await native.generate(this.#tokens, this.#options.sampling, onText, this.#flag);
+      this.#settle(undefined, toCompletion(r));
+    } catch (err) {
+      this.#settle(fromNative(err, this.#site));
+    }
+  }
+
+  /** @internal */
+  _fail(error: UnderstudyError): void {
+    this.#settle(error);
+  }
+
+  #push(text: string): void {
+    this.#chunks.push(text);
+    this.#wakeUp();
+  }
+
+  #settle(error: UnderstudyError | undefined, completion?: Completion): void {
+    if (this.#settled) return;
+    this.#settled = true;
+    this.#error = error;
+    if (error) this.#reject(error);
+    else this.#resolve(completion!);
+    this.#wakeUp();
+  }
+
+  #wakeUp(): void {
+    const wake = this.#wake;
+    this.#wake = undefined;
+    wake?.();
+  }
+}
+
+function perSecond(count: number, ms: number): number {
+  return ms > 0 ? (count * 1000) / ms : 0;
+}
+
+function toCompletion(r: NativeGenerationResult): Completion {
+  const completionTokens = r.tokens.length;
+  const evaluated = r.promptTokens - r.reusedPromptTokens;
+  return {
+    text: r.text,
+    tokens: Array.from(r.tokens),
+    stopReason: r.stopReason,
+    usage: { promptTokens: r.promptTokens, completionTokens, totalTokens: r.promptTokens + completionTokens },
+    reusedPromptTokens: r.reusedPromptTokens,
+    timings: {
+      ...r.timings,
+      promptTokensPerSecond: perSecond(evaluated, r.timings.promptMs),
+      // The first token comes from the prompt's logits; each later one costs a decode.
+      generationTokensPerSecond: perSecond(Math.max(0, completionTokens - 1), r.timings.generationMs),
+    },
+  };
+}

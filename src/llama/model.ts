@@ -1,0 +1,164 @@
+// Model: the typed face of native/model.cpp. loadModel() checks the file, picks
+// the GPU layers, loads on a worker thread with progress and abort, and returns a
+// Model whose memory dispose() frees at once.
+import { UnderstudyError, abortedError, callNative, disposedError, fromNative } from '../errors.js';
+import * as v from '../validate.js';
+import { binding, type NativeModel, type NativeModelInfo } from './binding.js';
+import { Context, type ContextOptions } from './context.js';
+import { checkModelFile } from './model-file.js';
+import { resolveGpuLayers, type GpuLayers } from './system.js';
+
+export interface LoadModelOptions {
+  /** Layers to offload to the GPU: a number, 'max' for all, or 'auto' (default): all that fit. */
+  gpuLayers?: GpuLayers;
+  /** Map the file instead of reading it into memory (default true). */
+  mmap?: boolean;
+  /** Load only the vocabulary: enough to tokenize, nothing to generate with. */
+  vocabOnly?: boolean;
+  /** Called with load progress between 0 and 1. */
+  onProgress?: (progress: number) => void;
+  signal?: AbortSignal;
+}
+
+export interface ModelInfo extends NativeModelInfo {
+  path: string;
+  fileSize: number;
+  vocabOnly: boolean;
+  gpuLayers: number;
+}
+
+export interface TokenizeOptions {
+  /** Add BOS/EOS as the model asks (default true). */
+  addSpecial?: boolean;
+  /** Read special-token text such as `<s>` as special tokens (default false). */
+  parseSpecial?: boolean;
+}
+
+export interface DetokenizeOptions {
+  /** Drop BOS/EOS that the model adds (default false). */
+  removeSpecial?: boolean;
+  /** Render special tokens as their text (default false). */
+  unparseSpecial?: boolean;
+}
+
+export async function loadModel(path: string, options?: LoadModelOptions): Promise<Model> {
+  const site = new Error();
+  v.nonEmptyString(path, 'path');
+  const o = v.options(options);
+  const vocabOnly = v.boolean(o.vocabOnly, 'vocabOnly', false);
+  const mmap = v.boolean(o.mmap, 'mmap', true);
+  const onProgress = v.fn<(p: number) => void>(o.onProgress, 'onProgress');
+  const signal = v.abortSignal(o.signal);
+  if (o.gpuLayers !== undefined && o.gpuLayers !== 'auto' && o.gpuLayers !== 'max') {
+    v.integer(o.gpuLayers, 'gpuLayers', 0, 0);
+  }
+  const { size } = await checkModelFile(path);
+  const gpuLayers = vocabOnly ? 0 : await resolveGpuLayers(o.gpuLayers ?? 'auto', path, size);
+  if (signal?.aborted) throw abortedError('model load');
+  const native = binding();
+  const flag = new native.AbortFlag();
+  const onAbort = () => flag.abort();
+  signal?.addEventListener('abort', onAbort, { once: true });
+  try {
+    const handle = await callNative(native.loadModel(path, { gpuLayers, vocabOnly, mmap }, onProgress, flag), site);
+    return new Model(handle, path, size, vocabOnly, gpuLayers);
+  } finally {
+    signal?.removeEventListener('abort', onAbort);
+  }
+}
+
+export class Model {
+  readonly path: string;
+  #native: NativeModel | undefined;
+  #info: ModelInfo;
+  #contexts = new Set<Context>();
+
+  /** @internal Use loadModel(). */
+  constructor(native: NativeModel, path: string, fileSize: number, vocabOnly: boolean, gpuLayers: number) {
+    this.#native = native;
+    this.path = path;
+    this.#info = { ...native.info(), path, fileSize, vocabOnly, gpuLayers };
+  }
+
+  get info(): ModelInfo {
+    return this.#info;
+  }
+
+  get disposed(): boolean {
+    return this.#native === undefined;
+  }
+
+  tokenize(text: string, options?: TokenizeOptions): number[] {
+    v.string(text, 'text');
+    const o = v.options(options);
+    const addSpecial = v.boolean(o.addSpecial, 'addSpecial', true);
+    const parseSpecial = v.boolean(o.parseSpecial, 'parseSpecial', false);
+    return Array.from(this.#call(() => this.#live().tokenize(text, addSpecial, parseSpecial)));
+  }
+
+  detokenize(tokens: ArrayLike<number>, options?: DetokenizeOptions): string {
+    const o = v.options(options);
+    return this.#call(() => this.#live().detokenize(toTokenArray(tokens, 'tokens'),
+      v.boolean(o.removeSpecial, 'removeSpecial', false), v.boolean(o.unparseSpecial, 'unparseSpecial', false)));
+  }
+
+  /** The bytes one token renders to: possibly part of a UTF-8 character. */
+  tokenPiece(token: number, options?: { special?: boolean }): Uint8Array {
+    v.integer(token, 'token', 0, 0);
+    const o = v.options(options);
+    return this.#call(() => new Uint8Array(this.#live().tokenPiece(token, v.boolean(o.special, 'special', false))));
+  }
+
+  async createContext(options?: ContextOptions): Promise<Context> {
+    const site = new Error();
+    if (this.#info.vocabOnly) {
+      throw new UnderstudyError('INVALID_ARGUMENT', 'this model was loaded with vocabOnly: it can tokenize but not generate; load it without vocabOnly to create a context');
+    }
+    const parsed = Context.parseOptions(options, this.#info.trainContextSize ?? 0);
+    const native = await callNative(this.#live().createContext(parsed), site);
+    const context = new Context(this, native, () => this.#contexts.delete(context));
+    this.#contexts.add(context);
+    return context;
+  }
+
+  /** Frees the model and every context made from it, now rather than at GC. */
+  dispose(): void {
+    for (const context of [...this.#contexts]) context.dispose();
+    this.#native?.dispose();
+    this.#native = undefined;
+  }
+
+  [Symbol.dispose](): void {
+    this.dispose();
+  }
+
+  /** @internal */
+  _native(): NativeModel {
+    return this.#live();
+  }
+
+  #live(): NativeModel {
+    if (!this.#native) throw disposedError('model');
+    return this.#native;
+  }
+
+  #call<T>(fn: () => T): T {
+    try {
+      return fn();
+    } catch (err) {
+      throw fromNative(err);
+    }
+  }
+}
+
+export function toTokenArray(tokens: ArrayLike<number>, name: string): Int32Array {
+  if (tokens instanceof Int32Array) return tokens;
+  if (!Array.isArray(tokens) && !ArrayBuffer.isView(tokens)) v.fail('array of token ids', name, tokens);
+  const out = new Int32Array(tokens.length);
+  for (let i = 0; i < tokens.length; i++) {
+    const t = tokens[i];
+    if (!Number.isInteger(t) || t < 0 || t > 2 ** 31 - 1) v.fail('array of token ids', `${name}[${i}]`, t);
+    out[i] = t;
+  }
+  return out;
+}
