@@ -8,6 +8,7 @@
 #include "log.h"
 #include "model.h"
 #include "system.h"
+#include "testing.h"
 
 namespace understudy {
 namespace {
@@ -40,6 +41,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("loadModel", Napi::Function::New<Model::Load>(env, "loadModel"));
   exports.Set("systemInfo", Napi::Function::New<SystemInfo>(env, "systemInfo"));
   exports.Set("setLogLevel", Napi::Function::New<SetLogLevel>(env, "setLogLevel"));
+  Napi::Object testing = Napi::Object::New(env);
+  testing.Set("textStreamChunks", Napi::Function::New<TextStreamChunks>(env, "textStreamChunks"));
+  exports.Set("testing", testing);
   return exports;
 }
 

@@ -28,7 +28,7 @@ const stamp = join(target, '.understudy-source.json');
 // benchmark run, and vocabularies that llama.cpp's own tokenizer test does not use.
 const DROP = [
   '.git', '.github', '.devops', 'docs', 'media', 'gguf-py', 'benches', 'conversion', 'pocs',
-  'tests', 'grammars', 'prompts', 'requirements', 'licenses', 'app', 'scripts',
+  'grammars', 'prompts', 'requirements', 'licenses', 'app', 'scripts',
   ...['cann', 'hexagon', 'sycl', 'opencl', 'vulkan', 'webgpu', 'openvino', 'et', 'zdnn',
     'zendnn', 'virtgpu', 'rpc', 'musa'].map((b) => `ggml/src/ggml-${b}`),
   'models/ggml-vocab-aquila.gguf', 'models/ggml-vocab-baichuan.gguf',
@@ -36,6 +36,9 @@ const DROP = [
 ];
 const KEEP_TOOLS = new Set(['CMakeLists.txt', 'llama-bench', 'batched-bench', 'quantize']);
 const KEEP_EXAMPLES = new Set(['simple']);
+// tests/CMakeLists.txt stays: it names the vocabularies llama.cpp's own tokenizer
+// test runs on, which our tokenizer test reads.
+const KEEP_TESTS = new Set(['CMakeLists.txt']);
 
 function log(msg) {
   process.stderr.write(`[fetch-llama] ${msg}\n`);
@@ -57,7 +60,7 @@ function alreadyThere() {
 
 function trim(dir) {
   for (const p of DROP) rmSync(join(dir, p), { recursive: true, force: true });
-  for (const [sub, keep] of [['tools', KEEP_TOOLS], ['examples', KEEP_EXAMPLES]]) {
+  for (const [sub, keep] of [['tools', KEEP_TOOLS], ['examples', KEEP_EXAMPLES], ['tests', KEEP_TESTS]]) {
     for (const name of readdirSync(join(dir, sub))) {
       if (!keep.has(name)) rmSync(join(dir, sub, name), { recursive: true, force: true });
     }

@@ -99,6 +99,10 @@ export interface NativeBinding {
   loadModel(path: string, options: object, onProgress?: (progress: number) => void, abort?: NativeAbortFlag): Promise<NativeModel>;
   systemInfo(): NativeSystemInfo;
   setLogLevel(level: number): void;
+  /** Hooks for the tests only. */
+  testing: {
+    textStreamChunks(pieces: Uint8Array[], stops: string[]): { chunks: string[]; stopped: boolean };
+  };
 }
 
 export const packageRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');

@@ -106,6 +106,12 @@ export class Context {
     const tokens = typeof prompt === 'string'
       ? new Int32Array(this.model.tokenize(prompt, { addSpecial: parsed.addSpecial, parseSpecial: parsed.parseSpecial }))
       : toTokenArray(prompt, 'prompt');
+    const vocabSize = this.model.info.vocab.size;
+    const outside = tokens.findIndex((t) => t >= vocabSize);
+    if (outside >= 0) {
+      throw new UnderstudyError('INVALID_ARGUMENT',
+        `prompt token ${tokens[outside]} at index ${outside} is outside the vocabulary (0..${vocabSize - 1})`);
+    }
     if (tokens.length === 0) {
       throw new UnderstudyError('INVALID_ARGUMENT', 'the prompt is empty: give at least one token (a string prompt gets BOS when the model uses one)');
     }

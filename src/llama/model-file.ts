@@ -16,13 +16,13 @@ export async function checkModelFile(path: string): Promise<{ size: number }> {
     throw new UnderstudyError('MODEL_NOT_FOUND', `cannot read model file ${path}: ${(err as Error).message}`);
   }
   if (!info.isFile()) throw new UnderstudyError('MODEL_NOT_FOUND', `model path is not a file: ${path}`);
-  const head = Buffer.alloc(8);
+  const head = Buffer.alloc(16);
   const fh = await open(path, 'r').catch((err: Error) => {
     throw new UnderstudyError('MODEL_NOT_FOUND', `cannot open model file ${path}: ${err.message}`);
   });
   try {
-    const { bytesRead } = await fh.read(head, 0, 8, 0);
-    if (bytesRead < 8 || head.toString('latin1', 0, 4) !== 'GGUF') {
+    const { bytesRead } = await fh.read(head, 0, head.length, 0);
+    if (bytesRead < 4 || head.toString('latin1', 0, 4) !== 'GGUF') {
       throw new UnderstudyError('INVALID_MODEL_FILE',
         `not a GGUF model file: ${path} (it starts with ${JSON.stringify(head.subarray(0, bytesRead).toString('latin1'))}, expected "GGUF")`);
     }

@@ -1,0 +1,129 @@
+// llama.cpp's reference tools (llama-bench, llama-batched-bench, llama-quantize),
+// built from the same vendored tree as our addon: finding them and running
+// llama-bench with the settings our side uses.
+import { spawn } from 'node:child_process';
+import { accessSync, constants } from 'node:fs';
+import { join } from 'node:path';
+import { repoRoot } from './models.js';
+import type { Stat } from './report.js';
+
+export interface ReferenceTools {
+  /** Where they were found. */
+  dir: string;
+  llamaBench: string;
+  batchedBench?: string;
+  quantize?: string;
+}
+
+// Where a binary can lie under a tools directory: flat, in the folder cmake gives
+// it (tools/<subdir>/<name>), or in a bin/ folder (llama.cpp's standalone build).
+const LAYOUT: Record<'llamaBench' | 'batchedBench' | 'quantize', { name: string; subdir: string }> = {
+  llamaBench: { name: 'llama-bench', subdir: 'llama-bench' },
+  batchedBench: { name: 'llama-batched-bench', subdir: 'batched-bench' },
+  quantize: { name: 'llama-quantize', subdir: 'quantize' },
+};
+
+function executable(path: string): boolean {
+  try {
+    accessSync(path, constants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function findIn(dir: string, tool: keyof typeof LAYOUT): string | undefined {
+  const { name, subdir } = LAYOUT[tool];
+  const exe = process.platform === 'win32' ? `${name}.exe` : name;
+  return [join(dir, exe), join(dir, subdir, exe), join(dir, 'bin', exe), join(dir, subdir, 'Release', exe)].find(executable);
+}
+
+/** The tool directories searched, in order. */
+export function toolDirs(): string[] {
+  const dirs: string[] = [];
+  if (process.env.UNDERSTUDY_TOOLS_DIR) dirs.push(process.env.UNDERSTUDY_TOOLS_DIR);
+  dirs.push(join(repoRoot, 'build', 'tools'), join(repoRoot, 'build-bench', 'tools'));
+  return dirs;
+}
+
+/** The first directory that holds llama-bench, with whatever else it holds; undefined when none does. */
+export function findReferenceTools(): ReferenceTools | undefined {
+  for (const dir of toolDirs()) {
+    const llamaBench = findIn(dir, 'llamaBench');
+    if (llamaBench) return { dir, llamaBench, batchedBench: findIn(dir, 'batchedBench'), quantize: findIn(dir, 'quantize') };
+  }
+  return undefined;
+}
+
+export interface LlamaBenchResult {
+  pp: Stat;
+  tg: Stat;
+  args: string[];
+  seconds: number;
+  /** What llama-bench says about itself and the run (from its pp row). */
+  info: Record<string, unknown>;
+  /** Its JSON rows, whole. */
+  rows: Record<string, unknown>[];
+}
+
+export interface LlamaBenchOptions {
+  threads: number;
+  reps: number;
+  gpu: boolean;
+  nPrompt: number;
+  nGen: number;
+  batchSize: number;
+}
+
+export function llamaBenchArgs(model: string, o: LlamaBenchOptions): string[] {
+  return [
+    '-m', model, '-t', String(o.threads), '-p', String(o.nPrompt), '-n', String(o.nGen),
+    '-b', String(o.batchSize), '-ub', String(o.batchSize), '-r', String(o.reps),
+    '-ngl', o.gpu ? '99' : '0', '-o', 'json',
+  ];
+}
+
+function run(cmd: string, args: string[]): Promise<{ code: number | null; signal: string | null; stdout: string; stderr: string }> {
+  return new Promise((resolvePromise, reject) => {
+    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    child.on('error', reject);
+    child.on('close', (code, signal) => resolvePromise({ code, signal, stdout, stderr }));
+  });
+}
+
+function stat(row: Record<string, unknown>): Stat {
+  const samples = Array.isArray(row.samples_ts) ? (row.samples_ts as number[]) : [];
+  return { mean: Number(row.avg_ts), stddev: Number(row.stddev_ts), samples };
+}
+
+const INFO_FIELDS = [
+  'build_commit', 'build_number', 'cpu_info', 'gpu_info', 'backends', 'model_type', 'model_size', 'model_n_params',
+  'n_batch', 'n_ubatch', 'n_threads', 'n_gpu_layers', 'flash_attn', 'type_k', 'type_v', 'poll', 'use_mmap',
+];
+
+/** Runs llama-bench once for pp and tg and returns its figures (tokens/s). */
+export async function runLlamaBench(tool: string, model: string, o: LlamaBenchOptions): Promise<LlamaBenchResult> {
+  const args = llamaBenchArgs(model, o);
+  const started = performance.now();
+  const r = await run(tool, args);
+  const seconds = (performance.now() - started) / 1000;
+  if (r.code !== 0) {
+    throw new Error(`llama-bench failed (${r.code ?? r.signal}): ${tool} ${args.join(' ')}\n${r.stderr.slice(-2000)}`);
+  }
+  let rows: Record<string, unknown>[];
+  try {
+    // It prints one JSON array on stdout; anything before '[' would be stray log text.
+    rows = JSON.parse(r.stdout.slice(r.stdout.indexOf('['))) as Record<string, unknown>[];
+  } catch (err) {
+    throw new Error(`llama-bench printed no JSON we could read (${(err as Error).message}):\n${r.stdout.slice(0, 1000)}`);
+  }
+  const pp = rows.find((x) => Number(x.n_prompt) === o.nPrompt && Number(x.n_gen) === 0);
+  const tg = rows.find((x) => Number(x.n_gen) === o.nGen && Number(x.n_prompt) === 0);
+  if (!pp || !tg) throw new Error(`llama-bench's JSON lacks the pp${o.nPrompt} or tg${o.nGen} row:\n${r.stdout.slice(0, 1000)}`);
+  const info = Object.fromEntries(INFO_FIELDS.filter((k) => k in pp).map((k) => [k, pp[k]]));
+  return { pp: stat(pp), tg: stat(tg), args, seconds, info, rows };
+}

@@ -1,0 +1,6 @@
+#pragma once
+#include <napi.h>
+
+namespace understudy {
+Napi::Value TextStreamChunks(const Napi::CallbackInfo& info);
+}

@@ -1,0 +1,80 @@
+// The `understudy` command's contract: generate prints exactly llama-simple's
+// continuation; tokenize prints one JSON array; info and doctor print JSON; a
+// failure prints "understudy: error [CODE]: message" and exits 1, a usage error
+// exits 2, and nothing ends in a signal.
+import { writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { cli, llamaSimpleContinuation, run, storiesModel } from './helpers.js';
+
+const understudy = (...args: string[]) => run(process.execPath, [cli, ...args]);
+
+test('generate prints the same continuation as llama-simple -n 40', async () => {
+  const prompt = 'Once upon a time';
+  const [ours, reference] = await Promise.all([
+    understudy('generate', '--model', storiesModel, '--max-tokens', '40', '--temperature', '0', prompt),
+    llamaSimpleContinuation(storiesModel, prompt, 40),
+  ]);
+  assert.is(ours.code, 0, ours.stderr);
+  // llama-simple: "<s>" + " Once upon a time" + continuation + "\n"
+  assert.is(reference, `<s> ${prompt}${ours.stdout}\n`);
+  assert.match(ours.stderr, /generated 40 tokens .* stop: maxTokens/);
+});
+
+test('tokenize prints the ids as one JSON array', async () => {
+  const r = await understudy('tokenize', '--model', storiesModel, '--vocab-only', 'Hello world');
+  assert.is(r.code, 0, r.stderr);
+  const ids = JSON.parse(r.stdout);
+  assert.ok(Array.isArray(ids) && ids[0] === 1 && ids.length > 2);
+  const plain = JSON.parse((await understudy('tokenize', '--model', storiesModel, '--no-special', 'Hello world')).stdout);
+  assert.equal(plain, ids.slice(1));
+});
+
+test('info prints the metadata as JSON', async () => {
+  const r = await understudy('info', '--model', storiesModel);
+  assert.is(r.code, 0, r.stderr);
+  const info = JSON.parse(r.stdout);
+  assert.is(info.architecture, 'llama');
+  assert.is(info.metadata['llama.block_count'], '5');
+});
+
+test('doctor prints the backends, devices and build', async () => {
+  const r = await understudy('doctor');
+  assert.is(r.code, 0, r.stderr);
+  const d = JSON.parse(r.stdout);
+  assert.ok(d.backends.includes('CPU'));
+  assert.ok(d.devices.some((x: { type: string }) => x.type === 'cpu'));
+  assert.match(d.llamaCommit, /^[0-9a-f]{40}$/);
+});
+
+const notGguf = join(tmpdir(), `understudy-cli-${process.pid}.gguf`);
+writeFileSync(notGguf, 'not a model');
+
+const FAILURES: Array<[string, string[], string]> = [
+  ['a missing model', ['generate', '--model', '/nonexistent/model.gguf', 'hi'], 'MODEL_NOT_FOUND'],
+  ['a file that is not GGUF', ['info', '--model', notGguf], 'INVALID_MODEL_FILE'],
+  ['a prompt longer than the context', ['generate', '--model', storiesModel, '--context-size', '256', 'Once upon a time there was a big dog. '.repeat(60)], 'CONTEXT_OVERFLOW'],
+  ['a bad option value', ['generate', '--model', storiesModel, '--temperature=-3', 'hi'], 'INVALID_ARGUMENT'],
+];
+
+for (const [what, args, code] of FAILURES) {
+  test(`${what}: exit 1 and error [${code}]`, async () => {
+    const r = await understudy(...args);
+    assert.is(r.signal, null);
+    assert.is(r.code, 1, r.stderr);
+    assert.match(r.stderr, new RegExp(`^understudy: error \\[${code}\\]: .+`));
+    assert.is(r.stdout, '');
+  });
+}
+
+test('usage errors exit 2', async () => {
+  for (const args of [[], ['frobnicate'], ['generate', 'hi'], ['generate', '--model', storiesModel], ['generate', '--model', storiesModel, '--max-tokens', 'ten', 'hi'], ['tokenize', '--bogus']]) {
+    const r = await understudy(...args);
+    assert.is(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
+    assert.is(r.signal, null);
+  }
+});
+
+test.run();

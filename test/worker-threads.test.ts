@@ -1,0 +1,51 @@
+// The addon works in worker threads: each has its own addon state, loads and
+// generates on its own, and a worker that ends (even with a model still loaded)
+// leaves the process healthy.
+import { Worker } from 'node:worker_threads';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { loadModel } from '../src/index.js';
+import { storiesModel, within } from './helpers.js';
+
+const WORKER = `
+  import { workerData, parentPort } from 'node:worker_threads';
+  const { loadModel } = await import(workerData.entry);
+  const model = await loadModel(workerData.model);
+  const ctx = await model.createContext({ contextSize: 128, threads: 1 });
+  const r = await ctx.complete('Once upon a time', { maxTokens: 16, temperature: 0 });
+  if (workerData.dispose) model.dispose();
+  parentPort.postMessage(r.text);
+`;
+
+function runWorker(dispose: boolean): Promise<string> {
+  // The compiled package, as a user's worker would import it (the test runner
+  // compiles it first).
+  const entry = new URL('../dist/index.js', import.meta.url).href;
+  const worker = new Worker(new URL(`data:text/javascript,${encodeURIComponent(WORKER)}`), {
+    workerData: { entry, model: storiesModel, dispose },
+  });
+  return new Promise((resolve, reject) => {
+    let text: string | undefined;
+    worker.on('message', (m) => (text = m));
+    worker.on('error', reject);
+    worker.on('exit', (code) => (code === 0 && text !== undefined ? resolve(text) : reject(new Error(`worker exited with ${code}`))));
+  });
+}
+
+test('two workers at once give the same text as the main thread', async () => {
+  const model = await within(loadModel(storiesModel));
+  const ctx = await within(model.createContext({ contextSize: 128, threads: 1 }));
+  const expected = (await within(ctx.complete('Once upon a time', { maxTokens: 16, temperature: 0 }))).text;
+  model.dispose();
+  const texts = await within(Promise.all([runWorker(true), runWorker(false)]), 120_000);
+  assert.equal(texts, [expected, expected]);
+});
+
+test('the main thread still works after workers have come and gone', async () => {
+  await within(runWorker(false), 120_000);
+  const model = await within(loadModel(storiesModel));
+  assert.is(model.tokenize('hi').length > 0, true);
+  model.dispose();
+});
+
+test.run();
