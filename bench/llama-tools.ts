@@ -2,7 +2,7 @@
 // built from the same vendored tree as our addon: finding them and running
 // llama-bench with the settings our side uses.
 import { spawn } from 'node:child_process';
-import { accessSync, constants } from 'node:fs';
+import { accessSync, constants, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { repoRoot } from './models.js';
 import type { Stat } from './report.js';
@@ -26,7 +26,7 @@ const LAYOUT: Record<'llamaBench' | 'batchedBench' | 'quantize', { name: string;
 function executable(path: string): boolean {
   try {
     accessSync(path, constants.X_OK);
-    return true;
+    return statSync(path).isFile();
   } catch {
     return false;
   }

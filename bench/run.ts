@@ -66,6 +66,18 @@ function loadavg(): number[] {
   return os.loadavg().map((x) => Math.round(x * 100) / 100);
 }
 
+/** Share of all cores busy over the next second (0-1): other work skews every figure. */
+async function cpuBusy(): Promise<number> {
+  const sum = () => os.cpus().reduce((a, c) => {
+    const t = c.times;
+    return { busy: a.busy + t.user + t.nice + t.sys + t.irq, total: a.total + t.user + t.nice + t.sys + t.irq + t.idle };
+  }, { busy: 0, total: 0 });
+  const a = sum();
+  await new Promise((r) => setTimeout(r, 1000));
+  const b = sum();
+  return b.total > a.total ? (b.busy - a.busy) / (b.total - a.total) : 0;
+}
+
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
@@ -98,8 +110,9 @@ async function main(): Promise<void> {
   const oursOptions: OursOptions = { threads, reps, gpu, ...shape, contextSize: 1024 };
   const loadStart = loadavg();
   log(`bench: ${models.map((m) => m.label).join(', ')}; threads ${threads}, reps ${reps}${gpu ? ', GPU' : ''}; llama-bench: ${tools.llamaBench}`);
-  if (loadStart[0]! > 0.5 * os.availableParallelism()) {
-    log(`bench: warning: load average is ${loadStart.join(' ')} on ${os.availableParallelism()} cores; figures will be noisy`);
+  const busyStart = await cpuBusy();
+  if (busyStart > 0.15) {
+    log(`bench: warning: the CPUs are ${(busyStart * 100).toFixed(0)}% busy with other work; figures will be noisy (stop it and run again)`);
   }
 
   const rows: ComparisonRow[] = [];
@@ -136,7 +149,7 @@ async function main(): Promise<void> {
       hostname: os.hostname(), cpu: cpus[0]?.model ?? 'unknown', cores: cpus.length, availableParallelism: os.availableParallelism(),
       os: `${os.type()} ${os.release()}`, platform: process.platform, arch: process.arch, totalMemoryMb: Math.round(os.totalmem() / 2 ** 20),
       node: process.version, features: results[0]?.ours.system.features, devices: results[0]?.ours.system.devices,
-      loadavgStart: loadStart, loadavgEnd: loadavg(),
+      loadavgStart: loadStart, loadavgEnd: loadavg(), cpuBusyAtStart: Math.round(busyStart * 1000) / 1000,
     },
     git: { commit: git(['rev-parse', 'HEAD']), dirty: (git(['status', '--porcelain']) ?? '') !== '' },
     llamaCpp: { commit: source?.commit ?? null, source: source?.package ?? null, llamaBenchBuildCommit: results[0]?.llamaBench.info.build_commit ?? null },

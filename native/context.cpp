@@ -1,14 +1,13 @@
 #include "context.h"
 #include "addon-state.h"
 #include "args.h"
+#include "native-construct.h"
 #include "generation.h"
 #include "log.h"
 #include "promise-worker.h"
 
 namespace understudy {
 namespace {
-
-thread_local std::shared_ptr<ContextHandle>* t_wrapping = nullptr;
 
 // ggml asks between graph nodes whether to stop; this lets an abort or a
 // dispose() cut a long prompt short instead of waiting for it.
@@ -54,24 +53,11 @@ Napi::Function Context::Define(Napi::Env env) {
   });
 }
 
-Context::Context(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Context>(info) {
-  if (t_wrapping == nullptr) {
-    ThrowTypeError(info.Env(), "Context cannot be constructed directly: use model.createContext()");
-  }
-  handle_ = *t_wrapping;
-}
+Context::Context(const Napi::CallbackInfo& info)
+    : Napi::ObjectWrap<Context>(info), handle_(NativeConstruct<ContextHandle>::Take(info.Env(), "Context cannot be constructed directly: use model.createContext()")) {}
 
 Napi::Object Context::Wrap(Napi::Env env, std::shared_ptr<ContextHandle> handle) {
-  t_wrapping = &handle;
-  Napi::Object obj;
-  try {
-    obj = AddonState::Get(env).Class(AddonState::kContext).New({});
-  } catch (...) {
-    t_wrapping = nullptr;
-    throw;
-  }
-  t_wrapping = nullptr;
-  return obj;
+  return NativeConstruct<ContextHandle>::New(env, AddonState::kContext, std::move(handle));
 }
 
 std::shared_ptr<ContextHandle> Context::Handle(Napi::Env env) const {

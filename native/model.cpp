@@ -4,6 +4,7 @@
 #include <mutex>
 #include "addon-state.h"
 #include "args.h"
+#include "native-construct.h"
 #include "context.h"
 #include "js-signal.h"
 #include "log.h"
@@ -11,10 +12,6 @@
 
 namespace understudy {
 namespace {
-
-// Set while Model::Wrap constructs the JS object: a `new Model()` from JS finds
-// nothing here and is refused.
-thread_local std::shared_ptr<ModelHandle>* t_wrapping = nullptr;
 
 class LoadModelWorker : public PromiseWorker {
  public:
@@ -115,24 +112,11 @@ Napi::Function Model::Define(Napi::Env env) {
   });
 }
 
-Model::Model(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Model>(info) {
-  if (t_wrapping == nullptr) {
-    ThrowTypeError(info.Env(), "Model cannot be constructed directly: use loadModel()");
-  }
-  handle_ = *t_wrapping;
-}
+Model::Model(const Napi::CallbackInfo& info)
+    : Napi::ObjectWrap<Model>(info), handle_(NativeConstruct<ModelHandle>::Take(info.Env(), "Model cannot be constructed directly: use loadModel()")) {}
 
 Napi::Object Model::Wrap(Napi::Env env, std::shared_ptr<ModelHandle> handle) {
-  t_wrapping = &handle;
-  Napi::Object obj;
-  try {
-    obj = AddonState::Get(env).Class(AddonState::kModel).New({});
-  } catch (...) {
-    t_wrapping = nullptr;
-    throw;
-  }
-  t_wrapping = nullptr;
-  return obj;
+  return NativeConstruct<ModelHandle>::New(env, AddonState::kModel, std::move(handle));
 }
 
 std::shared_ptr<ModelHandle> Model::Handle(Napi::Env env) const {
