@@ -31,11 +31,24 @@ class CreateContextWorker : public PromiseWorker {
     if (!ctx) throw Failure("CONTEXT_CREATION_FAILED", "llama.cpp could not create the context" + (why.empty() ? "" : ": " + why));
     handle_ = std::make_shared<ContextHandle>(model_, ctx, static_cast<int32_t>(llama_n_batch(ctx)));
     llama_set_abort_callback(ctx, ShouldAbort, handle_.get());
+    AttachThreadpools();
   }
 
   Napi::Value Result(Napi::Env env) override { return Context::Wrap(env, handle_); }
 
  private:
+  void AttachThreadpools() {
+    ggml_threadpool_params params = ggml_threadpool_params_default(params_.n_threads);
+    handle_->threadpool = ggml_threadpool_new(&params);
+    if (!handle_->threadpool) throw Failure("CONTEXT_CREATION_FAILED", "could not start the CPU thread pool");
+    if (params_.n_threads_batch != params_.n_threads) {
+      ggml_threadpool_params batch = ggml_threadpool_params_default(params_.n_threads_batch);
+      handle_->threadpool_batch = ggml_threadpool_new(&batch);
+      if (!handle_->threadpool_batch) throw Failure("CONTEXT_CREATION_FAILED", "could not start the CPU thread pool");
+    }
+    llama_attach_threadpool(handle_->ctx, handle_->threadpool, handle_->threadpool_batch);
+  }
+
   std::shared_ptr<ModelHandle> model_;
   llama_context_params params_;
   std::shared_ptr<ContextHandle> handle_;

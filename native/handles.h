@@ -6,6 +6,7 @@
 #include <memory>
 #include <vector>
 #include "abort-flag.h"
+#include "ggml-cpu.h"
 #include "llama.h"
 
 namespace understudy {
@@ -36,11 +37,19 @@ struct ContextHandle {
   SharedFlag active_abort;
   std::atomic<bool> disposed{false};
 
+  // CPU threads that live as long as the context. Without them ggml starts and
+  // joins its threads for every decode, which costs more than the decode itself
+  // on small models (llama-bench attaches a pool the same way).
+  ggml_threadpool* threadpool = nullptr;
+  ggml_threadpool* threadpool_batch = nullptr;
+
   ContextHandle(std::shared_ptr<ModelHandle> m, llama_context* c, int32_t capacity)
       : model(std::move(m)), ctx(c), batch(llama_batch_init(capacity, 0, 1)), batch_capacity(capacity) {}
   ~ContextHandle() {
     llama_batch_free(batch);
     llama_free(ctx);
+    if (threadpool_batch) ggml_threadpool_free(threadpool_batch);
+    if (threadpool) ggml_threadpool_free(threadpool);
   }
   ContextHandle(const ContextHandle&) = delete;
   ContextHandle& operator=(const ContextHandle&) = delete;
