@@ -43,10 +43,21 @@ function table(header: string[], rows: string[][], rightAlign: boolean[]): strin
   return [line(header), rule, ...rows.map(line)].join('\n');
 }
 
+/** A figure whose runs spread by more than this share of the mean is flagged as noisy. */
+export const NOISY_CV = 0.05;
+
+export function noisy(r: ComparisonRow): boolean {
+  return r.llama.stddev > NOISY_CV * r.llama.mean || r.ours.stddev > NOISY_CV * r.ours.mean;
+}
+
+function verdict(r: ComparisonRow): string {
+  return `${r.ratio >= GOAL_RATIO ? 'ok' : `< ${GOAL_RATIO}`}${noisy(r) ? ' (noisy)' : ''}`;
+}
+
 export function comparisonTable(rows: ComparisonRow[]): string {
   return table(
     ['model', 'test', 'llama.cpp t/s', 'ours t/s', 'ours/llama.cpp', ''],
-    rows.map((r) => [r.model, r.test, fmt(r.llama), fmt(r.ours), r.ratio.toFixed(3), r.ratio >= GOAL_RATIO ? 'ok' : `< ${GOAL_RATIO}`]),
+    rows.map((r) => [r.model, r.test, fmt(r.llama), fmt(r.ours), r.ratio.toFixed(3), verdict(r)]),
     [false, false, true, true, true, false],
   );
 }

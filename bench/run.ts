@@ -10,7 +10,7 @@ import { parseArgs } from 'node:util';
 import { findReferenceTools, runLlamaBench, toolDirs, type LlamaBenchResult } from './llama-tools.js';
 import { parseModelList, repoRoot, resolveModels, type BenchModel } from './models.js';
 import { RESULT_PREFIX, type OursOptions, type OursResult } from './ours.js';
-import { compare, comparisonTable, extrasTable, GOAL_RATIO, writeResults, type ComparisonRow, type ExtraRow } from './report.js';
+import { compare, comparisonTable, extrasTable, GOAL_RATIO, noisy, NOISY_CV, writeResults, type ComparisonRow, type ExtraRow } from './report.js';
 
 const USAGE = `usage: npm run bench -- [options]
   --threads N     CPU threads for both sides (default: os.availableParallelism() = ${os.availableParallelism()})
@@ -139,6 +139,7 @@ async function main(): Promise<void> {
   const low = rows.filter((r) => r.ratio < GOAL_RATIO);
   console.log(low.length ? `below the ${GOAL_RATIO} goal: ${low.map((r) => `${r.model} ${r.test} (${r.ratio.toFixed(3)})`).join(', ')}`
     : `all ratios meet the ${GOAL_RATIO} goal`);
+  if (rows.some(noisy)) console.log(`(noisy): runs spread by more than ${NOISY_CV * 100}% of the mean; rerun on an idle machine, with more --reps`);
 
   const source = readJson(join(repoRoot, 'vendor', 'llama.cpp', '.understudy-source.json'));
   const cpus = os.cpus();
@@ -158,7 +159,7 @@ async function main(): Promise<void> {
       models: models.map(({ key, label, path, fileSize, source: from, description }) => ({ key, label, path, fileSize, source: from, description })),
       tools,
     },
-    table: rows.map((r) => ({ model: r.model, test: r.test, llamaCppTps: r.llama.mean, llamaCppStddev: r.llama.stddev, oursTps: r.ours.mean, oursStddev: r.ours.stddev, ratio: r.ratio })),
+    table: rows.map((r) => ({ model: r.model, test: r.test, llamaCppTps: r.llama.mean, llamaCppStddev: r.llama.stddev, oursTps: r.ours.mean, oursStddev: r.ours.stddev, ratio: r.ratio, noisy: noisy(r) })),
     results,
   });
   console.log(`wrote ${out}`);

@@ -12,6 +12,9 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
+// Tokens that come faster than this reach JS together (see JsSignal).
+constexpr std::chrono::microseconds kStreamInterval{2000};
+
 double MsSince(Clock::time_point t) {
   return std::chrono::duration<double, std::milli>(Clock::now() - t).count();
 }
@@ -38,7 +41,8 @@ class GenerateWorker : public PromiseWorker {
               text.swap(outbox->text);
             }
             if (!text.empty()) cb.Call({Napi::String::New(env, text)});
-          });
+          },
+          kStreamInterval);
     }
     h_->active_abort = abort_;
   }
