@@ -36,14 +36,29 @@ if (!['none', 'simple', 'all'].includes(tools)) {
 
 fetchLlama();
 const cmakeJs = join(root, 'node_modules', 'cmake-js', 'bin', 'cmake-js');
-const args = [cmakeJs, 'build', '--out', out, '--parallel', jobs, `--CDUNDERSTUDY_GPU=${gpu}`, `--CDUNDERSTUDY_TOOLS=${tools}`];
-if (cudaArch) args.push(`--CDCMAKE_CUDA_ARCHITECTURES=${cudaArch}`);
-if (process.env.UNDERSTUDY_NATIVE_ARCH === 'off') args.push('--CDGGML_NATIVE=OFF');
-console.error(`build-native: ${gpu} build, tools=${tools}, ${jobs} jobs`);
+const defines = [`--CDUNDERSTUDY_GPU=${gpu}`, `--CDUNDERSTUDY_TOOLS=${tools}`];
+if (cudaArch) defines.push(`--CDCMAKE_CUDA_ARCHITECTURES=${cudaArch}`);
+// Prebuilt binaries must run on other machines: no -march=native. On x64 they
+// target x86-64-v3 (AVX2, FMA, F16C, BMI2), which servers of the last decade have.
+if (process.env.UNDERSTUDY_NATIVE_ARCH === 'off') {
+  defines.push('--CDGGML_NATIVE=OFF');
+  if (process.arch === 'x64') {
+    for (const f of ['AVX', 'AVX2', 'FMA', 'F16C', 'BMI2']) defines.push(`--CDGGML_${f}=ON`);
+  }
+} else {
+  // Said every time: CMake's cache would otherwise keep a portable setting from
+  // an earlier prebuild in the same folder.
+  defines.push('--CDGGML_NATIVE=ON');
+}
+console.error(`build-native: ${gpu} build, tools=${tools}, ${jobs} jobs, into ${out}/`);
 const started = Date.now();
-const r = spawnSync(process.execPath, args, { cwd: root, stdio: 'inherit' });
-if (r.status !== 0) {
-  console.error(`build-native: the build failed (exit ${r.status ?? r.signal}); see the compiler output above`);
-  process.exit(1);
+// Configure every time: `cmake-js build` alone keeps an existing configuration
+// and would ignore changed options. With the cache in place it takes seconds.
+for (const step of [['configure', ...defines], ['build', '--parallel', jobs]]) {
+  const r = spawnSync(process.execPath, [cmakeJs, ...step, '--out', out], { cwd: root, stdio: 'inherit' });
+  if (r.status !== 0) {
+    console.error(`build-native: cmake-js ${step[0]} failed (exit ${r.status ?? r.signal}); see the output above`);
+    process.exit(1);
+  }
 }
 console.error(`build-native: done in ${((Date.now() - started) / 1000).toFixed(0)} s`);

@@ -2,6 +2,7 @@
 // continuation; tokenize prints one JSON array; info and doctor print JSON; a
 // failure prints "understudy: error [CODE]: message" and exits 1, a usage error
 // exits 2, and nothing ends in a signal.
+import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -68,6 +69,23 @@ for (const [what, args, code] of FAILURES) {
     assert.is(r.stdout, '');
   });
 }
+
+test('Ctrl-C stops a generation: what was generated stays, exit 130', async () => {
+  const child = spawn(process.execPath, [cli, 'generate', '--model', storiesModel, '--max-tokens', '1000000',
+    '--context-size', '2048', '--ignore-eos', '--temperature', '1', '--seed', '3', 'Once'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stderr.on('data', (d) => (stderr += d));
+  child.stdout.on('data', (d) => {
+    stdout += d;
+    if (stdout.length > 0) child.kill('SIGINT');
+  });
+  const [code, signal] = await new Promise<[number | null, string | null]>((resolve) => child.on('close', (c, s) => resolve([c, s])));
+  assert.is(signal, null);
+  assert.is(code, 130, stderr);
+  assert.ok(stdout.length > 0);
+  assert.match(stderr, /interrupted/);
+});
 
 test('usage errors exit 2', async () => {
   for (const args of [[], ['frobnicate'], ['generate', 'hi'], ['generate', '--model', storiesModel], ['generate', '--model', storiesModel, '--max-tokens', 'ten', 'hi'], ['tokenize', '--bogus']]) {

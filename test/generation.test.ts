@@ -1,5 +1,6 @@
 // Streaming and completion: chunks add up to the text, sampling options behave,
 // stop strings, limits, prefix reuse, queueing, abort.
+import { getEventListeners } from 'node:events';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { loadModel, type Context, type Model } from '../src/index.js';
@@ -107,6 +108,14 @@ test('an abort mid-stream ends the stream with ABORTED and the context stays usa
   assert.is(r.code, 'ABORTED');
   const after = await within(ctx.complete('Once upon a time', { maxTokens: 5, temperature: 0 }));
   assert.is(after.usage.completionTokens, 5);
+});
+
+test('one signal can serve many generations without piling up listeners', async () => {
+  const controller = new AbortController();
+  for (let i = 0; i < 3; i++) {
+    await within(ctx.complete('The dog', { maxTokens: 4, temperature: 0, signal: controller.signal }));
+  }
+  assert.is(getEventListeners(controller.signal, 'abort').length, 0);
 });
 
 test('leaving the loop early stops the generation', async () => {

@@ -58,7 +58,8 @@ export function run(cmd: string, args: string[], timeoutMs = 300_000): Promise<{
         code: e ? (typeof e.code === 'number' ? e.code : null) : 0,
         signal: e?.signal ?? null,
         stdout,
-        stderr,
+        // A program that could not start at all says why here.
+        stderr: e && typeof e.code === 'string' ? `${stderr}${e.message}` : stderr,
       });
     });
   });

@@ -14,6 +14,7 @@ export async function generateCommand(argv: string[]): Promise<number> {
     'repeat-penalty': { type: 'string' },
     seed: { type: 'string' },
     stop: { type: 'string', multiple: true },
+    'ignore-eos': { type: 'boolean' },
     'context-size': { type: 'string', short: 'c' },
     threads: { type: 'string', short: 't' },
     'gpu-layers': { type: 'string' },
@@ -39,9 +40,19 @@ export async function generateCommand(argv: string[]): Promise<number> {
       repeatPenalty: toNumber(values['repeat-penalty'], '--repeat-penalty', false),
       seed: toNumber(values.seed, '--seed', true),
       stop: values.stop as string[] | undefined,
+      ignoreEos: Boolean(values['ignore-eos']),
       signal: abort.signal,
     });
-    for await (const text of generation) process.stdout.write(text);
+    try {
+      for await (const text of generation) process.stdout.write(text);
+    } catch (err) {
+      // Ctrl-C: what was generated stays on stdout; exit as interrupted programs do.
+      if (abort.signal.aborted) {
+        process.stderr.write('\n[understudy] interrupted\n');
+        return 130;
+      }
+      throw err;
+    }
     const r = await generation.result;
     if (process.stdout.isTTY) process.stdout.write('\n');
     const t = r.timings;

@@ -13,6 +13,7 @@ Usage:
       --top-k K, --top-p P, --min-p P, --repeat-penalty R
       --seed S             sampling seed (default random)
       --stop TEXT          stop before TEXT (repeatable)
+      --ignore-eos         keep generating past end-of-text (benchmarks)
       --context-size N     context size in tokens (default: model's, at most 4096)
       --threads N          CPU threads (default: all cores)
       --gpu-layers N|auto|max   layers to offload to the GPU (default auto)

@@ -41,6 +41,7 @@ export class Generation implements AsyncIterable<string> {
   #settled = false;
   #error: UnderstudyError | undefined;
   #iterating = false;
+  #detachSignal: (() => void) | undefined;
 
   /** @internal Use context.generate(). */
   constructor(tokens: Int32Array, options: ParsedGenerateOptions, stream: boolean, site: Error) {
@@ -58,7 +59,13 @@ export class Generation implements AsyncIterable<string> {
     const signal = options.signal;
     if (signal) {
       if (signal.aborted) this.abort();
-      else signal.addEventListener('abort', () => this.abort(), { once: true });
+      else {
+        // Removed when the generation settles: one long-lived signal may serve
+        // many generations and must not keep each of them alive.
+        const onAbort = () => this.abort();
+        signal.addEventListener('abort', onAbort, { once: true });
+        this.#detachSignal = () => signal.removeEventListener('abort', onAbort);
+      }
     }
   }
 
@@ -116,6 +123,7 @@ export class Generation implements AsyncIterable<string> {
   #settle(error: UnderstudyError | undefined, completion?: Completion): void {
     if (this.#settled) return;
     this.#settled = true;
+    this.#detachSignal?.();
     this.#error = error;
     if (error) this.#reject(error);
     else this.#resolve(completion!);
