@@ -8,7 +8,7 @@ namespace understudy {
 
 class AddonState {
  public:
-  enum ClassId { kModel, kContext, kAbortFlag, kClassCount };
+  enum ClassId { kModel, kContext, kAbortFlag, kLoraAdapter, kClassCount };
 
   static AddonState& Get(Napi::Env env) { return *env.GetInstanceData<AddonState>(); }
 

@@ -6,6 +6,7 @@
 #include "args.h"
 #include "context.h"
 #include "log.h"
+#include "lora.h"
 #include "model.h"
 #include "system.h"
 #include "testing.h"
@@ -35,6 +36,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   state->SetClass(AddonState::kModel, model);
   state->SetClass(AddonState::kContext, context);
   state->SetClass(AddonState::kAbortFlag, abort);
+  Napi::Function lora = LoraAdapter::Define(env);
+  state->SetClass(AddonState::kLoraAdapter, lora);
+  exports.Set("LoraAdapter", lora);
   exports.Set("Model", model);
   exports.Set("Context", context);
   exports.Set("AbortFlag", abort);

@@ -2,7 +2,9 @@
 #include "addon-state.h"
 #include "args.h"
 #include "native-construct.h"
+#include "embedding.h"
 #include "generation.h"
+#include "lora.h"
 #include "log.h"
 #include "promise-worker.h"
 
@@ -30,6 +32,7 @@ class CreateContextWorker : public PromiseWorker {
     std::string why = log::TakeCaptured();
     if (!ctx) throw Failure("CONTEXT_CREATION_FAILED", "llama.cpp could not create the context" + (why.empty() ? "" : ": " + why));
     handle_ = std::make_shared<ContextHandle>(model_, ctx, static_cast<int32_t>(llama_n_batch(ctx)));
+    handle_->embeddings = params_.embeddings;
     llama_set_abort_callback(ctx, ShouldAbort, handle_.get());
     AttachThreadpools();
   }
@@ -59,6 +62,8 @@ class CreateContextWorker : public PromiseWorker {
 Napi::Function Context::Define(Napi::Env env) {
   return DefineClass(env, "Context", {
     InstanceMethod<&Context::Generate>("generate"),
+    InstanceMethod<&Context::Embed>("embed"),
+    InstanceMethod<&Context::SetAdapters>("setAdapters"),
     InstanceMethod<&Context::Info>("info"),
     InstanceMethod<&Context::ClearCache>("clearCache"),
     InstanceMethod<&Context::Dispose>("dispose"),
@@ -91,6 +96,9 @@ Napi::Value Context::Create(const Napi::CallbackInfo& info, std::shared_ptr<Mode
   p.n_threads = static_cast<int32_t>(args::Integer(opts, "threads", 4, 1, 1024));
   p.n_threads_batch = static_cast<int32_t>(args::Integer(opts, "batchThreads", p.n_threads, 1, 1024));
   p.embeddings = args::Bool(opts, "embeddings", false);
+  p.kv_unified = args::Bool(opts, "kvUnified", p.kv_unified);
+  p.pooling_type = static_cast<enum llama_pooling_type>(
+      args::Integer(opts, "pooling", LLAMA_POOLING_TYPE_UNSPECIFIED, LLAMA_POOLING_TYPE_UNSPECIFIED, LLAMA_POOLING_TYPE_LAST));
   p.no_perf = true;
   auto* worker = new CreateContextWorker(info.Env(), owner.As<Napi::Object>(), std::move(model), p);
   return worker->Start();
@@ -98,6 +106,43 @@ Napi::Value Context::Create(const Napi::CallbackInfo& info, std::shared_ptr<Mode
 
 Napi::Value Context::Generate(const Napi::CallbackInfo& info) {
   return StartGeneration(info, Handle(info.Env()), Value());
+}
+
+Napi::Value Context::Embed(const Napi::CallbackInfo& info) {
+  return StartEmbedding(info, Handle(info.Env()), Value());
+}
+
+// setAdapters([[adapter, scale], ...]): the adapters this context applies from
+// now on, replacing the previous set. The cached prompt was computed with other
+// weights, so it is dropped.
+Napi::Value Context::SetAdapters(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto h = Handle(env);
+  if (info.Length() < 1 || !info[0].IsArray()) ThrowTypeError(env, "Expected array of [adapter, scale] for adapters");
+  Napi::Array list = info[0].As<Napi::Array>();
+  std::vector<std::shared_ptr<AdapterHandle>> handles;
+  std::vector<llama_adapter_lora*> adapters;
+  std::vector<float> scales;
+  for (uint32_t i = 0; i < list.Length(); i++) {
+    Napi::Value pair = list.Get(i);
+    if (!pair.IsArray() || pair.As<Napi::Array>().Length() != 2 || !pair.As<Napi::Array>().Get(1u).IsNumber()) {
+      ThrowTypeError(env, "Expected array of [adapter, scale] for adapters");
+    }
+    auto handle = LoraAdapter::From(env, pair.As<Napi::Array>().Get(0u));
+    if (handle->model != h->model) {
+      ThrowError(env, "INVALID_ADAPTER", "the LoRA adapter " + handle->path + " was loaded for another model");
+    }
+    adapters.push_back(handle->adapter);
+    scales.push_back(pair.As<Napi::Array>().Get(1u).As<Napi::Number>().FloatValue());
+    handles.push_back(std::move(handle));
+  }
+  if (h->busy.load()) ThrowError(env, "BUSY", "the context is busy");
+  llama_set_adapters_lora(h->ctx, adapters.empty() ? nullptr : adapters.data(), adapters.size(),
+                          scales.empty() ? nullptr : scales.data());
+  h->adapters = std::move(handles);
+  llama_memory_clear(llama_get_memory(h->ctx), true);
+  h->cached.clear();
+  return env.Undefined();
 }
 
 Napi::Value Context::Info(const Napi::CallbackInfo& info) {
@@ -112,6 +157,8 @@ Napi::Value Context::Info(const Napi::CallbackInfo& info) {
   out.Set("threads", llama_n_threads(h->ctx));
   out.Set("batchThreads", llama_n_threads_batch(h->ctx));
   out.Set("cachedTokens", static_cast<double>(h->cached.size()));
+  out.Set("embeddings", h->embeddings);
+  out.Set("pooling", static_cast<int32_t>(llama_pooling_type(h->ctx)));
   return out;
 }
 

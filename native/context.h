@@ -19,6 +19,8 @@ class Context : public Napi::ObjectWrap<Context> {
 
  private:
   Napi::Value Generate(const Napi::CallbackInfo& info);
+  Napi::Value Embed(const Napi::CallbackInfo& info);
+  Napi::Value SetAdapters(const Napi::CallbackInfo& info);
   Napi::Value Info(const Napi::CallbackInfo& info);
   Napi::Value ClearCache(const Napi::CallbackInfo& info);
   Napi::Value Dispose(const Napi::CallbackInfo& info);

@@ -28,9 +28,11 @@ struct Outbox {
 class GenerateWorker : public PromiseWorker {
  public:
   GenerateWorker(Napi::Env env, Napi::Object owner, std::shared_ptr<ContextHandle> handle,
-                 std::vector<llama_token> prompt, SamplingOptions sampling, Napi::Function on_text, SharedFlag abort)
+                 std::vector<llama_token> prompt, SamplingOptions sampling, std::unique_ptr<Sampler> sampler,
+                 Napi::Function on_text, SharedFlag abort)
       : PromiseWorker(env, "understudy.generate", owner), h_(std::move(handle)), prompt_(std::move(prompt)),
-        opts_(std::move(sampling)), abort_(std::move(abort)), stream_(opts_.stop), outbox_(std::make_shared<Outbox>()) {
+        opts_(std::move(sampling)), sampler_(std::move(sampler)), abort_(std::move(abort)), stream_(opts_.stop),
+        outbox_(std::make_shared<Outbox>()) {
     if (!on_text.IsEmpty()) {
       auto outbox = outbox_;
       signal_ = std::make_unique<JsSignal>(env, on_text, "understudy.generateText",
@@ -70,7 +72,7 @@ class GenerateWorker : public PromiseWorker {
     }
     prompt_ms_ = MsSince(t_start);
 
-    Sampler sampler(llama_vocab_n_tokens(h_->model->vocab), opts_);
+    Sampler& sampler = *sampler_;
     sampler.AcceptHistory(prompt_);
     const llama_vocab* vocab = h_->model->vocab;
     const auto t_gen = Clock::now();
@@ -180,6 +182,7 @@ class GenerateWorker : public PromiseWorker {
   std::shared_ptr<ContextHandle> h_;
   std::vector<llama_token> prompt_;
   SamplingOptions opts_;
+  std::unique_ptr<Sampler> sampler_;
   SharedFlag abort_;
   TextStream stream_;
   std::shared_ptr<Outbox> outbox_;
@@ -203,11 +206,18 @@ Napi::Value StartGeneration(const Napi::CallbackInfo& info, std::shared_ptr<Cont
     if (t < 0 || t >= n_vocab) ThrowError(env, "INVALID_ARGUMENT", "prompt token " + std::to_string(t) + " is outside the vocabulary");
   }
   SamplingOptions sampling = ReadSamplingOptions(args::OptionsAt(info, 1));
+  // Built here, on the JS thread, so a grammar that does not parse fails the call itself.
+  std::unique_ptr<Sampler> sampler;
+  try {
+    sampler = std::make_unique<Sampler>(handle->model->vocab, sampling);
+  } catch (const Failure& f) {
+    ThrowError(env, f.code, f.what());
+  }
   Napi::Function on_text = args::OptionalFunction(info, 2, "onText");
   SharedFlag abort = AbortFlag::From(env, info.Length() > 3 ? info[3] : env.Undefined());
   if (handle->busy.exchange(true)) ThrowError(env, "BUSY", "the context is already generating");
   auto* worker = new GenerateWorker(env, owner.As<Napi::Object>(), std::move(handle), std::move(prompt),
-                                    std::move(sampling), on_text, std::move(abort));
+                                    std::move(sampling), std::move(sampler), on_text, std::move(abort));
   return worker->Start();
 }
 

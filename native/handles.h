@@ -22,6 +22,18 @@ struct ModelHandle {
   ModelHandle& operator=(const ModelHandle&) = delete;
 };
 
+// A LoRA adapter belongs to one model: it holds the model, so the model outlives it.
+struct AdapterHandle {
+  std::shared_ptr<ModelHandle> model;
+  llama_adapter_lora* adapter = nullptr;
+  std::string path;
+  AdapterHandle(std::shared_ptr<ModelHandle> m, llama_adapter_lora* a, std::string p)
+      : model(std::move(m)), adapter(a), path(std::move(p)) {}
+  ~AdapterHandle() { llama_adapter_lora_free(adapter); }
+  AdapterHandle(const AdapterHandle&) = delete;
+  AdapterHandle& operator=(const AdapterHandle&) = delete;
+};
+
 struct ContextHandle {
   std::shared_ptr<ModelHandle> model;
   llama_context* ctx = nullptr;
@@ -36,6 +48,9 @@ struct ContextHandle {
   // between graph nodes so even a long prompt stops promptly.
   SharedFlag active_abort;
   std::atomic<bool> disposed{false};
+  bool embeddings = false;  // made for embed(), with pooling
+  // Adapters applied to this context; held so they outlive their use here.
+  std::vector<std::shared_ptr<AdapterHandle>> adapters;
 
   // CPU threads that live as long as the context. Without them ggml starts and
   // joins its threads for every decode, which costs more than the decode itself
@@ -48,6 +63,7 @@ struct ContextHandle {
   ~ContextHandle() {
     llama_batch_free(batch);
     llama_free(ctx);
+    adapters.clear();
     if (threadpool_batch) ggml_threadpool_free(threadpool_batch);
     if (threadpool) ggml_threadpool_free(threadpool);
   }

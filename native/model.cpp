@@ -8,6 +8,7 @@
 #include "context.h"
 #include "js-signal.h"
 #include "log.h"
+#include "lora.h"
 #include "promise-worker.h"
 
 namespace understudy {
@@ -107,6 +108,9 @@ Napi::Function Model::Define(Napi::Env env) {
     InstanceMethod<&Model::TokenPiece>("tokenPiece"),
     InstanceMethod<&Model::Info>("info"),
     InstanceMethod<&Model::CreateContext>("createContext"),
+    InstanceMethod<&Model::LoadLora>("loadLora"),
+    InstanceMethod<&Model::ApplyChatTemplate>("applyChatTemplate"),
+    InstanceMethod<&Model::CheckGrammar>("checkGrammar"),
     InstanceMethod<&Model::Dispose>("dispose"),
     InstanceAccessor<&Model::Disposed>("disposed"),
   });
@@ -271,6 +275,72 @@ Napi::Value Model::Info(const Napi::CallbackInfo& info) {
 
 Napi::Value Model::CreateContext(const Napi::CallbackInfo& info) {
   return Context::Create(info, Handle(info.Env()), Value());
+}
+
+Napi::Value Model::LoadLora(const Napi::CallbackInfo& info) {
+  return LoraAdapter::Load(info, Handle(info.Env()), Value());
+}
+
+// applyChatTemplate(messages: {role, content}[], template: string | null, addAssistant: boolean) -> string
+// With no template given, the model's own (tokenizer.chat_template) is used.
+// llama.cpp recognises its built-in templates by name or by their Jinja text.
+Napi::Value Model::ApplyChatTemplate(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto h = Handle(env);
+  if (info.Length() < 1 || !info[0].IsArray()) ThrowTypeError(env, "Expected array for messages");
+  Napi::Array list = info[0].As<Napi::Array>();
+  std::vector<std::string> roles(list.Length()), contents(list.Length());
+  std::vector<llama_chat_message> messages(list.Length());
+  size_t total = 0;
+  for (uint32_t i = 0; i < list.Length(); i++) {
+    Napi::Value m = list.Get(i);
+    if (!m.IsObject() || !m.As<Napi::Object>().Get("role").IsString() || !m.As<Napi::Object>().Get("content").IsString()) {
+      ThrowTypeError(env, "Expected {role: string, content: string} for messages[" + std::to_string(i) + "]");
+    }
+    roles[i] = m.As<Napi::Object>().Get("role").As<Napi::String>().Utf8Value();
+    contents[i] = m.As<Napi::Object>().Get("content").As<Napi::String>().Utf8Value();
+    messages[i] = {roles[i].c_str(), contents[i].c_str()};
+    total += roles[i].size() + contents[i].size();
+  }
+  std::string tmpl;
+  if (info.Length() > 1 && info[1].IsString()) {
+    tmpl = info[1].As<Napi::String>().Utf8Value();
+  } else if (const char* own = llama_model_chat_template(h->model, nullptr)) {
+    tmpl = own;
+  } else {
+    ThrowError(env, "TEMPLATE_MISSING",
+               "the model has no chat template (no tokenizer.chat_template in its GGUF): pass a template, by name "
+               "(such as 'chatml', 'llama3', 'gemma') or as Jinja text, or format the prompt yourself and call generate()");
+  }
+  bool add_assistant = info.Length() > 2 && info[2].ToBoolean();
+  std::vector<char> buf(total * 2 + 1024);
+  int32_t n = llama_chat_apply_template(tmpl.c_str(), messages.data(), messages.size(), add_assistant, buf.data(),
+                                        static_cast<int32_t>(buf.size()));
+  if (n > static_cast<int32_t>(buf.size())) {
+    buf.resize(n);
+    n = llama_chat_apply_template(tmpl.c_str(), messages.data(), messages.size(), add_assistant, buf.data(),
+                                  static_cast<int32_t>(buf.size()));
+  }
+  if (n < 0) {
+    ThrowError(env, "TEMPLATE_UNSUPPORTED",
+               "llama.cpp does not recognise this chat template; pass one of its built-in names (such as 'chatml') instead");
+  }
+  return Napi::String::New(env, buf.data(), n);
+}
+
+// checkGrammar(gbnf): throws INVALID_GRAMMAR unless the grammar parses for this
+// vocabulary, so that a bad grammar fails the call that gave it.
+Napi::Value Model::CheckGrammar(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto h = Handle(env);
+  std::string grammar = args::String(info, 0, "grammar");
+  llama_sampler* s = llama_sampler_init_grammar(h->vocab, grammar.c_str(), "root");
+  if (!s) {
+    ThrowError(env, "INVALID_GRAMMAR",
+               "the grammar does not parse or has no rule named root (llama.cpp printed the parser's reason on stderr)");
+  }
+  llama_sampler_free(s);
+  return env.Undefined();
 }
 
 Napi::Value Model::Dispose(const Napi::CallbackInfo& info) {

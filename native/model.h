@@ -24,6 +24,9 @@ class Model : public Napi::ObjectWrap<Model> {
   Napi::Value TokenPiece(const Napi::CallbackInfo& info);
   Napi::Value Info(const Napi::CallbackInfo& info);
   Napi::Value CreateContext(const Napi::CallbackInfo& info);
+  Napi::Value LoadLora(const Napi::CallbackInfo& info);
+  Napi::Value ApplyChatTemplate(const Napi::CallbackInfo& info);
+  Napi::Value CheckGrammar(const Napi::CallbackInfo& info);
   Napi::Value Dispose(const Napi::CallbackInfo& info);
   Napi::Value Disposed(const Napi::CallbackInfo& info);
 

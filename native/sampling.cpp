@@ -1,5 +1,6 @@
 #include "sampling.h"
 #include "args.h"
+#include "log.h"
 
 namespace understudy {
 
@@ -17,6 +18,9 @@ SamplingOptions ReadSamplingOptions(const Napi::Object& o) {
   s.max_tokens = static_cast<int32_t>(args::Integer(o, "maxTokens", s.max_tokens, 1, INT32_MAX));
   s.ignore_eos = args::Bool(o, "ignoreEos", false);
   s.render_special = args::Bool(o, "renderSpecial", false);
+  Napi::Value grammar = o.Get("grammar");
+  if (grammar.IsString()) s.grammar = grammar.As<Napi::String>().Utf8Value();
+  else if (!grammar.IsUndefined()) ThrowTypeError(o.Env(), "Expected string for grammar");
   Napi::Value stop = o.Get("stop");
   if (stop.IsArray()) {
     Napi::Array arr = stop.As<Napi::Array>();
@@ -32,17 +36,26 @@ SamplingOptions ReadSamplingOptions(const Napi::Object& o) {
   return s;
 }
 
-Sampler::Sampler(int32_t n_vocab, const SamplingOptions& o) {
+Sampler::Sampler(const llama_vocab* vocab, const SamplingOptions& o) {
   llama_sampler_chain_params params = llama_sampler_chain_default_params();
   params.no_perf = true;
   chain_ = llama_sampler_chain_init(params);
-  has_penalties_ = o.repeat_penalty != 1.0f || o.frequency_penalty != 0 || o.presence_penalty != 0;
-  if (has_penalties_ && o.repeat_last_n != 0) {
+  if (!o.grammar.empty()) {
+    log::BeginCapture();
+    llama_sampler* grammar = llama_sampler_init_grammar(vocab, o.grammar.c_str(), "root");
+    std::string why = log::TakeCaptured();
+    if (!grammar) {
+      llama_sampler_free(chain_);
+      throw Failure("INVALID_GRAMMAR", "the grammar does not parse" + (why.empty() ? "" : ": " + why));
+    }
+    llama_sampler_chain_add(chain_, grammar);
+  }
+  const bool penalties = o.repeat_penalty != 1.0f || o.frequency_penalty != 0 || o.presence_penalty != 0;
+  if (penalties && o.repeat_last_n != 0) {
     window_ = o.repeat_last_n;
-    llama_sampler_chain_add(chain_, llama_sampler_init_penalties(n_vocab, o.repeat_last_n, o.repeat_penalty,
-                                                                 o.frequency_penalty, o.presence_penalty));
-  } else {
-    has_penalties_ = false;
+    penalties_ = llama_sampler_init_penalties(llama_vocab_n_tokens(vocab), o.repeat_last_n, o.repeat_penalty,
+                                              o.frequency_penalty, o.presence_penalty);
+    llama_sampler_chain_add(chain_, penalties_);
   }
   if (o.temperature <= 0) {
     llama_sampler_chain_add(chain_, llama_sampler_init_greedy());
@@ -55,10 +68,12 @@ Sampler::Sampler(int32_t n_vocab, const SamplingOptions& o) {
   llama_sampler_chain_add(chain_, llama_sampler_init_dist(o.seed));
 }
 
+// Only the penalty window sees the prompt: the grammar constrains the output
+// alone, and would reject the prompt's tokens.
 void Sampler::AcceptHistory(const std::vector<llama_token>& tokens) {
-  if (!has_penalties_) return;
+  if (!penalties_) return;
   size_t from = window_ < 0 || static_cast<size_t>(window_) >= tokens.size() ? 0 : tokens.size() - window_;
-  for (size_t i = from; i < tokens.size(); i++) llama_sampler_accept(chain_, tokens[i]);
+  for (size_t i = from; i < tokens.size(); i++) llama_sampler_accept(penalties_, tokens[i]);
 }
 
 }  // namespace understudy

@@ -1,6 +1,7 @@
 // The sampler chain for one generation, built from llama.cpp's samplers in the
-// usual order: penalties, then top-k, top-p, min-p, temperature and a seeded
-// draw; or a plain argmax when the temperature is 0.
+// usual order: the grammar (which rules tokens out), penalties, then top-k,
+// top-p, min-p, temperature and a seeded draw; or a plain argmax when the
+// temperature is 0.
 #pragma once
 #include <napi.h>
 #include <string>
@@ -23,13 +24,15 @@ struct SamplingOptions {
   std::vector<std::string> stop;
   bool ignore_eos = false;
   bool render_special = false;
+  std::string grammar;  // GBNF, root rule "root"; empty for none
 };
 
 SamplingOptions ReadSamplingOptions(const Napi::Object& o);
 
 class Sampler {
  public:
-  Sampler(int32_t n_vocab, const SamplingOptions& opts);
+  // Throws Failure("INVALID_GRAMMAR") when the grammar does not parse.
+  Sampler(const llama_vocab* vocab, const SamplingOptions& opts);
   ~Sampler() { llama_sampler_free(chain_); }
   Sampler(const Sampler&) = delete;
   Sampler& operator=(const Sampler&) = delete;
@@ -41,7 +44,7 @@ class Sampler {
 
  private:
   llama_sampler* chain_;
-  bool has_penalties_ = false;
+  llama_sampler* penalties_ = nullptr;  // owned by the chain
   int32_t window_ = 0;
 };
 

@@ -30,6 +30,8 @@ export interface MakeModelOptions {
   embdType?: ModelTensorType;
   seed?: number;
   name?: string;
+  /** Written as tokenizer.chat_template (Jinja text), for chat tests. */
+  chatTemplate?: string;
   /** true: percentage on stderr for files over 32 MB; or a callback. */
   progress?: boolean | ((written: number, total: number) => void);
 }
@@ -108,7 +110,8 @@ export async function makeLlamaModel(options: MakeModelOptions): Promise<MakeMod
     u32('llama.rope.dimension_count', embd / heads),
     f32('llama.attention.layer_norm_rms_epsilon', 1e-5),
     f32('llama.rope.freq_base', 10000),
-    ...tokenizer,
+    ...tokenizer.filter((kv) => o.chatTemplate === undefined || kv.key !== 'tokenizer.chat_template'),
+    ...(o.chatTemplate === undefined ? [] : [{ key: 'tokenizer.chat_template', type: GgufValueType.STRING, value: o.chatTemplate }]),
   ];
 
   const kvDim = (embd / heads) * kvHeads;

@@ -1,6 +1,7 @@
 // `understudy generate`: streams a continuation to stdout, statistics to stderr.
 import { loadModel } from '../llama/model.js';
 import type { GpuLayers } from '../llama/system.js';
+import { applyLoras, parseLoraFlags } from './lora-flag.js';
 import { parse, requireModel, toNumber, UsageError } from './usage.js';
 
 export async function generateCommand(argv: string[]): Promise<number> {
@@ -15,6 +16,7 @@ export async function generateCommand(argv: string[]): Promise<number> {
     seed: { type: 'string' },
     stop: { type: 'string', multiple: true },
     'ignore-eos': { type: 'boolean' },
+    lora: { type: 'string', multiple: true },
     'context-size': { type: 'string', short: 'c' },
     threads: { type: 'string', short: 't' },
     'gpu-layers': { type: 'string' },
@@ -22,11 +24,13 @@ export async function generateCommand(argv: string[]): Promise<number> {
   const path = requireModel(values.model);
   if (positionals.length === 0) throw new UsageError('PROMPT is required');
   const prompt = positionals.join(' ');
+  const loras = parseLoraFlags(values.lora);
   const model = await loadModel(path, { gpuLayers: gpuLayers(values['gpu-layers']) });
   const context = await model.createContext({
     contextSize: toNumber(values['context-size'], '--context-size', true),
     threads: toNumber(values.threads, '--threads', true),
   });
+  await applyLoras(model, context, loras);
   const abort = new AbortController();
   const onSigint = () => abort.abort();
   process.once('SIGINT', onSigint);

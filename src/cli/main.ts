@@ -2,12 +2,16 @@
 // exit codes. An error prints `understudy: error [CODE]: message` and exits 1; a
 // usage error prints the problem and a hint and exits 2.
 import { UnderstudyError } from '../errors.js';
+import { chatCommand } from './chat.js';
+import { embedCommand } from './embed.js';
 import { generateCommand } from './generate.js';
 import { doctorCommand, infoCommand, tokenizeCommand } from './inspect.js';
 import { HELP, UsageError } from './usage.js';
 
 const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   generate: generateCommand,
+  chat: chatCommand,
+  embed: embedCommand,
   tokenize: tokenizeCommand,
   info: infoCommand,
   doctor: doctorCommand,

@@ -17,6 +17,14 @@ Usage:
       --context-size N     context size in tokens (default: model's, at most 4096)
       --threads N          CPU threads (default: all cores)
       --gpu-layers N|auto|max   layers to offload to the GPU (default auto)
+      --lora PATH[:SCALE]  apply a LoRA adapter (repeatable; scale 1 by default)
+  understudy chat --model PATH [--template NAME] [--system TEXT] [--lora PATH[:SCALE]]
+                  [--max-tokens N] [--temperature T] [--seed S] [--context-size N]
+      A conversation at the terminal, streamed; uses the model's chat template
+      or --template (a llama.cpp built-in name such as chatml, llama3, gemma).
+      Ctrl-C stops an answer; Ctrl-D or /exit leaves. Piped stdin: one turn per line.
+  understudy embed --model PATH [--truncate] TEXT...
+      Prints one JSON array (a unit-length embedding) per TEXT, one per line.
   understudy tokenize --model PATH [--vocab-only] [--no-special] [--parse-special] TEXT
       Prints the token ids of TEXT as one JSON array.
   understudy info --model PATH [--vocab-only]

@@ -54,9 +54,19 @@ export interface NativeContextInfo {
   threads: number;
   batchThreads: number;
   cachedTokens: number;
+  embeddings: boolean;
+  pooling: number;
+}
+
+export interface NativeLoraAdapter {
+  metadata(): Record<string, string>;
+  dispose(): void;
+  readonly disposed: boolean;
 }
 
 export interface NativeContext {
+  embed(texts: Int32Array[], abort?: NativeAbortFlag): Promise<Float32Array[]>;
+  setAdapters(adapters: Array<[NativeLoraAdapter, number]>): void;
   generate(tokens: Int32Array, sampling: object, onText?: (text: string) => void, abort?: NativeAbortFlag): Promise<NativeGenerationResult>;
   info(): NativeContextInfo;
   clearCache(): void;
@@ -70,6 +80,9 @@ export interface NativeModel {
   tokenPiece(token: number, special: boolean): Buffer;
   info(): NativeModelInfo;
   createContext(options: object): Promise<NativeContext>;
+  loadLora(path: string): Promise<NativeLoraAdapter>;
+  checkGrammar(grammar: string): void;
+  applyChatTemplate(messages: Array<{ role: string; content: string }>, template: string | null, addAssistant: boolean): string;
   dispose(): void;
   readonly disposed: boolean;
 }

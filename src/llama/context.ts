@@ -1,11 +1,14 @@
 // Context: the typed face of native/context.cpp. Holds the KV cache; runs one
-// generation at a time, in call order; reuses the cached prefix of the last
-// prompt, so a conversation that grows is not evaluated again from the start.
+// call at a time, in call order, with a bounded queue; reuses the cached prefix
+// of the last prompt, so a conversation that grows is not evaluated again.
 import { availableParallelism } from 'node:os';
-import { UnderstudyError, disposedError } from '../errors.js';
+import { UnderstudyError, abortedError, callNative, disposedError, fromNative } from '../errors.js';
 import * as v from '../validate.js';
 import type { NativeContext, NativeContextInfo } from './binding.js';
+import { binding } from './binding.js';
+import { checkMessages, formatChat, type ChatMessage, type ChatTemplateOptions } from './chat.js';
 import { Generation, type Completion } from './generation.js';
+import { LoraAdapter } from './lora.js';
 import type { Model } from './model.js';
 import { toTokenArray } from './model.js';
 import { parseGenerateOptions, type GenerateOptions } from './sampling.js';
@@ -13,44 +16,75 @@ import { parseGenerateOptions, type GenerateOptions } from './sampling.js';
 export interface ContextOptions {
   /** Tokens the context holds (prompt and output). Default: the model's training context, at most 4096. */
   contextSize?: number;
-  /** Most tokens evaluated in one step of prompt processing (default 512). */
+  /** Most tokens evaluated in one step of prompt processing (default 512; for embeddings, contextSize). */
   batchSize?: number;
   /** CPU threads for generation (default: the machine's cores). */
   threads?: number;
   /** CPU threads for prompt processing (default: threads). */
   batchThreads?: number;
-  /** Sequences the context can hold at once (default 1). */
+  /** Sequences the context can hold at once (default 1; for embeddings, 8: texts embedded in one batch). */
   sequences?: number;
+  /** A context for embed() rather than generation. */
+  embeddings?: boolean;
+  /** Calls that may wait for their turn before new ones fail with QUEUE_FULL (default 256). */
+  maxQueued?: number;
 }
 
+export interface EmbedOptions {
+  /** Cut texts longer than the context to fit, instead of failing with CONTEXT_OVERFLOW. */
+  truncate?: boolean;
+  signal?: AbortSignal;
+}
+
+export type ChatOptions = GenerateOptions & ChatTemplateOptions;
 export type Prompt = string | ArrayLike<number>;
+
+// llama.cpp's pooling types (enum llama_pooling_type).
+const POOLING_MODEL_OWN = -1;
+const POOLING_MEAN = 1;
 
 export class Context {
   readonly model: Model;
   #native: NativeContext | undefined;
   #onDispose: () => void;
   #tail: Promise<unknown> = Promise.resolve();
+  #queued = 0;
+  #maxQueued: number;
   #size: number;
+  #embeddings: boolean;
+  #loras = new Map<LoraAdapter, number>();
 
   /** @internal Use model.createContext(). */
-  constructor(model: Model, native: NativeContext, onDispose: () => void) {
+  constructor(model: Model, native: NativeContext, onDispose: () => void, maxQueued: number) {
     this.model = model;
     this.#native = native;
     this.#onDispose = onDispose;
-    this.#size = native.info().sequenceContextSize;
+    this.#maxQueued = maxQueued;
+    const info = native.info();
+    this.#size = info.sequenceContextSize;
+    this.#embeddings = info.embeddings;
   }
 
   /** @internal */
-  static parseOptions(options: ContextOptions | undefined, trainContextSize: number): Required<ContextOptions> {
+  static parseOptions(options: ContextOptions | undefined, trainContextSize: number, poolingDeclared: boolean) {
     const o = v.options(options);
+    const embeddings = v.boolean(o.embeddings, 'embeddings', false);
     const threads = v.integer(o.threads, 'threads', Math.max(1, availableParallelism()), 1, 1024);
-    const batchSize = v.integer(o.batchSize, 'batchSize', 512, 1, 1 << 20);
+    const contextSize = v.integer(o.contextSize, 'contextSize', Math.min(trainContextSize || 4096, embeddings ? 2048 : 4096), 1, 1 << 24);
+    // An embedded text must fit in one batch: pooling sees the whole sequence at once.
+    const batchSize = v.integer(o.batchSize, 'batchSize', embeddings ? contextSize : 512, 1, 1 << 20);
     return {
-      contextSize: v.integer(o.contextSize, 'contextSize', Math.min(trainContextSize || 4096, 4096), 1, 1 << 24),
+      contextSize,
       batchSize,
+      microBatchSize: batchSize,
       threads,
       batchThreads: v.integer(o.batchThreads, 'batchThreads', threads, 1, 1024),
-      sequences: v.integer(o.sequences, 'sequences', 1, 1, 256),
+      sequences: v.integer(o.sequences, 'sequences', embeddings ? 8 : 1, 1, 256),
+      embeddings,
+      // Texts of one batch share the cells, rather than each getting contextSize / sequences.
+      kvUnified: embeddings,
+      pooling: embeddings && !poolingDeclared ? POOLING_MEAN : POOLING_MODEL_OWN,
+      maxQueued: v.integer(o.maxQueued, 'maxQueued', 256, 0, 1 << 20),
     };
   }
 
@@ -81,6 +115,83 @@ export class Context {
     return this.#start(prompt, options, false).result;
   }
 
+  /**
+   * Answers a conversation: formats `messages` with the model's chat template
+   * (or `options.template`) and generates the assistant's turn. Iterate the
+   * result to stream it, or await `.result` for the whole answer.
+   */
+  chat(messages: ChatMessage[], options?: ChatOptions): Generation {
+    const o = v.options(options);
+    const prompt = formatChat(this.model._native(), checkMessages(messages), o);
+    // The template writes special tokens as text; a BOS it wrote itself must not be doubled.
+    const bos = this.model.info.vocab.special.bos;
+    const bosText = bos === null ? '' : Buffer.from(this.model.tokenPiece(bos, { special: true })).toString('utf8');
+    const addSpecial = !(bosText && prompt.startsWith(bosText));
+    return this.#start(prompt, { ...o, addSpecial, parseSpecial: true }, true);
+  }
+
+  /** One unit-length vector per text, with the model's pooling (mean where it declares none). */
+  async embed(texts: string[], options?: EmbedOptions): Promise<Float32Array[]> {
+    const site = new Error();
+    if (!this.#embeddings) {
+      throw new UnderstudyError('INVALID_ARGUMENT', 'this context was not created for embeddings: create one with { embeddings: true }');
+    }
+    if (!Array.isArray(texts)) v.fail('array of strings', 'texts', texts);
+    texts.forEach((t, i) => v.string(t, `texts[${i}]`));
+    const o = v.options(options);
+    const truncate = v.boolean(o.truncate, 'truncate', false);
+    const signal = v.abortSignal(o.signal);
+    const limit = this.info().batchSize;
+    const tokens = texts.map((text, i) => {
+      const ids = this.model.tokenize(text);
+      if (ids.length === 0) ids.push(this.model.info.vocab.special.eos ?? 0);
+      if (ids.length > limit) {
+        if (!truncate) {
+          throw new UnderstudyError('CONTEXT_OVERFLOW',
+            `texts[${i}] has ${ids.length} tokens but this embedding context takes at most ${limit}: pass { truncate: true } to cut it, or create the context with a larger contextSize`);
+        }
+        ids.length = limit;
+      }
+      return new Int32Array(ids);
+    });
+    if (tokens.length === 0) return [];
+    return this.#enqueue(async (native) => {
+      if (signal?.aborted) throw abortedError('embedding');
+      const flag = new (binding().AbortFlag)();
+      const onAbort = () => flag.abort();
+      signal?.addEventListener('abort', onAbort, { once: true });
+      try {
+        return await callNative(native.embed(tokens, flag), site);
+      } finally {
+        signal?.removeEventListener('abort', onAbort);
+      }
+    });
+  }
+
+  /** Applies `adapter` at `scale` (default 1) from the next call on; a new scale replaces the old. */
+  setLora(adapter: LoraAdapter, scale = 1): Promise<void> {
+    if (!(adapter instanceof LoraAdapter)) v.fail('LoraAdapter', 'adapter', adapter);
+    v.number(scale, 'scale', 1, -100, 100);
+    return this.#enqueue((native) => {
+      const next = new Map(this.#loras).set(adapter, scale);
+      this.#applyLoras(native, next);
+    });
+  }
+
+  /** Stops applying `adapter`; output is again exactly the base model's. */
+  removeLora(adapter: LoraAdapter): Promise<void> {
+    return this.#enqueue((native) => {
+      const next = new Map(this.#loras);
+      next.delete(adapter);
+      this.#applyLoras(native, next);
+    });
+  }
+
+  /** The adapters applied now, with their scales. */
+  get loras(): ReadonlyMap<LoraAdapter, number> {
+    return this.#loras;
+  }
+
   /** Forgets the cached prompt; the next call evaluates its prompt from the start. */
   clearCache(): void {
     this.#live().clearCache();
@@ -99,10 +210,48 @@ export class Context {
     this.dispose();
   }
 
+  #applyLoras(native: NativeContext, next: Map<LoraAdapter, number>): void {
+    try {
+      native.setAdapters([...next].map(([adapter, scale]) => [adapter._native(), scale]));
+    } catch (err) {
+      throw fromNative(err);
+    }
+    this.#loras = next;
+  }
+
+  // Runs `fn` after every call queued before it; the queue is bounded.
+  #enqueue<T>(fn: (native: NativeContext) => T | Promise<T>): Promise<T> {
+    this.#live();
+    if (this.#queued >= this.#maxQueued + 1) {
+      throw new UnderstudyError('QUEUE_FULL',
+        `${this.#queued} calls are already queued on this context (maxQueued ${this.#maxQueued}): wait for some to finish or create another context`);
+    }
+    this.#queued++;
+    const run = this.#tail.then(() => {
+      const native = this.#native;
+      if (!native) throw disposedError('context');
+      return fn(native);
+    });
+    const done = () => void this.#queued--;
+    this.#tail = run.then(done, done);
+    return run;
+  }
+
   #start(prompt: Prompt, options: GenerateOptions | undefined, stream: boolean): Generation {
     const site = new Error();
     this.#live();
+    if (this.#embeddings) {
+      throw new UnderstudyError('INVALID_ARGUMENT', 'this context was created for embeddings: create another without { embeddings: true } to generate');
+    }
     const parsed = parseGenerateOptions(options);
+    if (parsed.sampling.grammar !== undefined) {
+      const grammar = parsed.sampling.grammar;
+      try {
+        this.model._native().checkGrammar(grammar);
+      } catch (err) {
+        throw fromNative(err);
+      }
+    }
     const tokens = typeof prompt === 'string'
       ? new Int32Array(this.model.tokenize(prompt, { addSpecial: parsed.addSpecial, parseSpecial: parsed.parseSpecial }))
       : toTokenArray(prompt, 'prompt');
@@ -120,12 +269,7 @@ export class Context {
         `the prompt has ${tokens.length} tokens but the context holds ${this.#size}: shorten the prompt or create the context with a larger contextSize`);
     }
     const generation = new Generation(tokens, parsed, stream, site);
-    const run = this.#tail.then(() => {
-      const native = this.#native;
-      if (!native) return generation._fail(disposedError('context'));
-      return generation._run(native);
-    });
-    this.#tail = run.catch(() => undefined);
+    this.#enqueue((native) => generation._run(native)).catch((err) => generation._fail(err));
     return generation;
   }
 

@@ -4,27 +4,27 @@
 import { open, stat } from 'node:fs/promises';
 import { UnderstudyError } from '../errors.js';
 
-export async function checkModelFile(path: string): Promise<{ size: number }> {
+export async function checkModelFile(path: string, what = 'model'): Promise<{ size: number }> {
   let info;
   try {
     info = await stat(path);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOENT' || code === 'ENOTDIR') {
-      throw new UnderstudyError('MODEL_NOT_FOUND', `model file not found: ${path}`);
+      throw new UnderstudyError('MODEL_NOT_FOUND', `${what} file not found: ${path}`);
     }
-    throw new UnderstudyError('MODEL_NOT_FOUND', `cannot read model file ${path}: ${(err as Error).message}`);
+    throw new UnderstudyError('MODEL_NOT_FOUND', `cannot read ${what} file ${path}: ${(err as Error).message}`);
   }
-  if (!info.isFile()) throw new UnderstudyError('MODEL_NOT_FOUND', `model path is not a file: ${path}`);
+  if (!info.isFile()) throw new UnderstudyError('MODEL_NOT_FOUND', `${what} path is not a file: ${path}`);
   const head = Buffer.alloc(16);
   const fh = await open(path, 'r').catch((err: Error) => {
-    throw new UnderstudyError('MODEL_NOT_FOUND', `cannot open model file ${path}: ${err.message}`);
+    throw new UnderstudyError('MODEL_NOT_FOUND', `cannot open ${what} file ${path}: ${err.message}`);
   });
   try {
     const { bytesRead } = await fh.read(head, 0, head.length, 0);
     if (bytesRead < 4 || head.toString('latin1', 0, 4) !== 'GGUF') {
       throw new UnderstudyError('INVALID_MODEL_FILE',
-        `not a GGUF model file: ${path} (it starts with ${JSON.stringify(head.subarray(0, bytesRead).toString('latin1'))}, expected "GGUF")`);
+        `not a GGUF ${what} file: ${path} (it starts with ${JSON.stringify(head.subarray(0, bytesRead).toString('latin1'))}, expected "GGUF")`);
     }
   } finally {
     await fh.close();

@@ -5,6 +5,8 @@ import { UnderstudyError, abortedError, callNative, disposedError, fromNative } 
 import * as v from '../validate.js';
 import { binding, type NativeModel, type NativeModelInfo } from './binding.js';
 import { Context, type ContextOptions } from './context.js';
+import { checkMessages, formatChat, type ChatMessage, type ChatTemplateOptions } from './chat.js';
+import { LoraAdapter } from './lora.js';
 import { checkModelFile } from './model-file.js';
 import { resolveGpuLayers, type GpuLayers } from './system.js';
 
@@ -114,11 +116,29 @@ export class Model {
     if (this.#info.vocabOnly) {
       throw new UnderstudyError('INVALID_ARGUMENT', 'this model was loaded with vocabOnly: it can tokenize but not generate; load it without vocabOnly to create a context');
     }
-    const parsed = Context.parseOptions(options, this.#info.trainContextSize ?? 0);
+    const parsed = Context.parseOptions(options, this.#info.trainContextSize ?? 0, this.#poolingDeclared());
     const native = await callNative(this.#live().createContext(parsed), site);
-    const context = new Context(this, native, () => this.#contexts.delete(context));
+    const context = new Context(this, native, () => this.#contexts.delete(context), parsed.maxQueued);
     this.#contexts.add(context);
     return context;
+  }
+
+  /**
+   * Loads a LoRA adapter (llama.cpp's GGUF adapter format) made for this model;
+   * apply it with context.setLora(). One made for another architecture or shape
+   * is refused with INVALID_ADAPTER.
+   */
+  async loadLora(path: string): Promise<LoraAdapter> {
+    const site = new Error();
+    v.nonEmptyString(path, 'path');
+    await checkModelFile(path, 'LoRA adapter');
+    const native = await callNative(this.#live().loadLora(path), site);
+    return new LoraAdapter(native, path);
+  }
+
+  /** Formats chat messages into a prompt with the model's chat template (or `options.template`). */
+  applyChatTemplate(messages: ChatMessage[], options?: ChatTemplateOptions): string {
+    return formatChat(this.#live(), checkMessages(messages), v.options(options));
   }
 
   /** Frees the model and every context made from it, now rather than at GC. */
@@ -135,6 +155,11 @@ export class Model {
   /** @internal */
   _native(): NativeModel {
     return this.#live();
+  }
+
+  // Embedding contexts use the model's own pooling when its GGUF declares one.
+  #poolingDeclared(): boolean {
+    return `${this.#info.architecture}.pooling_type` in this.#info.metadata;
   }
 
   #live(): NativeModel {

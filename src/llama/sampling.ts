@@ -2,6 +2,8 @@
 // plain object the native sampler reads.
 import { randomInt } from 'node:crypto';
 import * as v from '../validate.js';
+import { invalidArgument } from '../errors.js';
+import { jsonSchemaToGrammar } from './json-schema-grammar.js';
 
 export interface GenerateOptions {
   /** Most tokens to generate (default 256). */
@@ -21,6 +23,10 @@ export interface GenerateOptions {
   stop?: string | string[];
   /** Keep going past end-of-generation tokens (for benchmarks). */
   ignoreEos?: boolean;
+  /** A GBNF grammar (root rule `root`) that the output must follow. */
+  grammar?: string;
+  /** A JSON schema the output must match; it becomes a grammar. */
+  jsonSchema?: object;
   /** Render special tokens (such as `</s>`) into the text. */
   renderSpecial?: boolean;
   /** Add BOS/EOS around a string prompt as the model asks (default true). */
@@ -44,6 +50,7 @@ export interface NativeSampling {
   stop: string[];
   ignoreEos: boolean;
   renderSpecial: boolean;
+  grammar?: string;
 }
 
 export interface ParsedGenerateOptions {
@@ -70,9 +77,24 @@ export function parseGenerateOptions(input: GenerateOptions | undefined): Parsed
       stop: v.stringArray(o.stop, 'stop'),
       ignoreEos: v.boolean(o.ignoreEos, 'ignoreEos', false),
       renderSpecial: v.boolean(o.renderSpecial, 'renderSpecial', false),
+      grammar: grammarOf(o),
     },
     addSpecial: v.boolean(o.addSpecial, 'addSpecial', true),
     parseSpecial: v.boolean(o.parseSpecial, 'parseSpecial', false),
     signal: v.abortSignal(o.signal),
   };
+}
+
+function grammarOf(o: Partial<GenerateOptions>): string | undefined {
+  if (o.grammar !== undefined && o.jsonSchema !== undefined) {
+    throw invalidArgument('Expected one of grammar and jsonSchema but received both');
+  }
+  if (o.grammar !== undefined) return v.nonEmptyString(o.grammar, 'grammar');
+  if (o.jsonSchema === undefined) return undefined;
+  if (!v.isPlainObject(o.jsonSchema) && typeof o.jsonSchema !== 'boolean') v.fail('JSON schema object', 'jsonSchema', o.jsonSchema);
+  try {
+    return jsonSchemaToGrammar(o.jsonSchema);
+  } catch (err) {
+    throw invalidArgument(`jsonSchema: ${(err as Error).message}`);
+  }
 }

@@ -1,0 +1,352 @@
+// JSON Schema → GBNF, the grammar dialect of llama.cpp's grammar sampler
+// (llama_sampler_init_grammar(vocab, text, "root")).
+//
+// The guiding rule: every string the grammar admits must be valid for the
+// schema. Where the grammar cannot express a constraint exactly it either
+// narrows (admits a subset: closed objects, fixed key order, bounded digits and
+// whitespace), which is harmless for generation, or throws, naming the JSON
+// pointer of the part it cannot express. It never silently widens, except that
+// `oneOf` is read as `anyOf` (exclusivity cannot be expressed in a CFG).
+//
+// Design:
+// - Whitespace is `ws ::= ( " " | "\n" " "{0,8} )?`: one space, or a line break
+//   with up to 8 spaces of indent (compact and indented JSON both fit), allowed
+//   only between tokens and
+//   never twice in a row (adjacent `ws ws` would make every blank ambiguous and
+//   multiply the sampler's parse stacks). Bounded so a model cannot loop on
+//   blanks forever; none before or after the root value, so generation can end
+//   as soon as the value is complete.
+// - Objects with `properties` are closed, whatever additionalProperties says,
+//   and keep declaration order: required properties always appear, optional
+//   ones may be left out. Keys in a fixed
+//   order make the grammar deterministic (each key literal picks the branch).
+// - Numbers: at most 16 integer digits, 16 fraction digits, 3 exponent digits
+//   (more than a double carries), again so digits cannot run on forever.
+// - llama.cpp rejects repetition counts above 2000 (and silently makes larger
+//   maxima unbounded), so larger length/item bounds throw here.
+import { invalidArgument } from '../errors.js';
+
+type Schema = Record<string, unknown>;
+
+const REPETITION_LIMIT = 2000;
+const ANNOTATIONS = new Set([
+  '$schema', '$id', '$comment', 'title', 'description', 'default', 'examples',
+  'deprecated', 'readOnly', 'writeOnly', 'definitions', '$defs',
+]);
+const SUPPORTED = new Set([
+  'type', 'properties', 'required', 'additionalProperties', 'items', 'minItems', 'maxItems',
+  'enum', 'const', 'anyOf', 'oneOf', 'allOf', '$ref', 'minLength', 'maxLength', 'format', 'nullable',
+]);
+const TYPES = ['object', 'array', 'string', 'number', 'integer', 'boolean', 'null'];
+// Keywords that decide a schema on their own; another constraint beside them
+// would need an intersection, which a grammar cannot build in general.
+const EXCLUSIVE = ['$ref', 'anyOf', 'oneOf', 'allOf', 'enum', 'const'];
+
+// Fixed rules, emitted only when used: [body, rules it refers to].
+const PRIMITIVES: Record<string, [string, string[]]> = {
+  // Little room on purpose: a small model given 20 free blanks at every gap
+  // spends its tokens on blanks instead of the value.
+  ws: [String.raw`( " " | "\n" " "{0,8} )?`, []],
+  value: ['object | array | string | number | boolean | null', ['object', 'array', 'string', 'number', 'boolean', 'null']],
+  object: [String.raw`"{" ws ( string ws ":" ws value ( ws "," ws string ws ":" ws value )* ws )? "}"`, ['ws', 'string', 'value']],
+  array: [String.raw`"[" ws ( value ( ws "," ws value )* ws )? "]"`, ['ws', 'value']],
+  string: [String.raw`"\"" char* "\""`, ['char']],
+  // Any character but a quote, a backslash or a control character; or an escape.
+  char: [String.raw`[^"\\\x00-\x1f] | "\\" ( ["\\/bfnrt] | "u" hex{4} )`, ['hex']],
+  hex: ['[0-9a-fA-F]', []],
+  integer: ['"-"? ( "0" | [1-9] [0-9]{0,15} )', []],
+  number: ['integer ( "." [0-9]{1,16} )? ( [eE] [-+]? [0-9]{1,3} )?', ['integer']],
+  boolean: ['"true" | "false"', []],
+  null: ['"null"', []],
+  // RFC 3339 full-date and full-time (days are not checked against the month).
+  date: ['[0-9]{4} "-" ( "0" [1-9] | "1" [0-2] ) "-" ( "0" [1-9] | [12] [0-9] | "3" [01] )', []],
+  time: ['( [01] [0-9] | "2" [0-3] ) ":" [0-5] [0-9] ":" [0-5] [0-9] ( "." [0-9]{1,9} )? ( "Z" | [+-] ( [01] [0-9] | "2" [0-3] ) ":" [0-5] [0-9] )', []],
+  'date-string': [String.raw`"\"" date "\""`, ['date']],
+  'time-string': [String.raw`"\"" time "\""`, ['time']],
+  'date-time-string': [String.raw`"\"" date "T" time "\""`, ['date', 'time']],
+  'uuid-string': [String.raw`"\"" [0-9a-f]{8} "-" [0-9a-f]{4} "-" [0-9a-f]{4} "-" [0-9a-f]{4} "-" [0-9a-f]{12} "\""`, []],
+};
+const FORMATS: Record<string, string> = { date: 'date-string', time: 'time-string', 'date-time': 'date-time-string', uuid: 'uuid-string' };
+
+const isObject = (v: unknown): v is Schema => typeof v === 'object' && v !== null && !Array.isArray(v);
+function fail(message: string): never {
+  throw invalidArgument(message);
+}
+const NAME = /^[a-zA-Z0-9-]+$/;
+const NONE: ReadonlySet<string> = new Set();
+
+/** A GBNF string literal for `text` (llama.cpp's escapes: \" \\ \n \r \t \xXX). */
+const ESCAPES: Record<string, string> = { '"': '\\"', '\\': '\\\\', '\n': '\\n', '\r': '\\r', '\t': '\\t' };
+const literal = (text: string) =>
+  `"${text.replace(/[\x00-\x1f"\\]/g, (c) => ESCAPES[c] ?? `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`)}"`;
+
+/** `atom` repeated min..max times (max may be Infinity), in GBNF's shortest spelling. */
+function repeat(atom: string, min: number, max: number): string {
+  if (max === 0) return '';
+  if (max === Infinity) return min === 0 ? `${atom}*` : min === 1 ? `${atom}+` : `${atom}{${min},}`;
+  if (min === 0 && max === 1) return `${atom}?`;
+  if (min === 1 && max === 1) return atom;
+  return min === max ? `${atom}{${min}}` : `${atom}{${min},${max}}`;
+}
+
+const seq = (...parts: string[]) => parts.filter((p) => p !== '').join(' ');
+const pointerKey = (key: string) => key.replace(/~/g, '~0').replace(/\//g, '~1');
+const childHint = (hint: string, key: string) => (hint === 'root' ? key : `${hint}-${key}`);
+
+const IS_TYPE: Record<string, (v: unknown) => boolean> = {
+  null: (v) => v === null, boolean: (v) => typeof v === 'boolean', integer: Number.isInteger,
+  number: (v) => typeof v === 'number', string: (v) => typeof v === 'string', array: Array.isArray, object: isObject,
+};
+
+/** Throws unless `value` is plain JSON, so that JSON.stringify spells it exactly. */
+function checkJson(value: unknown, ptr: string): void {
+  if (value === null || typeof value === 'string' || typeof value === 'boolean') return;
+  if (typeof value === 'number' && Number.isFinite(value)) return;
+  if (Array.isArray(value)) return value.forEach((v) => checkJson(v, ptr));
+  if (isObject(value)) return Object.values(value).forEach((v) => checkJson(v, ptr));
+  fail(`invalid JSON value ${String(value)} at ${ptr}`);
+}
+
+class Converter {
+  private readonly rules = new Map<string, string>(); // name → body, in output order
+  private readonly byBody = new Map<string, string>(); // body → name, to share identical rules
+  private readonly refs = new Map<string, string>(); // $ref → rule name
+  private readonly used = new Set<string>(); // primitives in use
+
+  constructor(private readonly root: unknown) {}
+
+  run(): string {
+    this.rules.set('root', '');
+    this.refs.set('#', 'root');
+    this.rules.set('root', this.visit(this.root, '#', 'root', new Set(['#'])));
+    const order = Object.keys(PRIMITIVES).filter((name) => this.used.has(name));
+    const lines = [...this.rules].map(([name, body]) => `${name} ::= ${body}`);
+    return [...lines, ...order.map((name) => `${name} ::= ${PRIMITIVES[name]![0]}`)].join('\n') + '\n';
+  }
+
+  private prim(name: string): string {
+    if (!this.used.has(name)) {
+      this.used.add(name);
+      for (const dep of PRIMITIVES[name]![1]) this.prim(dep);
+    }
+    return name;
+  }
+
+  private fresh(hint: string): string {
+    const base = hint.replace(/[^a-zA-Z0-9-]+/g, '-').replace(/-+/g, '-').replace(/^-|-$/g, '') || 'rule';
+    let name = base;
+    for (let i = 2; this.rules.has(name) || name in PRIMITIVES; i++) name = `${base}-${i}`;
+    return name;
+  }
+
+  /** A rule name standing for `body`: the body itself if it is one, else a (shared) new rule. */
+  private atom(hint: string, body: string): string {
+    if (NAME.test(body)) return body;
+    const existing = this.byBody.get(body);
+    if (existing !== undefined) return existing;
+    const name = this.fresh(hint);
+    this.rules.set(name, body);
+    this.byBody.set(body, name);
+    return name;
+  }
+
+  /**
+   * The GBNF body for `schema` at pointer `ptr`. `leading` holds the $refs
+   * entered since the last consumed character: meeting one again would be left
+   * recursion, which llama.cpp rejects (and which would never terminate).
+   */
+  private visit(schema: unknown, ptr: string, hint: string, leading: ReadonlySet<string>): string {
+    if (schema === true) return this.prim('value');
+    if (schema === false) fail(`schema false admits no value at ${ptr}`);
+    if (!isObject(schema)) return fail(`invalid schema at ${ptr}: expected an object or a boolean`);
+    for (const key of Object.keys(schema)) {
+      if (!SUPPORTED.has(key) && !ANNOTATIONS.has(key)) fail(`unsupported schema keyword "${key}" at ${ptr}`);
+    }
+    const nullable = schema.nullable;
+    if (nullable !== undefined && typeof nullable !== 'boolean') fail(`invalid "nullable" at ${ptr}: expected a boolean`);
+    const body = this.visitKeywords(schema, ptr, hint, leading);
+    return nullable === true ? `${body} | ${this.prim('null')}` : body;
+  }
+
+  private visitKeywords(schema: Schema, ptr: string, hint: string, leading: ReadonlySet<string>): string {
+    const main = EXCLUSIVE.find((k) => k in schema);
+    if (main !== undefined) {
+      // enum and const may sit beside "type" (values of other types are dropped).
+      const allowed = main === 'enum' || main === 'const' ? ['type', 'nullable', main] : ['nullable', main];
+      const other = Object.keys(schema).find((k) => !ANNOTATIONS.has(k) && !allowed.includes(k));
+      if (other !== undefined) fail(`unsupported combination of "${main}" and "${other}" at ${ptr}`);
+    }
+    switch (main) {
+      case '$ref': return this.ref(schema.$ref, ptr, leading);
+      case 'anyOf':
+      case 'oneOf':
+      case 'allOf': {
+        const list = schema[main];
+        if (!Array.isArray(list) || list.length === 0) fail(`invalid "${main}" at ${ptr}: expected a non-empty array`);
+        if (main === 'allOf' && list.length > 1) fail(`unsupported "allOf" with ${list.length} schemas at ${ptr} (only one schema is supported)`);
+        const hintOf = (i: number) => (main === 'allOf' ? hint : childHint(hint, String(i)));
+        const branches = list.map((s, i) => this.visit(s, `${ptr}/${main}/${i}`, hintOf(i), leading));
+        // Alternation binds loosest in GBNF, so bodies join without parentheses;
+        // identical branches would only add ambiguity.
+        return [...new Set(branches)].join(' | ');
+      }
+      case 'enum':
+      case 'const': return this.literals(schema, main, ptr);
+    }
+    const types = this.types(schema, ptr);
+    if (types.length === 0) return this.prim('value');
+    return types
+      .map((t) => (t === 'string' ? this.string(schema, ptr) : t === 'array' ? this.array(schema, ptr, hint) : t === 'object' ? this.object(schema, ptr, hint) : this.prim(t)))
+      .join(' | ');
+  }
+
+  private ref(ref: unknown, ptr: string, leading: ReadonlySet<string>): string {
+    if (typeof ref !== 'string') return fail(`invalid "$ref" at ${ptr}: expected a string`);
+    if (ref !== '#' && !ref.startsWith('#/')) fail(`unsupported $ref "${ref}" at ${ptr} (only local refs such as #/$defs/name are supported)`);
+    if (leading.has(ref)) fail(`left-recursive $ref "${ref}" at ${ptr}: the schema refers to itself before any character is produced`);
+    const known = this.refs.get(ref);
+    if (known !== undefined) return known;
+    let target: unknown = this.root;
+    for (const raw of ref === '#' ? [] : ref.slice(2).split('/')) {
+      let key = raw;
+      try { key = decodeURIComponent(raw); } catch { /* keep it as written */ }
+      key = key.replace(/~1/g, '/').replace(/~0/g, '~');
+      if (!(isObject(target) || Array.isArray(target)) || !Object.hasOwn(target, key)) fail(`unresolved $ref "${ref}" at ${ptr}`);
+      target = (target as Schema)[key];
+    }
+    // Name the rule before visiting the target, so recursive refs can use it.
+    const name = this.fresh(ref.split('/').pop() ?? 'ref');
+    this.rules.set(name, '');
+    this.refs.set(ref, name);
+    const body = this.visit(target, ref, name, new Set([...leading, ref]));
+    this.rules.set(name, body);
+    if (!this.byBody.has(body)) this.byBody.set(body, name);
+    return name;
+  }
+
+  private literals(schema: Schema, key: 'enum' | 'const', ptr: string): string {
+    const values = key === 'const' ? [schema.const] : schema.enum;
+    if (!Array.isArray(values) || values.length === 0) return fail(`invalid "enum" at ${ptr}: expected a non-empty array`);
+    values.forEach((v) => checkJson(v, `${ptr}/${key}`));
+    const types = 'type' in schema ? this.types(schema, ptr) : undefined;
+    const kept = values.filter((v) => types === undefined || types.some((t) => IS_TYPE[t]!(v)));
+    if (kept.length === 0) fail(`no "${key}" value matches "type" at ${ptr}`);
+    // JSON.stringify gives the compact spelling; duplicates would only add ambiguity.
+    return [...new Set(kept.map((v) => literal(JSON.stringify(v))))].join(' | ');
+  }
+
+  /** The listed types, or those the keywords imply (none: any JSON value). */
+  private types(schema: Schema, ptr: string): string[] {
+    const type = schema.type;
+    if (type === undefined) {
+      const has = (...keys: string[]) => keys.some((k) => k in schema);
+      return [
+        ...(has('properties', 'required', 'additionalProperties') ? ['object'] : []),
+        ...(has('items', 'minItems', 'maxItems') ? ['array'] : []),
+        ...(has('minLength', 'maxLength', 'format') ? ['string'] : []),
+      ];
+    }
+    const list = typeof type === 'string' ? [type] : type;
+    if (!Array.isArray(list) || list.length === 0) return fail(`invalid "type" at ${ptr}: expected a type name or a non-empty array of them`);
+    for (const t of list) if (typeof t !== 'string' || !TYPES.includes(t)) fail(`unknown type ${JSON.stringify(t)} at ${ptr}`);
+    const unique = [...new Set(list as string[])];
+    // "number" already admits every integer; both would make integers ambiguous.
+    return unique.includes('number') ? unique.filter((t) => t !== 'integer') : unique;
+  }
+
+  private count(schema: Schema, key: string, ptr: string): number | undefined {
+    const n = schema[key];
+    if (n === undefined) return undefined;
+    if (typeof n !== 'number' || !Number.isInteger(n) || n < 0) fail(`invalid "${key}" at ${ptr}: expected a non-negative integer`);
+    if ((n as number) > REPETITION_LIMIT) fail(`unsupported "${key}" ${n} at ${ptr} (llama.cpp grammars repeat at most ${REPETITION_LIMIT} times)`);
+    return n as number;
+  }
+
+  private range(schema: Schema, minKey: string, maxKey: string, ptr: string): [number, number] {
+    const min = this.count(schema, minKey, ptr) ?? 0;
+    const max = this.count(schema, maxKey, ptr) ?? Infinity;
+    if (min > max) fail(`"${minKey}" is greater than "${maxKey}" at ${ptr}: no value is possible`);
+    return [min, max];
+  }
+
+  private string(schema: Schema, ptr: string): string {
+    if (schema.format !== undefined) {
+      const rule = typeof schema.format === 'string' ? FORMATS[schema.format] : undefined;
+      if (rule === undefined) fail(`unsupported string format ${JSON.stringify(schema.format)} at ${ptr}`);
+      const length = ['minLength', 'maxLength'].find((k) => k in schema);
+      if (length !== undefined) fail(`unsupported combination of "format" and "${length}" at ${ptr}`);
+      return this.prim(rule!);
+    }
+    // Lengths count grammar characters, as JSON Schema counts code points: an
+    // escape such as \n is one. (An escaped surrogate pair counts as two.)
+    const [min, max] = this.range(schema, 'minLength', 'maxLength', ptr);
+    if (min === 0 && max === Infinity) return this.prim('string');
+    return seq(String.raw`"\""`, repeat(this.prim('char'), min, max), String.raw`"\""`);
+  }
+
+  private array(schema: Schema, ptr: string, hint: string): string {
+    if (Array.isArray(schema.items)) fail(`unsupported tuple "items" (an array of schemas) at ${ptr}`);
+    const [min, max] = this.range(schema, 'minItems', 'maxItems', ptr);
+    this.prim('ws');
+    if (max === 0) return '"[" ws "]"';
+    const itemHint = childHint(hint, 'item');
+    const item = schema.items === undefined ? this.prim('value') : this.atom(itemHint, this.visit(schema.items, `${ptr}/items`, itemHint, NONE));
+    const inner = seq(item, repeat(`( ws "," ws ${item} )`, Math.max(min - 1, 0), max - 1), 'ws');
+    return min === 0 ? `"[" ws ( ${inner} )? "]"` : `"[" ws ${inner} "]"`;
+  }
+
+  private object(schema: Schema, ptr: string, hint: string): string {
+    const { properties, required = [], additionalProperties: extra } = schema;
+    if (properties !== undefined && !isObject(properties)) fail(`invalid "properties" at ${ptr}: expected an object`);
+    if (!Array.isArray(required) || required.some((r) => typeof r !== 'string')) fail(`invalid "required" at ${ptr}: expected an array of strings`);
+    if (extra !== undefined && typeof extra !== 'boolean' && !isObject(extra)) fail(`invalid "additionalProperties" at ${ptr}: expected a boolean or a schema`);
+    this.prim('ws');
+    const value = (sub: unknown, subPtr: string, subHint: string) => this.atom(subHint, this.visit(sub, subPtr, subHint, NONE));
+
+    // Properties in declaration order, then required names that are not declared
+    // (they hold whatever additionalProperties allows).
+    const names = new Set(required as string[]);
+    const listed: [string, unknown, string][] = Object.entries((properties ?? {}) as Schema)
+      .map(([key, sub]) => [key, sub, `${ptr}/properties/${pointerKey(key)}`]);
+    for (const key of names) {
+      if (listed.some(([k]) => k === key)) continue;
+      if (extra === false) fail(`required property ${JSON.stringify(key)} is not allowed by "additionalProperties": false at ${ptr}`);
+      listed.push([key, isObject(extra) ? extra : true, `${ptr}/additionalProperties`]);
+    }
+    const members = listed.map(([key, sub, subPtr]) => ({
+      required: names.has(key),
+      kv: `${literal(JSON.stringify(key))} ws ":" ws ${value(sub, subPtr, childHint(hint, key))}`,
+    }));
+
+    if (properties === undefined && members.length === 0) {
+      // No listed properties: any object, or a map whose values follow additionalProperties.
+      if (extra === false) return `"{" ws "}"`;
+      if (!isObject(extra)) return this.prim('object');
+      const kv = `${this.prim('string')} ws ":" ws ${value(extra, `${ptr}/additionalProperties`, childHint(hint, 'value'))}`;
+      return `"{" ws ( ${kv} ( ws "," ws ${kv} )* ws )? "}"`;
+    }
+    if (members.length === 0) return `"{" ws "}"`;
+
+    // Branch on the first property present: it can be any optional property up
+    // to and including the first required one. Each later property carries its
+    // own leading comma, optional ones wrapped in ( )?.
+    const firstRequired = members.findIndex((m) => m.required);
+    const last = firstRequired === -1 ? members.length - 1 : firstRequired;
+    const tail = (from: number) => members.slice(from).map((m) => (m.required ? `ws "," ws ${m.kv}` : `( ws "," ws ${m.kv} )?`));
+    const branches = members.slice(0, last + 1).map((m, i) => seq(m.kv, ...tail(i + 1)));
+    const body = branches.length === 1 ? branches[0]! : `( ${branches.join(' | ')} )`;
+    return firstRequired === -1 ? `"{" ws ( ${body} ws )? "}"` : `"{" ws ${body} ws "}"`;
+  }
+}
+
+/**
+ * A GBNF grammar (start rule `root`) admitting JSON text valid for `schema`;
+ * see the top of this file for what is supported. Throws an INVALID_ARGUMENT
+ * UnderstudyError naming the JSON pointer of anything it cannot express.
+ */
+export function jsonSchemaToGrammar(schema: unknown): string {
+  return new Converter(schema).run();
+}
+
+/** A GBNF grammar for any JSON value. */
+export const JSON_GRAMMAR: string = jsonSchemaToGrammar(true);
