@@ -22,8 +22,9 @@ bool ShouldAbort(void* data) {
 
 class CreateContextWorker : public PromiseWorker {
  public:
-  CreateContextWorker(Napi::Env env, Napi::Object owner, std::shared_ptr<ModelHandle> model, llama_context_params params)
-      : PromiseWorker(env, "understudy.createContext", owner), model_(std::move(model)), params_(params) {}
+  CreateContextWorker(Napi::Env env, Napi::Object owner, std::shared_ptr<ModelHandle> model, llama_context_params params,
+                      size_t max_queued)
+      : PromiseWorker(env, "understudy.createContext", owner), model_(std::move(model)), params_(params), max_queued_(max_queued) {}
 
  protected:
   void Run() override {
@@ -33,6 +34,7 @@ class CreateContextWorker : public PromiseWorker {
     if (!ctx) throw Failure("CONTEXT_CREATION_FAILED", "llama.cpp could not create the context" + (why.empty() ? "" : ": " + why));
     handle_ = std::make_shared<ContextHandle>(model_, ctx, static_cast<int32_t>(llama_n_batch(ctx)));
     handle_->embeddings = params_.embeddings;
+    handle_->scheduler = std::make_unique<Scheduler>(handle_.get(), static_cast<int32_t>(llama_n_seq_max(ctx)), max_queued_);
     llama_set_abort_callback(ctx, ShouldAbort, handle_.get());
     AttachThreadpools();
   }
@@ -54,6 +56,7 @@ class CreateContextWorker : public PromiseWorker {
 
   std::shared_ptr<ModelHandle> model_;
   llama_context_params params_;
+  size_t max_queued_;
   std::shared_ptr<ContextHandle> handle_;
 };
 
@@ -100,7 +103,8 @@ Napi::Value Context::Create(const Napi::CallbackInfo& info, std::shared_ptr<Mode
   p.pooling_type = static_cast<enum llama_pooling_type>(
       args::Integer(opts, "pooling", LLAMA_POOLING_TYPE_UNSPECIFIED, LLAMA_POOLING_TYPE_UNSPECIFIED, LLAMA_POOLING_TYPE_LAST));
   p.no_perf = true;
-  auto* worker = new CreateContextWorker(info.Env(), owner.As<Napi::Object>(), std::move(model), p);
+  const size_t max_queued = static_cast<size_t>(args::Integer(opts, "maxQueued", 256, 0, 1 << 20));
+  auto* worker = new CreateContextWorker(info.Env(), owner.As<Napi::Object>(), std::move(model), p, max_queued);
   return worker->Start();
 }
 
@@ -136,12 +140,11 @@ Napi::Value Context::SetAdapters(const Napi::CallbackInfo& info) {
     scales.push_back(pair.As<Napi::Array>().Get(1u).As<Napi::Number>().FloatValue());
     handles.push_back(std::move(handle));
   }
-  if (h->busy.load()) ThrowError(env, "BUSY", "the context is busy");
+  if (h->busy.load() || !h->scheduler->Idle()) ThrowError(env, "BUSY", "the context is busy");
   llama_set_adapters_lora(h->ctx, adapters.empty() ? nullptr : adapters.data(), adapters.size(),
                           scales.empty() ? nullptr : scales.data());
   h->adapters = std::move(handles);
-  llama_memory_clear(llama_get_memory(h->ctx), true);
-  h->cached.clear();
+  h->scheduler->ClearCaches();
   return env.Undefined();
 }
 
@@ -156,7 +159,7 @@ Napi::Value Context::Info(const Napi::CallbackInfo& info) {
   out.Set("sequences", llama_n_seq_max(h->ctx));
   out.Set("threads", llama_n_threads(h->ctx));
   out.Set("batchThreads", llama_n_threads_batch(h->ctx));
-  out.Set("cachedTokens", static_cast<double>(h->cached.size()));
+  out.Set("cachedTokens", static_cast<double>(h->scheduler->CachedTokens()));
   out.Set("embeddings", h->embeddings);
   out.Set("pooling", static_cast<int32_t>(llama_pooling_type(h->ctx)));
   return out;
@@ -165,20 +168,25 @@ Napi::Value Context::Info(const Napi::CallbackInfo& info) {
 Napi::Value Context::ClearCache(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   auto h = Handle(env);
-  if (h->busy.load()) ThrowError(env, "BUSY", "the context is generating");
-  llama_memory_clear(llama_get_memory(h->ctx), true);
-  h->cached.clear();
+  if (h->busy.load() || !h->scheduler->Idle()) ThrowError(env, "BUSY", "the context is busy");
+  h->scheduler->ClearCaches();
   return env.Undefined();
 }
 
 Napi::Value Context::Dispose(const Napi::CallbackInfo& info) {
-  if (handle_) {
-    // A running generation sees this, stops at the next node or token, and the
-    // memory goes when it lets go of its handle.
-    handle_->disposed.store(true);
-    handle_.reset();
-  }
+  Shutdown();
   return info.Env().Undefined();
+}
+
+Context::~Context() { Shutdown(); }
+
+// Running generations see the flag (ggml polls it between graph nodes) and fail
+// with DISPOSED; the memory goes when the scheduler thread lets go of its handle.
+void Context::Shutdown() {
+  if (!handle_) return;
+  handle_->disposed.store(true);
+  handle_->scheduler->Shutdown();
+  handle_.reset();
 }
 
 Napi::Value Context::Disposed(const Napi::CallbackInfo& info) {

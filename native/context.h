@@ -15,6 +15,7 @@ class Context : public Napi::ObjectWrap<Context> {
   static Napi::Object Wrap(Napi::Env env, std::shared_ptr<ContextHandle> handle);
 
   explicit Context(const Napi::CallbackInfo& info);
+  ~Context() override;
   std::shared_ptr<ContextHandle> Handle(Napi::Env env) const;
 
  private:
@@ -25,6 +26,7 @@ class Context : public Napi::ObjectWrap<Context> {
   Napi::Value ClearCache(const Napi::CallbackInfo& info);
   Napi::Value Dispose(const Napi::CallbackInfo& info);
   Napi::Value Disposed(const Napi::CallbackInfo& info);
+  void Shutdown();
 
   std::shared_ptr<ContextHandle> handle_;
 };

@@ -116,7 +116,6 @@ Napi::Value StartEmbedding(const Napi::CallbackInfo& info, std::shared_ptr<Conte
   }
   SharedFlag abort = AbortFlag::From(env, info.Length() > 1 ? info[1] : env.Undefined());
   if (handle->busy.exchange(true)) ThrowError(env, "BUSY", "the context is busy");
-  handle->cached.clear();  // embedding reuses the cache cells
   auto* worker = new EmbedWorker(env, owner.As<Napi::Object>(), std::move(handle), std::move(texts), std::move(abort));
   return worker->Start();
 }

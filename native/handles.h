@@ -8,6 +8,7 @@
 #include "abort-flag.h"
 #include "ggml-cpu.h"
 #include "llama.h"
+#include "scheduler.h"
 
 namespace understudy {
 
@@ -39,10 +40,9 @@ struct ContextHandle {
   llama_context* ctx = nullptr;
   llama_batch batch{};
   int32_t batch_capacity = 0;
-  // Tokens whose keys and values sit in the cache for sequence 0, in order; lets
-  // the next prompt reuse a shared prefix instead of evaluating it again.
-  std::vector<llama_token> cached;
-  // One generation at a time per context (parallel sequences come later).
+  // Generations, on their own thread (created with the context).
+  std::unique_ptr<Scheduler> scheduler;
+  // Held by embed(), which needs the whole context.
   std::atomic<bool> busy{false};
   // Raised by the running call's AbortFlag or by dispose(); ggml polls it
   // between graph nodes so even a long prompt stops promptly.
@@ -61,6 +61,7 @@ struct ContextHandle {
   ContextHandle(std::shared_ptr<ModelHandle> m, llama_context* c, int32_t capacity)
       : model(std::move(m)), ctx(c), batch(llama_batch_init(capacity, 0, 1)), batch_capacity(capacity) {}
   ~ContextHandle() {
+    scheduler.reset();
     llama_batch_free(batch);
     llama_free(ctx);
     adapters.clear();

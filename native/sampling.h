@@ -39,8 +39,8 @@ class Sampler {
 
   // Feeds the prompt's tail to the penalty window.
   void AcceptHistory(const std::vector<llama_token>& tokens);
-  // Samples from the last decoded logits and records the choice.
-  llama_token Sample(llama_context* ctx) { return llama_sampler_sample(chain_, ctx, -1); }
+  // Samples from the logits of batch position `at` and records the choice.
+  llama_token Sample(llama_context* ctx, int32_t at) { return llama_sampler_sample(chain_, ctx, at); }
 
  private:
   llama_sampler* chain_;

@@ -42,7 +42,7 @@ export interface NativeGenerationResult {
   promptTokens: number;
   reusedPromptTokens: number;
   stopReason: 'eos' | 'stop' | 'maxTokens' | 'contextFull';
-  timings: { promptMs: number; firstTokenMs: number; generationMs: number; totalMs: number };
+  timings: { queueMs: number; promptMs: number; firstTokenMs: number; generationMs: number; totalMs: number };
 }
 
 export interface NativeContextInfo {

@@ -1,6 +1,8 @@
-// Context: the typed face of native/context.cpp. Holds the KV cache; runs one
-// call at a time, in call order, with a bounded queue; reuses the cached prefix
-// of the last prompt, so a conversation that grows is not evaluated again.
+// Context: the typed face of native/context.cpp. Holds the KV cache for up to
+// `sequences` generations that run at once (continuous batching, in native code);
+// more wait in a bounded queue. Each sequence keeps its cached prompt, and a new
+// prompt goes where the longest shared prefix is, so a conversation that grows is
+// not evaluated again. Changing adapters or embedding waits for running calls.
 import { availableParallelism } from 'node:os';
 import { UnderstudyError, abortedError, callNative, disposedError, fromNative } from '../errors.js';
 import * as v from '../validate.js';
@@ -22,11 +24,15 @@ export interface ContextOptions {
   threads?: number;
   /** CPU threads for prompt processing (default: threads). */
   batchThreads?: number;
-  /** Sequences the context can hold at once (default 1; for embeddings, 8: texts embedded in one batch). */
+  /**
+   * Generations that run at once, batched together (default 1; for embeddings,
+   * 8: texts embedded in one batch). Each sequence gets contextSize / sequences
+   * tokens.
+   */
   sequences?: number;
   /** A context for embed() rather than generation. */
   embeddings?: boolean;
-  /** Calls that may wait for their turn before new ones fail with QUEUE_FULL (default 256). */
+  /** Calls that may wait for a free sequence before new ones fail with QUEUE_FULL (default 256). */
   maxQueued?: number;
 }
 
@@ -47,9 +53,13 @@ export class Context {
   readonly model: Model;
   #native: NativeContext | undefined;
   #onDispose: () => void;
-  #tail: Promise<unknown> = Promise.resolve();
-  #queued = 0;
+  // Exclusive calls (adapters, embedding) run alone, in order; generations wait
+  // for exclusive calls made before them, and exclusive calls for everything
+  // made before them.
+  #exclusive: Promise<unknown> = Promise.resolve();
+  #inflight = new Set<Promise<unknown>>();
   #maxQueued: number;
+  #sequences: number;
   #size: number;
   #embeddings: boolean;
   #loras = new Map<LoraAdapter, number>();
@@ -62,6 +72,7 @@ export class Context {
     this.#maxQueued = maxQueued;
     const info = native.info();
     this.#size = info.sequenceContextSize;
+    this.#sequences = info.sequences;
     this.#embeddings = info.embeddings;
   }
 
@@ -219,22 +230,31 @@ export class Context {
     this.#loras = next;
   }
 
-  // Runs `fn` after every call queued before it; the queue is bounded.
+  // Runs `fn` alone: after every call made before it has settled.
   #enqueue<T>(fn: (native: NativeContext) => T | Promise<T>): Promise<T> {
     this.#live();
-    if (this.#queued >= this.#maxQueued + 1) {
-      throw new UnderstudyError('QUEUE_FULL',
-        `${this.#queued} calls are already queued on this context (maxQueued ${this.#maxQueued}): wait for some to finish or create another context`);
-    }
-    this.#queued++;
-    const run = this.#tail.then(() => {
+    const run = Promise.allSettled([this.#exclusive, ...this.#inflight]).then(() => {
       const native = this.#native;
       if (!native) throw disposedError('context');
       return fn(native);
     });
-    const done = () => void this.#queued--;
-    this.#tail = run.then(done, done);
+    this.#exclusive = run.catch(() => undefined);
     return run;
+  }
+
+  // Submits a generation after any exclusive call made before it.
+  #submit(generation: Generation): void {
+    if (this.#inflight.size >= this.#sequences + this.#maxQueued) {
+      throw new UnderstudyError('QUEUE_FULL',
+        `${this.#inflight.size} generations are running or waiting on this context (${this.#sequences} sequences + maxQueued ${this.#maxQueued}): wait for some to finish, or create the context with more sequences or a larger maxQueued`);
+    }
+    const run = this.#exclusive.then(() => {
+      const native = this.#native;
+      if (!native) return generation._fail(disposedError('context'));
+      return generation._run(native);
+    });
+    this.#inflight.add(run);
+    void run.finally(() => this.#inflight.delete(run));
   }
 
   #start(prompt: Prompt, options: GenerateOptions | undefined, stream: boolean): Generation {
@@ -269,7 +289,7 @@ export class Context {
         `the prompt has ${tokens.length} tokens but the context holds ${this.#size}: shorten the prompt or create the context with a larger contextSize`);
     }
     const generation = new Generation(tokens, parsed, stream, site);
-    this.#enqueue((native) => generation._run(native)).catch((err) => generation._fail(err));
+    this.#submit(generation);
     return generation;
   }
 

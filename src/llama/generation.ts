@@ -17,7 +17,10 @@ export interface Completion {
   /** Prompt tokens that were already in the context's cache and not evaluated again. */
   reusedPromptTokens: number;
   timings: {
+    /** Waiting for a free sequence. */
+    queueMs: number;
     promptMs: number;
+    /** From the call to the first token, waiting included. */
     firstTokenMs: number;
     generationMs: number;
     totalMs: number;

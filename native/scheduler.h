@@ -1,0 +1,63 @@
+// Scheduler: serves up to n_seq_max generations at once on one context, with
+// continuous batching. Its own thread owns the llama_context while any request
+// is active; each step decodes, in one batch, the next token of every generating
+// sequence plus as much of the newcomers' prompts as the batch has room for, so
+// a long prompt never stalls the others for more than one batch. Finished
+// sequences free their slot at once; requests beyond the slots wait in a
+// bounded queue.
+#pragma once
+#include <condition_variable>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <vector>
+#include "request.h"
+
+namespace understudy {
+
+struct ContextHandle;
+
+class Scheduler {
+ public:
+  Scheduler(ContextHandle* owner, int32_t slots, size_t max_queued);
+
+  // JS thread. Queues the request; false when the queue is full. `self` keeps
+  // the context alive for as long as the scheduler thread runs.
+  bool Submit(std::shared_ptr<Request> request, std::shared_ptr<ContextHandle> self);
+  // JS thread: no request active or waiting (safe to change adapters, clear).
+  bool Idle();
+  // Stops the thread after failing what is active or queued (dispose).
+  void Shutdown();
+  // Cached tokens per slot (for info and tests); JS thread, only when idle.
+  size_t CachedTokens();
+  void ClearCaches();
+
+ private:
+  struct Slot {
+    std::shared_ptr<Request> request;
+    std::vector<llama_token> cached;  // tokens in this sequence's KV cache
+    size_t prompt_pos = 0;            // next prompt token to evaluate
+    llama_token next = -1;            // sampled, to be evaluated next step
+    int32_t logits_at = -1;           // batch index of this slot's logits, or -1
+  };
+
+  void Run(std::shared_ptr<ContextHandle> self);
+  void Admit();
+  size_t PickSlot(const std::vector<llama_token>& prompt);
+  std::shared_ptr<Request> Release(Slot& slot);
+  bool Step();
+  void Sample(Slot& slot);
+  void FailAll(const std::string& code, const std::string& message);
+
+  ContextHandle* owner_;
+  std::vector<Slot> slots_;
+  size_t max_queued_;
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  std::deque<std::shared_ptr<Request>> queue_;  // guarded by mutex_
+  size_t active_ = 0;                           // guarded by mutex_
+  bool running_ = false;                        // guarded by mutex_: thread started
+  bool stopping_ = false;                       // guarded by mutex_
+};
+
+}  // namespace understudy
