@@ -3,12 +3,14 @@
 // failure prints "understudy: error [CODE]: message" and exits 1, a usage error
 // exits 2, and nothing ends in a signal.
 import { spawn } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { cli, llamaSimpleContinuation, run, storiesModel } from './helpers.js';
+import { makeLoraAdapter } from '../scripts/make-lora.js';
+import { loadModel } from '../src/index.js';
+import { cli, llamaSimpleContinuation, run, storiesModel, within } from './helpers.js';
 
 const understudy = (...args: string[]) => run(process.execPath, [cli, ...args]);
 
@@ -48,6 +50,57 @@ test('doctor prints the backends, devices and build', async () => {
   assert.ok(d.backends.includes('CPU'));
   assert.ok(d.devices.some((x: { type: string }) => x.type === 'cpu'));
   assert.match(d.llamaCommit, /^[0-9a-f]{40}$/);
+});
+
+test('embed prints one unit-length JSON array per text, the same as the API', async () => {
+  const r = await understudy('embed', '--model', storiesModel, 'a cat', 'a dog');
+  assert.is(r.code, 0, r.stderr);
+  const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as number[]);
+  assert.is(lines.length, 2);
+  const model = await within(loadModel(storiesModel));
+  const ctx = await within(model.createContext({ embeddings: true }));
+  const [cat] = await within(ctx.embed(['a cat']));
+  model.dispose();
+  assert.ok(lines[0].every((x, i) => Math.abs(x - cat[i]) < 1e-6));
+  assert.ok(Math.abs(lines[1].reduce((s, x) => s + x * x, 0) - 1) < 1e-5);
+});
+
+test('chat answers each piped line as a turn, with a named template', async () => {
+  const child = spawn(process.execPath, [cli, 'chat', '--model', storiesModel, '--template', 'chatml', '--max-tokens', '12',
+    '--temperature', '0'], { stdio: ['pipe', 'pipe', 'pipe'] });
+  let stdout = '';
+  child.stdout.on('data', (d) => (stdout += d));
+  child.stdin.end('Tell me a story\nAnd then?\n');
+  const code = await new Promise((resolve) => child.on('close', resolve));
+  assert.is(code, 0);
+  const model = await within(loadModel(storiesModel));
+  const ctx = await within(model.createContext({ contextSize: 512 }));
+  const first = await within(ctx.chat([{ role: 'user', content: 'Tell me a story' }], { template: 'chatml', maxTokens: 12, temperature: 0 }).result);
+  model.dispose();
+  assert.ok(stdout.startsWith(first.text + '\n'), JSON.stringify(stdout));
+  assert.is(stdout.split('\n').length >= 3, true, 'two answers');
+});
+
+test('chat without a usable template: exit 1 and error [TEMPLATE_MISSING]', async () => {
+  const r = await understudy('chat', '--model', storiesModel);
+  assert.is(r.code, 1);
+  assert.match(r.stderr, /^understudy: error \[TEMPLATE_MISSING\]: /);
+});
+
+test('--lora applies an adapter; a wrong one is error [INVALID_ADAPTER]', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'understudy-cli-lora-'));
+  const good = await makeLoraAdapter({ model: storiesModel, out: join(dir, 'good.gguf') });
+  const bad = await makeLoraAdapter({ model: storiesModel, out: join(dir, 'bad.gguf'), wrongShape: true });
+  const args = ['generate', '--model', storiesModel, '--max-tokens', '16', '--temperature', '0'];
+  const base = await understudy(...args, 'Once upon a time');
+  const adapted = await understudy(...args, '--lora', `${good.path}:1`, 'Once upon a time');
+  const zero = await understudy(...args, '--lora', `${good.path}:0`, 'Once upon a time');
+  assert.is(adapted.code, 0, adapted.stderr);
+  assert.is.not(adapted.stdout, base.stdout);
+  assert.is(zero.stdout, base.stdout);
+  const wrong = await understudy(...args, '--lora', bad.path, 'Once upon a time');
+  assert.is(wrong.code, 1);
+  assert.match(wrong.stderr, /^understudy: error \[INVALID_ADAPTER\]: .*incorrect shape/);
 });
 
 const notGguf = join(tmpdir(), `understudy-cli-${process.pid}.gguf`);
