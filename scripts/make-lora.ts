@@ -16,13 +16,12 @@
 //   token_embd.weight = [n_embd, n_vocab] is the exception: the delta is B·get_rows(A, tokens),
 //   so A = [rank, n_vocab], B = [rank, n_embd], checked as W.ne0 == B.ne1, W.ne1 == A.ne1.
 // - the applied scale is user_scale * alpha / rank (rank = B.ne0), or user_scale if alpha is 0.
-import { realpathSync } from 'node:fs';
-import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { GgmlType, GgufError, GgufValueType, type GgufKeyValue } from '../src/gguf/format.js';
 import { readGguf } from '../src/gguf/reader.js';
 import { deriveSeed, scratchBytes, tensorSource } from '../src/gguf/random-tensors.js';
 import { writeGguf, type GgufTensorSpec } from '../src/gguf/writer.js';
+import { isMain } from './is-main.js';
 
 export interface MakeLoraOptions {
   /** Base model GGUF; only its header is read. */
@@ -179,14 +178,7 @@ async function main(argv: string[]): Promise<void> {
   console.log(`${r.path}: ${r.fileSize} bytes, ${r.architecture} LoRA rank ${r.rank} alpha ${r.alpha}, ${r.tensors.length} tensors`);
 }
 
-function invokedDirectly(): boolean {
-  try {
-    return process.argv[1] !== undefined && import.meta.url === pathToFileURL(realpathSync(process.argv[1])).href;
-  } catch {
-    return false;
-  }
-}
-if (invokedDirectly()) {
+if (isMain(import.meta.url)) {
   main(process.argv.slice(2)).catch((e: unknown) => {
     console.error(`make-lora: ${e instanceof Error ? e.message : String(e)}`);
     process.exit(1);

@@ -4,13 +4,13 @@
 //
 //   node --import tsx scripts/make-model.ts --preset tiny --out /tmp/tiny.gguf
 //   node --import tsx scripts/make-model.ts --preset tinyllama-1.1b --out /tmp/tl.gguf [--type Q8_0]
-import { realpathSync } from 'node:fs';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { GGML_TYPE_BY_NAME, GgmlType, GgufError, GgufValueType, type GgufKeyValue } from '../src/gguf/format.js';
 import { readGguf } from '../src/gguf/reader.js';
 import { deriveSeed, scratchBytes, tensorSource } from '../src/gguf/random-tensors.js';
 import { writeGguf, type GgufTensorSpec } from '../src/gguf/writer.js';
+import { isMain } from './is-main.js';
 
 export type ModelTensorType = 'F32' | 'F16' | 'Q8_0' | 'Q4_0';
 
@@ -206,14 +206,7 @@ async function main(argv: string[]): Promise<void> {
   console.log(`${r.path}: ${r.fileSize} bytes (${mb} MB), ${(r.parameters / 1e6).toFixed(2)}M parameters, ${r.seconds.toFixed(1)} s`);
 }
 
-function invokedDirectly(): boolean {
-  try {
-    return process.argv[1] !== undefined && import.meta.url === pathToFileURL(realpathSync(process.argv[1])).href;
-  } catch {
-    return false;
-  }
-}
-if (invokedDirectly()) {
+if (isMain(import.meta.url)) {
   main(process.argv.slice(2)).catch((e: unknown) => {
     console.error(`make-model: ${e instanceof Error ? e.message : String(e)}`);
     process.exit(1);
