@@ -2,11 +2,9 @@
 // can measure: time to first token, event-loop lag while generating, peak RSS.
 // run.ts runs this file as a child process per model (so peak RSS is that
 // model's own), reading one `BENCH-RESULT {json}` line from its stdout.
-import { realpathSync } from 'node:fs';
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
-import { pathToFileURL } from 'node:url';
-import { parseArgs } from 'node:util';
 import { loadModel, systemInfo, type Context, type Model } from '../src/index.js';
+import { childMain, invokedDirectly } from './child.js';
 import { summarize, type Stat } from './report.js';
 
 export interface OursOptions {
@@ -36,7 +34,11 @@ export interface OursResult {
   context: ReturnType<Context['info']>;
   model: { architecture: string; parameters: number | null; vocabSize: number; layers: number | null; gpuLayers: number };
   system: ReturnType<typeof systemInfo>;
+  /** The pp prompt's token ids (its first is tg's one-token prompt), for node-llama-cpp to use the same. */
+  prompt: number[];
 }
+
+export type Lag = { p50: number; p99: number; max: number };
 
 export const TTFT_PROMPT = 'Once upon a time, there was a little girl named Lily. She loved to play outside in the park.';
 
@@ -68,7 +70,7 @@ export function benchPrompt(model: Model, n: number, seed = 42): number[] {
   return tokens;
 }
 
-function lag(h: IntervalHistogram): { p50: number; p99: number; max: number } {
+export function lag(h: IntervalHistogram): Lag {
   return { p50: h.percentile(50) / 1e6, p99: h.percentile(99) / 1e6, max: h.max / 1e6 };
 }
 
@@ -153,34 +155,12 @@ export async function measureOurs(path: string, o: OursOptions, log: (msg: strin
       context,
       model: { architecture: info.architecture, parameters: info.parameters, vocabSize: info.vocab.size, layers: info.layers, gpuLayers: info.gpuLayers },
       system: systemInfo(),
+      prompt,
     };
   } finally {
     model.dispose();
   }
 }
 
-export const RESULT_PREFIX = 'BENCH-RESULT ';
-
-function invokedDirectly(): boolean {
-  try {
-    return process.argv[1] !== undefined && import.meta.url === pathToFileURL(realpathSync(process.argv[1])).href;
-  } catch {
-    return false;
-  }
-}
-
 // Child mode: `node --import tsx bench/ours.ts --model FILE --options JSON`.
-if (invokedDirectly()) {
-  const { values } = parseArgs({ options: { model: { type: 'string' }, options: { type: 'string' } } });
-  if (!values.model || !values.options) {
-    console.error('usage: node --import tsx bench/ours.ts --model FILE --options JSON (run.ts does this)');
-    process.exit(2);
-  }
-  measureOurs(values.model, JSON.parse(values.options) as OursOptions, (m) => console.error(m)).then(
-    (r) => process.stdout.write(`${RESULT_PREFIX}${JSON.stringify(r)}\n`),
-    (err: unknown) => {
-      console.error(err instanceof Error ? err.stack ?? err.message : String(err));
-      process.exit(1);
-    },
-  );
-}
+if (invokedDirectly(import.meta.url)) childMain('ours.ts', measureOurs);
