@@ -5,7 +5,7 @@ import { spawn } from 'node:child_process';
 import { accessSync, constants, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { repoRoot } from './models.js';
-import type { Stat } from './report.js';
+import { summarize, type Stat } from './report.js';
 
 export interface ReferenceTools {
   /** Where they were found. */
@@ -126,4 +126,53 @@ export async function runLlamaBench(tool: string, model: string, o: LlamaBenchOp
   if (!pp || !tg) throw new Error(`llama-bench's JSON lacks the pp${o.nPrompt} or tg${o.nGen} row:\n${r.stdout.slice(0, 1000)}`);
   const info = Object.fromEntries(INFO_FIELDS.filter((k) => k in pp).map((k) => [k, pp[k]]));
   return { pp: stat(pp), tg: stat(tg), args, seconds, info, rows };
+}
+
+export interface BatchedBenchPoint {
+  sequences: number;
+  /** S_TG: sequences * tg / t_tg, per measured run. */
+  tg: Stat;
+  /** S_PP: sequences * pp / t_pp. */
+  pp: Stat;
+  args: string[];
+  /** Its JSONL rows, the warm-up's first. */
+  rows: Record<string, unknown>[];
+}
+
+export interface BatchedBenchOptions {
+  threads: number;
+  reps: number;
+  gpu: boolean;
+  nPrompt: number;
+  nGen: number;
+  /** Cells per sequence: -c is sequences times this. */
+  perSequence: number;
+}
+
+/**
+ * llama-batched-bench at one number of parallel sequences: one process per
+ * point, its context sized as ours (-c sequences * perSequence, so n_seq_max and
+ * the cells per sequence match), distinct random prompts (no -pps), and -npl
+ * repeated reps + 1 times: one warm-up, then the measured runs.
+ */
+export async function runBatchedBench(tool: string, model: string, sequences: number, o: BatchedBenchOptions): Promise<BatchedBenchPoint> {
+  const args = [
+    '-m', model, '-c', String(sequences * o.perSequence), '-b', '2048', '-ub', '512',
+    '-npp', String(o.nPrompt), '-ntg', String(o.nGen), '-npl', Array(o.reps + 1).fill(sequences).join(','),
+    '-t', String(o.threads), '-ngl', o.gpu ? '99' : '0', '--output-format', 'jsonl',
+  ];
+  const r = await run(tool, args);
+  if (r.code !== 0) throw new Error(`llama-batched-bench failed (${r.code ?? r.signal}): ${tool} ${args.join(' ')}\n${r.stderr.slice(-2000)}`);
+  // Its JSONL goes through llama.cpp's log: stdout in this version, stderr in others.
+  const rows = `${r.stdout}\n${r.stderr}`.split('\n').filter((l) => l.startsWith('{"n_kv_max"'))
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
+  if (rows.length !== o.reps + 1) {
+    throw new Error(`llama-batched-bench printed ${rows.length} result rows, not ${o.reps + 1} (is -c too small?): ${tool} ${args.join(' ')}`);
+  }
+  const measured = rows.slice(1);
+  return {
+    sequences, args, rows,
+    tg: summarize(measured.map((x) => Number(x.speed_tg))),
+    pp: summarize(measured.map((x) => Number(x.speed_pp))),
+  };
 }

@@ -43,7 +43,7 @@ export type Lag = { p50: number; p99: number; max: number };
 export const TTFT_PROMPT = 'Once upon a time, there was a little girl named Lily. She loved to play outside in the park.';
 
 /** Deterministic PRNG (mulberry32): the same prompt every run. */
-function rng(seed: number): () => number {
+export function rng(seed: number): () => number {
   let a = seed >>> 0;
   return () => {
     a = (a + 0x6d2b79f5) >>> 0;

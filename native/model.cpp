@@ -201,8 +201,11 @@ Napi::Value Model::Detokenize(const Napi::CallbackInfo& info) {
 Napi::Value Model::TokenPiece(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   auto h = Handle(env);
-  if (info.Length() < 1 || !info[0].IsNumber()) ThrowTypeError(env, "Expected integer for token");
-  int32_t token = info[0].As<Napi::Number>().Int32Value();
+  const double value = info.Length() > 0 && info[0].IsNumber() ? info[0].As<Napi::Number>().DoubleValue() : -1.0;
+  if (!(value >= 0 && value <= INT32_MAX && value == static_cast<double>(static_cast<int32_t>(value)))) {
+    ThrowTypeError(env, "Expected integer for token");
+  }
+  int32_t token = static_cast<int32_t>(value);
   CheckTokens(env, h->vocab, &token, 1);
   bool special = info.Length() > 1 && info[1].ToBoolean();
   char buf[256];
