@@ -140,11 +140,13 @@ Napi::Value Context::SetAdapters(const Napi::CallbackInfo& info) {
     scales.push_back(pair.As<Napi::Array>().Get(1u).As<Napi::Number>().FloatValue());
     handles.push_back(std::move(handle));
   }
-  if (h->busy.load() || !h->scheduler->Idle()) ThrowError(env, "BUSY", "the context is busy");
-  llama_set_adapters_lora(h->ctx, adapters.empty() ? nullptr : adapters.data(), adapters.size(),
-                          scales.empty() ? nullptr : scales.data());
-  h->adapters = std::move(handles);
-  h->scheduler->ClearCaches();
+  const bool done = !h->busy.load() && h->scheduler->Exclusive([&] {
+    llama_set_adapters_lora(h->ctx, adapters.empty() ? nullptr : adapters.data(), adapters.size(),
+                            scales.empty() ? nullptr : scales.data());
+    h->adapters = std::move(handles);
+    h->scheduler->ClearCaches();
+  });
+  if (!done) ThrowError(env, "BUSY", "the context is busy");
   return env.Undefined();
 }
 
@@ -168,8 +170,9 @@ Napi::Value Context::Info(const Napi::CallbackInfo& info) {
 Napi::Value Context::ClearCache(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   auto h = Handle(env);
-  if (h->busy.load() || !h->scheduler->Idle()) ThrowError(env, "BUSY", "the context is busy");
-  h->scheduler->ClearCaches();
+  if (h->busy.load() || !h->scheduler->Exclusive([&] { h->scheduler->ClearCaches(); })) {
+    ThrowError(env, "BUSY", "the context is busy");
+  }
   return env.Undefined();
 }
 

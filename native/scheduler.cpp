@@ -64,9 +64,10 @@ void Scheduler::Shutdown() {
 }
 
 size_t Scheduler::CachedTokens() {
-  if (!Idle()) return 0;
   size_t n = 0;
-  for (const auto& s : slots_) n += s.cached.size();
+  Exclusive([&] {
+    for (const auto& s : slots_) n += s.cached.size();
+  });
   return n;
 }
 
@@ -82,6 +83,7 @@ void Scheduler::Run(std::shared_ptr<ContextHandle> self) {
       wake_.wait(lock, [this] { return stopping_ || !queue_.empty() || active_ > 0; });
       if (stopping_) break;
     }
+    std::lock_guard<std::mutex> step(step_mutex_);
     Admit();
     Step();
   }

@@ -24,12 +24,24 @@ class Scheduler {
   // JS thread. Queues the request; false when the queue is full. `self` keeps
   // the context alive for as long as the scheduler thread runs.
   bool Submit(std::shared_ptr<Request> request, std::shared_ptr<ContextHandle> self);
-  // JS thread: no request active or waiting (safe to change adapters, clear).
+  // JS thread: no request active or waiting.
   bool Idle();
+  // JS thread: runs `fn` between steps, if no request is active or waiting, and
+  // returns whether it ran. For calls that change the whole context (adapters,
+  // clearing the cache) and must not overlap a step still finishing.
+  template <typename Fn>
+  bool Exclusive(Fn&& fn) {
+    if (!Idle()) return false;  // busy: say so at once rather than wait out a decode
+    std::lock_guard<std::mutex> step(step_mutex_);  // at most the tail of the last step
+    if (!Idle()) return false;
+    fn();
+    return true;
+  }
   // Stops the thread after failing what is active or queued (dispose).
   void Shutdown();
-  // Cached tokens per slot (for info and tests); JS thread, only when idle.
+  // Cached tokens in all slots (0 while busy); JS thread.
   size_t CachedTokens();
+  // Forgets every slot's cache; only inside Exclusive().
   void ClearCaches();
 
  private:
@@ -53,6 +65,7 @@ class Scheduler {
   std::vector<Slot> slots_;
   size_t max_queued_;
   std::mutex mutex_;
+  std::mutex step_mutex_;  // held by the scheduler thread for each Admit() + Step()
   std::condition_variable wake_;
   std::deque<std::shared_ptr<Request>> queue_;  // guarded by mutex_
   size_t active_ = 0;                           // guarded by mutex_
