@@ -6,6 +6,7 @@ import { spawn } from 'node:child_process';
 import { realpathSync } from 'node:fs';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
+import { watchPid } from './machine.js';
 import { repoRoot } from './models.js';
 
 export const RESULT_PREFIX = 'BENCH-RESULT ';
@@ -16,11 +17,13 @@ export function runChild<T>(script: string, model: string, options: unknown, wha
   const child = spawn(process.execPath, ['--import', 'tsx', path, '--model', model, '--options', JSON.stringify(options)], {
     cwd: repoRoot, stdio: ['ignore', 'pipe', 'inherit'],
   });
+  const unwatch = watchPid(child.pid);
   let stdout = '';
   child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
   return new Promise((resolvePromise, reject) => {
     child.on('error', reject);
     child.on('close', (code, signal) => {
+      unwatch();
       const line = stdout.split('\n').find((l) => l.startsWith(RESULT_PREFIX));
       if (code !== 0 || !line) return reject(new Error(`${what} failed (${code ?? signal}); its errors are above`));
       resolvePromise(JSON.parse(line.slice(RESULT_PREFIX.length)) as T);

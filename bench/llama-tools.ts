@@ -4,6 +4,7 @@
 import { spawn } from 'node:child_process';
 import { accessSync, constants, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { watchPid } from './machine.js';
 import { repoRoot } from './models.js';
 import { summarize, type Stat } from './report.js';
 
@@ -86,12 +87,16 @@ export function llamaBenchArgs(model: string, o: LlamaBenchOptions): string[] {
 function run(cmd: string, args: string[]): Promise<{ code: number | null; signal: string | null; stdout: string; stderr: string }> {
   return new Promise((resolvePromise, reject) => {
     const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const unwatch = watchPid(child.pid);
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
     child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
     child.on('error', reject);
-    child.on('close', (code, signal) => resolvePromise({ code, signal, stdout, stderr }));
+    child.on('close', (code, signal) => {
+      unwatch();
+      resolvePromise({ code, signal, stdout, stderr });
+    });
   });
 }
 
@@ -147,17 +152,20 @@ export interface BatchedBenchOptions {
   nGen: number;
   /** Cells per sequence: -c is sequences times this. */
   perSequence: number;
+  /** -b and -ub, as our context's batch and micro-batch. */
+  batchSize: number;
 }
 
 /**
  * llama-batched-bench at one number of parallel sequences: one process per
  * point, its context sized as ours (-c sequences * perSequence, so n_seq_max and
- * the cells per sequence match), distinct random prompts (no -pps), and -npl
- * repeated reps + 1 times: one warm-up, then the measured runs.
+ * the cells per sequence match), the same batch and micro-batch as ours,
+ * distinct random prompts (no -pps), and -npl repeated reps + 1 times: one
+ * warm-up, then the measured runs.
  */
 export async function runBatchedBench(tool: string, model: string, sequences: number, o: BatchedBenchOptions): Promise<BatchedBenchPoint> {
   const args = [
-    '-m', model, '-c', String(sequences * o.perSequence), '-b', '2048', '-ub', '512',
+    '-m', model, '-c', String(sequences * o.perSequence), '-b', String(o.batchSize), '-ub', String(o.batchSize),
     '-npp', String(o.nPrompt), '-ntg', String(o.nGen), '-npl', Array(o.reps + 1).fill(sequences).join(','),
     '-t', String(o.threads), '-ngl', o.gpu ? '99' : '0', '--output-format', 'jsonl',
   ];
@@ -175,4 +183,19 @@ export async function runBatchedBench(tool: string, model: string, sequences: nu
     tg: summarize(measured.map((x) => Number(x.speed_tg))),
     pp: summarize(measured.map((x) => Number(x.speed_pp))),
   };
+}
+
+/**
+ * llama-bench's tg at a depth (-p 0 -n nGen -d depth): one sequence generating
+ * after a prompt of `depth` tokens, with llama-bench's own thread pool. The
+ * one-sequence reference for the parallel table (see bench/README.md).
+ */
+export async function runLlamaBenchAtDepth(tool: string, model: string, o: LlamaBenchOptions & { depth: number }): Promise<{ tg: Stat; args: string[] }> {
+  const args = [...llamaBenchArgs(model, { ...o, nPrompt: 0 }), '-d', String(o.depth)];
+  const r = await run(tool, args);
+  if (r.code !== 0) throw new Error(`llama-bench failed (${r.code ?? r.signal}): ${tool} ${args.join(' ')}\n${r.stderr.slice(-2000)}`);
+  const rows = JSON.parse(r.stdout.slice(r.stdout.indexOf('['))) as Record<string, unknown>[];
+  const row = rows.find((x) => Number(x.n_gen) === o.nGen && Number(x.n_depth) === o.depth);
+  if (!row) throw new Error(`llama-bench's JSON lacks the tg${o.nGen} @ d${o.depth} row:\n${r.stdout.slice(0, 1000)}`);
+  return { tg: stat(row), args };
 }

@@ -29,6 +29,15 @@ export function perSequenceContext(o: Pick<ParallelOptions, 'nPrompt' | 'nGen'>)
   return o.nPrompt + o.nGen + 8;
 }
 
+/**
+ * Batch (and micro-batch) size at `sequences`: room for every prompt at once, so
+ * one step takes them all and each later step decodes exactly one token of every
+ * sequence, as in batched-bench's generation loop. batched-bench gets the same -b/-ub.
+ */
+export function parallelBatchSize(sequences: number, o: Pick<ParallelOptions, 'nPrompt'>): number {
+  return Math.max(512, sequences * o.nPrompt);
+}
+
 export interface ParallelPoint {
   sequences: number;
   contextSize: number;
@@ -88,9 +97,7 @@ function phases(results: Completion[], sequences: number, o: ParallelOptions) {
 
 async function measurePoint(model: Model, sequences: number, o: ParallelOptions, log: (msg: string) => void): Promise<{ point: ParallelPoint; lag?: Omit<LagResult, 'idle'> }> {
   const contextSize = sequences * perSequenceContext(o);
-  // One step takes every prompt, so each later step decodes exactly one token of
-  // every sequence: the generation phase is then what batched-bench times.
-  const batchSize = Math.max(512, sequences * o.nPrompt);
+  const batchSize = parallelBatchSize(sequences, o);
   const ctx = await model.createContext({ contextSize, sequences, batchSize, threads: o.threads, batchThreads: o.threads });
   try {
     const prompts = Array.from({ length: sequences }, (_, i) => benchPrompt(model, o.nPrompt, 1000 + i));
@@ -117,7 +124,7 @@ async function measurePoint(model: Model, sequences: number, o: ParallelOptions,
       sequences, contextSize, batchSize, tg: summarize(tg), pp: summarize(pp), tgMs: summarize(tgMs),
       promptEndSpreadMs: spread, wallMs: summarize(wall),
     };
-    log(`  ours ${sequences} sequences: ${point.tg.mean.toFixed(2)} t/s generation (${point.tgMs.mean.toFixed(0)} ms), prompts ${point.pp.mean.toFixed(2)} t/s`);
+    log(`  ours N = ${sequences}: ${point.tg.mean.toFixed(2)} t/s generation (${point.tgMs.mean.toFixed(0)} ms), prompts ${point.pp.mean.toFixed(2)} t/s`);
     if (!watch) return { point };
 
     // The same batch once more, each generation streamed to its own for-await loop.

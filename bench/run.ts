@@ -1,23 +1,38 @@
-// `npm run bench`: llama.cpp's llama-bench and our addon, on the same model files
-// with the same threads and batch sizes, in one invocation; prints the comparison
-// and writes bench/results/<name>.json. See bench/README.md.
-import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+// `npm run bench`: llama.cpp's llama-bench and llama-batched-bench, node-llama-cpp
+// and our addon, on the same model files with the same threads, in one
+// invocation; prints the comparison, writes bench/results/<name>.json and the
+// parallel chart bench/results/<name>-parallel.svg. See bench/README.md.
+import { existsSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { findReferenceTools, runLlamaBench, toolDirs, type LlamaBenchResult } from './llama-tools.js';
-import { parseModelList, repoRoot, resolveModels, type BenchModel } from './models.js';
-import { RESULT_PREFIX, type OursOptions, type OursResult } from './ours.js';
-import { compare, comparisonTable, extrasTable, GOAL_RATIO, noisy, NOISY_CV, writeResults, type ComparisonRow, type ExtraRow } from './report.js';
+import { parallelChart, writeChart, type ChartPanel } from './chart.js';
+import { runChild } from './child.js';
+import { findReferenceTools, runBatchedBench, runLlamaBench, runLlamaBenchAtDepth, toolDirs, type BatchedBenchPoint, type LlamaBenchResult } from './llama-tools.js';
+import { contentionMonitor, cpuBusy, gitInfo, llamaCppSource, loadavg, machineInfo } from './machine.js';
+import { parseModelList, repoRoot, resolveModels, type ModelKey } from './models.js';
+import { ensureNodeLlamaCpp, type NlcOptions, type NlcResult } from './node-llama-cpp.js';
+import type { OursOptions, OursResult } from './ours.js';
+import type { Stat } from './report.js';
+import { parallelBatchSize, perSequenceContext, type ParallelOptions, type ParallelResult } from './parallel.js';
+import {
+  compare, comparisonTable, extrasTable, GOAL_RATIO, noisy, NOISY_CV, PARALLEL_GOAL, parallelBelowGoal, parallelTable, servingTable, writeResults,
+  type ComparisonRow, type ExtraRow, type ParallelRow, type ServingRow,
+} from './report.js';
+
+const DEFAULT_NPL: Record<ModelKey, number[]> = { stories: [1, 4, 16, 64], tinyllama: [1, 4, 16] };
+const PARALLEL_SHAPE = { nPrompt: 128, nGen: 128 };
+const LAG_SEQUENCES = 16;
+const SKIPPABLE = ['parallel', 'embeddings', 'node-llama-cpp'] as const;
 
 const USAGE = `usage: npm run bench -- [options]
-  --threads N     CPU threads for both sides (default: os.availableParallelism() = ${os.availableParallelism()})
+  --threads N     CPU threads for every side (default: os.availableParallelism() = ${os.availableParallelism()})
   --reps N        measured repetitions per test, after one warm-up (default 5)
   --models LIST   comma-separated: stories,tinyllama (default both)
+  --npl LIST      parallel sequences to measure, e.g. 1,4,16 (default ${DEFAULT_NPL.stories.join(',')} on stories260K, ${DEFAULT_NPL.tinyllama.join(',')} on tinyllama)
+  --skip LIST     leave out some of: ${SKIPPABLE.join(', ')}
   --name NAME     results file bench/results/NAME.json (default cpu-<hostname>-<date>)
-  --gpu           offload all layers: -ngl 99 for llama-bench, gpuLayers 'max' for ours
+  --gpu           offload all layers: -ngl 99 for llama.cpp's tools, gpuLayers 'max' for ours (node-llama-cpp is left out)
   --quick         smoke run: reps 2, stories only (unless --reps / --models say otherwise)`;
 
 const log = (msg: string) => console.error(msg);
@@ -28,60 +43,16 @@ function positiveInt(s: string | undefined, flag: string, fallback: number): num
   return Number(s);
 }
 
-function git(args: string[]): string | null {
-  try {
-    return execFileSync('git', ['--no-optional-locks', ...args], { cwd: repoRoot, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
-  } catch {
-    return null;
-  }
-}
-
-function readJson(path: string): Record<string, unknown> | null {
-  try {
-    return JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown>;
-  } catch {
-    return null;
-  }
-}
-
-/** Runs ours.ts in a child process, so each model's peak RSS is its own. */
-function runOurs(model: BenchModel, o: OursOptions): Promise<OursResult> {
-  const script = fileURLToPath(new URL('./ours.ts', import.meta.url));
-  const child = spawn(process.execPath, ['--import', 'tsx', script, '--model', model.path, '--options', JSON.stringify(o)], {
-    cwd: repoRoot, stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  let stdout = '';
-  child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-  return new Promise((resolvePromise, reject) => {
-    child.on('error', reject);
-    child.on('close', (code, signal) => {
-      const line = stdout.split('\n').find((l) => l.startsWith(RESULT_PREFIX));
-      if (code !== 0 || !line) return reject(new Error(`our side failed on ${model.label} (${code ?? signal}); its errors are above`));
-      resolvePromise(JSON.parse(line.slice(RESULT_PREFIX.length)) as OursResult);
-    });
-  });
-}
-
-function loadavg(): number[] {
-  return os.loadavg().map((x) => Math.round(x * 100) / 100);
-}
-
-/** Share of all cores busy over the next second (0-1): other work skews every figure. */
-async function cpuBusy(): Promise<number> {
-  const sum = () => os.cpus().reduce((a, c) => {
-    const t = c.times;
-    return { busy: a.busy + t.user + t.nice + t.sys + t.irq, total: a.total + t.user + t.nice + t.sys + t.irq + t.idle };
-  }, { busy: 0, total: 0 });
-  const a = sum();
-  await new Promise((r) => setTimeout(r, 1000));
-  const b = sum();
-  return b.total > a.total ? (b.busy - a.busy) / (b.total - a.total) : 0;
+function intList(s: string, flag: string): number[] {
+  const xs = s.split(',').map((x) => positiveInt(x.trim(), flag, 0));
+  return [...new Set(xs)].sort((a, b) => a - b);
 }
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
       threads: { type: 'string' }, reps: { type: 'string' }, models: { type: 'string' }, name: { type: 'string' },
+      npl: { type: 'string' }, skip: { type: 'string' },
       gpu: { type: 'boolean', default: false }, quick: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h' },
     },
   });
@@ -91,6 +62,9 @@ async function main(): Promise<void> {
   const threads = positiveInt(values.threads, 'threads', os.availableParallelism());
   const reps = positiveInt(values.reps, 'reps', quick ? 2 : 5);
   const keys = parseModelList(values.models ?? (quick ? 'stories' : 'stories,tinyllama'));
+  const npl = values.npl === undefined ? undefined : intList(values.npl, 'npl');
+  const skip = new Set((values.skip ?? '').split(',').map((s) => s.trim()).filter(Boolean));
+  for (const s of skip) if (!(SKIPPABLE as readonly string[]).includes(s)) throw new Error(`--skip: unknown "${s}" (known: ${SKIPPABLE.join(', ')})`);
   const date = new Date();
   const name = values.name ?? `${gpu ? 'gpu' : 'cpu'}-${os.hostname()}-${date.toISOString().slice(0, 10)}`;
   if (!/^[\w.-]+$/.test(name)) throw new Error(`--name may hold letters, digits, '.', '_' and '-' only, got "${name}"`);
@@ -105,33 +79,112 @@ async function main(): Promise<void> {
   if (!existsSync(join(repoRoot, 'build', 'Release', 'understudy.node')) && !existsSync(join(repoRoot, 'prebuilds'))) {
     log('bench: warning: build/Release/understudy.node is missing; build the addon with `npm run build:native`');
   }
+  const parallel = !skip.has('parallel') && tools.batchedBench !== undefined;
+  if (!skip.has('parallel') && !parallel) log(`bench: llama-batched-bench not found in ${tools.dir}: the parallel comparison is left out (npm run build:tools)`);
+  let nlcEntry: string | undefined;
+  let nlcNote: string | null = skip.has('node-llama-cpp') ? 'skipped (--skip)' : gpu ? 'left out with --gpu (only its CPU binaries are installed)' : null;
+  if (nlcNote === null) {
+    const r = ensureNodeLlamaCpp(log);
+    if ('entry' in r) nlcEntry = r.entry;
+    else log(`bench: warning: node-llama-cpp left out: ${(nlcNote = r.error)}`);
+  }
+
   const models = await resolveModels(keys, log);
   const shape = { nPrompt: 512, nGen: 128, batchSize: 512 };
   const oursOptions: OursOptions = { threads, reps, gpu, ...shape, contextSize: 1024 };
+  const nplOf = (key: ModelKey) => npl ?? DEFAULT_NPL[key];
   const loadStart = loadavg();
-  log(`bench: ${models.map((m) => m.label).join(', ')}; threads ${threads}, reps ${reps}${gpu ? ', GPU' : ''}; llama-bench: ${tools.llamaBench}`);
+  log(`bench: ${models.map((m) => m.label).join(', ')}; threads ${threads}, reps ${reps}${gpu ? ', GPU' : ''}; tools: ${tools.dir}`);
+  if (parallel) log(`bench: parallel sequences: ${models.map((m) => `${m.label} ${nplOf(m.key as ModelKey).join(',')}`).join('; ')}${npl ? '' : ' (defaults; --npl to change)'}`);
   const busyStart = await cpuBusy();
   if (busyStart > 0.15) {
     log(`bench: warning: the CPUs are ${(busyStart * 100).toFixed(0)}% busy with other work; figures will be noisy (stop it and run again)`);
   }
 
+  const monitor = contentionMonitor();
+  const phase = (label: string) => {
+    log(`bench: ${label} ...`);
+    monitor.phase(label);
+  };
   const rows: ComparisonRow[] = [];
   const extras: ExtraRow[] = [];
-  const results: { model: string; llamaBench: Omit<LlamaBenchResult, 'rows'> & { rows: unknown }; ours: OursResult; ratios: Record<string, number> }[] = [];
+  const prows: ParallelRow[] = [];
+  const singles: string[] = [];
+  const serving: ServingRow[] = [];
+  const panels: ChartPanel[] = [];
+  const results: Record<string, unknown>[] = [];
   for (const m of models) {
-    log(`bench: ${m.label}: llama-bench ...`);
-    const lb = await runLlamaBench(tools.llamaBench, m.path, { threads, reps, gpu, ...shape });
+    phase(`${m.label}: llama-bench`);
+    const lb: LlamaBenchResult = await runLlamaBench(tools.llamaBench, m.path, { threads, reps, gpu, ...shape });
     log(`  llama-bench pp${shape.nPrompt}: ${lb.pp.mean.toFixed(2)} t/s, tg${shape.nGen}: ${lb.tg.mean.toFixed(2)} t/s (${lb.seconds.toFixed(0)} s)`);
-    log(`bench: ${m.label}: ours ...`);
-    const ours = await runOurs(m, oursOptions);
-    const pp = compare(m.label, `pp${shape.nPrompt}`, lb.pp, ours.pp);
-    const tg = compare(m.label, `tg${shape.nGen}`, lb.tg, ours.tg);
+    phase(`${m.label}: ours`);
+    const { prompt, ...ours } = await runChild<OursResult>('ours.ts', m.path, oursOptions, `our side on ${m.label}`);
+    let nlc: NlcResult | null = null;
+    if (nlcEntry) {
+      phase(`${m.label}: node-llama-cpp`);
+      const o: NlcOptions = { entry: nlcEntry, threads, reps, ...shape, contextSize: oursOptions.contextSize, prompt };
+      nlc = await runChild<NlcResult>('node-llama-cpp.ts', m.path, o, `node-llama-cpp on ${m.label}`);
+    }
+    const pp = compare(m.label, `pp${shape.nPrompt}`, lb.pp, ours.pp, nlc?.pp);
+    const tg = compare(m.label, `tg${shape.nGen}`, lb.tg, ours.tg, nlc?.tg);
     rows.push(pp, tg);
     extras.push({
       model: m.label, ttftMs: ours.ttftMs, ttftJsMs: ours.ttftJsMs, promptTokens: ours.ttftPromptTokens,
       lagIdle: ours.lagIdle, lagGen: ours.lagGen, streamTg: ours.streamTg, loadMs: ours.loadMs, peakRssMb: ours.peakRssMb,
     });
-    results.push({ model: m.label, llamaBench: lb, ours, ratios: { pp: pp.ratio, tg: tg.ratio } });
+
+    let batched: BatchedBenchPoint[] = [];
+    let par: ParallelResult | null = null;
+    let single: { tg: Stat; args: string[] } | null = null;
+    const seqs = nplOf(m.key as ModelKey);
+    if (parallel && tools.batchedBench) {
+      const perSequence = perSequenceContext(PARALLEL_SHAPE);
+      for (const n of seqs) {
+        phase(`${m.label}: llama-batched-bench, N = ${n}`);
+        const b = await runBatchedBench(tools.batchedBench, m.path, n, { threads, reps, gpu, ...PARALLEL_SHAPE, perSequence, batchSize: parallelBatchSize(n, PARALLEL_SHAPE) });
+        log(`  llama-batched-bench N = ${n}: S_TG ${b.tg.mean.toFixed(2)} t/s, S_PP ${b.pp.mean.toFixed(2)} t/s`);
+        batched.push(b);
+      }
+      if (seqs.includes(1)) {
+        phase(`${m.label}: llama-bench tg${PARALLEL_SHAPE.nGen} @ d${PARALLEL_SHAPE.nPrompt}`);
+        single = await runLlamaBenchAtDepth(tools.llamaBench, m.path, { threads, reps, gpu, ...PARALLEL_SHAPE, batchSize: 512, depth: PARALLEL_SHAPE.nPrompt });
+        log(`  llama-bench tg${PARALLEL_SHAPE.nGen} @ d${PARALLEL_SHAPE.nPrompt}: ${single.tg.mean.toFixed(2)} t/s`);
+      }
+    }
+    if (parallel || !skip.has('embeddings')) {
+      phase(`${m.label}: ours, parallel${skip.has('embeddings') ? '' : ' and embeddings'}`);
+      const o: ParallelOptions = {
+        threads, reps, gpu, ...PARALLEL_SHAPE, npl: parallel ? seqs : [],
+        lagSequences: seqs.includes(LAG_SEQUENCES) ? LAG_SEQUENCES : Math.max(...seqs), embeddings: !skip.has('embeddings'),
+      };
+      par = await runChild<ParallelResult>('parallel.ts', m.path, o, `our parallel side on ${m.label}`);
+      serving.push({ model: m.label, lag: par.lag, embeddings: par.embeddings });
+    }
+    const parallelRows = batched.map((b, i) => ({ model: m.label, sequences: b.sequences, llamaTg: b.tg, oursTg: par!.points[i]!.tg, llamaPp: b.pp, oursPp: par!.points[i]!.pp }));
+    prows.push(...parallelRows);
+    const one = parallelRows.find((r) => r.sequences === 1);
+    if (single && one) {
+      singles.push(`${m.label}: llama-bench tg${PARALLEL_SHAPE.nGen} @ d${PARALLEL_SHAPE.nPrompt} ${single.tg.mean.toFixed(2)} ± ${single.tg.stddev.toFixed(2)} t/s, ` +
+        `ours (1 sequence) ${one.oursTg.mean.toFixed(2)}: ratio ${(one.oursTg.mean / single.tg.mean).toFixed(3)}`);
+    }
+    if (parallelRows.length > 0) {
+      panels.push({
+        title: m.label, x: seqs,
+        series: [
+          { label: 'ours', color: '#1f77b4', values: parallelRows.map((r) => r.oursTg.mean) },
+          { label: 'llama-batched-bench', color: '#d62728', values: parallelRows.map((r) => r.llamaTg.mean) },
+        ],
+      });
+    }
+    results.push({
+      model: m.label, llamaBench: lb, ours, nodeLlamaCpp: nlc, batchedBench: batched, llamaBenchAtDepth: single, parallel: par,
+      ratios: {
+        pp: pp.ratio, tg: tg.ratio,
+        ...(nlc ? { ppVsNodeLlamaCpp: ours.pp.mean / nlc.pp.mean, tgVsNodeLlamaCpp: ours.tg.mean / nlc.tg.mean } : {}),
+        parallelTg: Object.fromEntries(parallelRows.map((r) => [r.sequences, r.oursTg.mean / r.llamaTg.mean])),
+        ...(single && one ? { oneSequenceVsLlamaBenchAtDepth: one.oursTg.mean / single.tg.mean } : {}),
+      },
+    });
   }
 
   console.log(`\n${comparisonTable(rows)}\n`);
@@ -140,26 +193,57 @@ async function main(): Promise<void> {
   console.log(low.length ? `below the ${GOAL_RATIO} goal: ${low.map((r) => `${r.model} ${r.test} (${r.ratio.toFixed(3)})`).join(', ')}`
     : `all ratios meet the ${GOAL_RATIO} goal`);
   if (rows.some(noisy)) console.log(`(noisy): runs spread by more than ${NOISY_CV * 100}% of the mean; rerun on an idle machine, with more --reps`);
+  if (nlcNote) console.log(`node-llama-cpp: ${nlcNote}`);
+  if (prows.length > 0) {
+    console.log(`\nparallel generation, ${PARALLEL_SHAPE.nPrompt}-token prompt + ${PARALLEL_SHAPE.nGen} tokens per sequence; sequences: ` +
+      `${models.map((m) => `${m.label} ${nplOf(m.key as ModelKey).join(',')}`).join('; ')}${npl ? '' : ' (defaults; --npl to change)'}`);
+    console.log(`\n${parallelTable(prows)}\n`);
+    if (singles.length > 0) console.log(`1 sequence, against llama-bench (which keeps a thread pool, as ours does; batched-bench starts threads per decode):\n  ${singles.join('\n  ')}`);
+    const plow = parallelBelowGoal(prows);
+    console.log(plow.length ? `below the ${PARALLEL_GOAL} parallel goal: ${plow.map((r) => `${r.model} ${r.sequences} seq (${(r.oursTg.mean / r.llamaTg.mean).toFixed(3)})`).join(', ')}`
+      : `parallel generation meets the ${PARALLEL_GOAL} goal at 4 and 16 sequences`);
+  }
+  if (serving.length > 0) console.log(`\n${servingTable(serving)}\n`);
+  const contention = monitor.stop();
+  const contended = Object.entries(contention).filter(([, c]) => c.contended > 0.05 * c.samples);
+  if (contended.length > 0) {
+    console.log(`warning: other programs competed for the CPUs during: ${contended.map(([k, c]) => `${k} (${((100 * c.contended) / c.samples).toFixed(0)}% of samples, up to ${c.maxOtherCores} cores)`).join('; ')}. Those figures are not to be trusted: rerun on an idle machine.`);
+  }
 
-  const source = readJson(join(repoRoot, 'vendor', 'llama.cpp', '.understudy-source.json'));
-  const cpus = os.cpus();
+  const source = llamaCppSource();
   const out = join(repoRoot, 'bench', 'results', `${name}.json`);
+  const first = results[0] as { ours: OursResult; llamaBench: LlamaBenchResult } | undefined;
+  if (panels.length > 0) {
+    const svg = join(repoRoot, 'bench', 'results', `${name}-parallel.svg`);
+    writeChart(svg, parallelChart(`Parallel generation: ours vs llama-batched-bench (${name})`,
+      `total generation tokens/s; ${PARALLEL_SHAPE.nPrompt}-token prompt + ${PARALLEL_SHAPE.nGen} tokens per sequence; ${threads} threads${gpu ? ', GPU' : ''}; mean of ${reps} runs`, panels));
+    console.log(`wrote ${svg}`);
+  }
   writeResults(out, {
     name, date: date.toISOString(), argv: process.argv.slice(2),
-    machine: {
-      hostname: os.hostname(), cpu: cpus[0]?.model ?? 'unknown', cores: cpus.length, availableParallelism: os.availableParallelism(),
-      os: `${os.type()} ${os.release()}`, platform: process.platform, arch: process.arch, totalMemoryMb: Math.round(os.totalmem() / 2 ** 20),
-      node: process.version, features: results[0]?.ours.system.features, devices: results[0]?.ours.system.devices,
-      loadavgStart: loadStart, loadavgEnd: loadavg(), cpuBusyAtStart: Math.round(busyStart * 1000) / 1000,
-    },
-    git: { commit: git(['rev-parse', 'HEAD']), dirty: (git(['status', '--porcelain']) ?? '') !== '' },
-    llamaCpp: { commit: source?.commit ?? null, source: source?.package ?? null, llamaBenchBuildCommit: results[0]?.llamaBench.info.build_commit ?? null },
+    machine: machineInfo({
+      features: first?.ours.system.features, devices: first?.ours.system.devices,
+      loadavgStart: loadStart, loadavgEnd: loadavg(), cpuBusyAtStart: Math.round(busyStart * 1000) / 1000, contention,
+    }),
+    git: gitInfo(),
+    llamaCpp: { commit: source?.commit ?? null, source: source?.package ?? null, llamaBenchBuildCommit: first?.llamaBench.info.build_commit ?? null },
     settings: {
       threads, reps, warmupRuns: 1, gpu, ...shape, oursContextSize: oursOptions.contextSize,
+      parallel: parallel ? { ...PARALLEL_SHAPE, perSequenceContext: perSequenceContext(PARALLEL_SHAPE), npl: Object.fromEntries(models.map((m) => [m.label, nplOf(m.key as ModelKey)])), lagSequences: LAG_SEQUENCES } : null,
+      nodeLlamaCpp: nlcEntry ? { entry: nlcEntry } : { leftOut: nlcNote },
       models: models.map(({ key, label, path, fileSize, source: from, description }) => ({ key, label, path, fileSize, source: from, description })),
       tools,
     },
-    table: rows.map((r) => ({ model: r.model, test: r.test, llamaCppTps: r.llama.mean, llamaCppStddev: r.llama.stddev, oursTps: r.ours.mean, oursStddev: r.ours.stddev, ratio: r.ratio, noisy: noisy(r) })),
+    table: rows.map((r) => ({
+      model: r.model, test: r.test, llamaCppTps: r.llama.mean, llamaCppStddev: r.llama.stddev, oursTps: r.ours.mean, oursStddev: r.ours.stddev,
+      ratio: r.ratio, noisy: noisy(r), nodeLlamaCppTps: r.nlc?.mean ?? null, nodeLlamaCppStddev: r.nlc?.stddev ?? null,
+      ratioVsNodeLlamaCpp: r.nlc ? r.ours.mean / r.nlc.mean : null,
+    })),
+    parallelTable: prows.map((r) => ({
+      model: r.model, sequences: r.sequences, llamaCppTgTps: r.llamaTg.mean, llamaCppTgStddev: r.llamaTg.stddev,
+      oursTgTps: r.oursTg.mean, oursTgStddev: r.oursTg.stddev, ratio: r.oursTg.mean / r.llamaTg.mean, llamaCppPpTps: r.llamaPp.mean, oursPpTps: r.oursPp.mean,
+    })),
+    serving,
     results,
   });
   console.log(`wrote ${out}`);
