@@ -3,8 +3,7 @@
 // figures). The child prints one `BENCH-RESULT {json}` line on stdout; its log
 // goes to stderr, which the parent passes through.
 import { spawn } from 'node:child_process';
-import { realpathSync } from 'node:fs';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { watchPid } from './machine.js';
 import { repoRoot } from './models.js';
@@ -32,13 +31,7 @@ export function runChild<T>(script: string, model: string, options: unknown, wha
 }
 
 /** Whether the module at `metaUrl` is the script node was started with. */
-export function invokedDirectly(metaUrl: string): boolean {
-  try {
-    return process.argv[1] !== undefined && metaUrl === pathToFileURL(realpathSync(process.argv[1])).href;
-  } catch {
-    return false;
-  }
-}
+export { isMain as invokedDirectly } from '../scripts/is-main.js';
 
 /** Child mode: parses `--model FILE --options JSON`, runs `measure`, prints its result line. */
 export function childMain<O, R>(script: string, measure: (model: string, options: O, log: (msg: string) => void) => Promise<R>): void {
