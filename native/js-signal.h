@@ -1,13 +1,9 @@
 // A coalescing wake-up from a worker thread to the JS thread. Notify() may be
 // called for every token; at most one call is queued at a time, and the JS side
-// drains everything that accumulated since the last wake-up. Wake-ups are also
-// spaced by `min_interval`: when tokens come faster than that, they travel
-// together, so the JS thread does not compete with the compute threads for a
-// core on every token. (Slower tokens still go out one by one, at once.)
+// drains everything that accumulated since the last wake-up.
 #pragma once
 #include <napi.h>
 #include <atomic>
-#include <chrono>
 #include <functional>
 #include <memory>
 
@@ -17,9 +13,8 @@ class JsSignal {
  public:
   using Drain = std::function<void(Napi::Env, Napi::Function)>;
 
-  JsSignal(Napi::Env env, Napi::Function callback, const char* name, Drain drain,
-           std::chrono::microseconds min_interval = std::chrono::microseconds(0))
-      : state_(std::make_shared<State>()), min_interval_(min_interval) {
+  JsSignal(Napi::Env env, Napi::Function callback, const char* name, Drain drain)
+      : state_(std::make_shared<State>()) {
     state_->drain = std::move(drain);
     callback_ = Napi::Persistent(callback);
     tsfn_ = Napi::ThreadSafeFunction::New(env, callback, name, 0, 1);
@@ -29,11 +24,6 @@ class JsSignal {
 
   // Worker thread: ask for a drain on the JS thread, unless one is pending.
   void Notify() {
-    if (min_interval_.count() > 0) {
-      auto now = std::chrono::steady_clock::now();
-      if (now - last_sent_ < min_interval_) return;  // a later Notify() or Close() sends it
-      last_sent_ = now;
-    }
     if (state_->scheduled.exchange(true)) return;
     auto state = state_;
     tsfn_.NonBlockingCall([state](Napi::Env env, Napi::Function cb) {
@@ -57,8 +47,6 @@ class JsSignal {
     Drain drain;
   };
   std::shared_ptr<State> state_;
-  std::chrono::microseconds min_interval_;
-  std::chrono::steady_clock::time_point last_sent_{};  // worker thread only
   Napi::FunctionReference callback_;
   Napi::ThreadSafeFunction tsfn_;
 };
