@@ -19,7 +19,15 @@ export type ErrorCode =
   | 'TEMPLATE_UNSUPPORTED'
   | 'BINDING_NOT_FOUND'
   | 'OUT_OF_MEMORY'
-  | 'NATIVE_ERROR';
+  | 'NATIVE_ERROR'
+  | 'INVALID_CONFIG'
+  | 'NO_BACKEND'
+  | 'CACHE_MISS'
+  | 'REMOTE_UNAVAILABLE'
+  | 'REMOTE_TIMEOUT'
+  | 'REMOTE_REJECTED'
+  | 'REMOTE_BAD_RESPONSE'
+  | 'CLOSED';
 
 export class UnderstudyError extends Error {
   readonly code: ErrorCode;

@@ -1,0 +1,62 @@
+// The one small interface every answering backend has: the local model, the
+// remote API and the mock for users' own tests.
+import type { ChatMessage } from '../llama/chat.js';
+import type { Params } from './request.js';
+
+export interface BackendCall {
+  kind: 'chat' | 'complete';
+  task: string;
+  messages?: ChatMessage[];
+  prompt?: string;
+  params: Params;
+  signal?: AbortSignal;
+  /** Called with each piece of text as it arrives, for streaming callers. */
+  onText?: (text: string) => void;
+}
+
+export interface Usage {
+  promptTokens: number;
+  completionTokens: number;
+  totalTokens: number;
+}
+
+export interface BackendAnswer {
+  text: string;
+  usage: Usage;
+  /** The model that answered. */
+  model: string;
+  finishReason?: string;
+}
+
+export interface Health {
+  ok: boolean;
+  latencyMs: number;
+  detail: string;
+}
+
+export interface Backend {
+  readonly kind: 'local' | 'remote' | 'mock';
+  /** The model this backend answers with. */
+  readonly model: string;
+  answer(call: BackendCall): Promise<BackendAnswer>;
+  /**
+   * Whether the call fits this backend's limits (context size); a router sends
+   * a call that does not fit elsewhere. Backends without limits leave it out.
+   */
+  fits?(call: BackendCall): boolean;
+  /** Unit-length embeddings, for backends that can make them. */
+  embed?(texts: string[]): Promise<Float32Array[]>;
+  health(): Promise<Health>;
+  close(): Promise<void>;
+}
+
+/** Runs a health probe and times it; a thrown error is an unhealthy result, not a failure. */
+export async function timedHealth(probe: () => Promise<string>): Promise<Health> {
+  const started = performance.now();
+  try {
+    const detail = await probe();
+    return { ok: true, latencyMs: performance.now() - started, detail };
+  } catch (err) {
+    return { ok: false, latencyMs: performance.now() - started, detail: err instanceof Error ? err.message : String(err) };
+  }
+}

@@ -1,0 +1,108 @@
+// The dataset: every remote interaction, written durably before the call that
+// made it returns (a synced SQLite commit), so a process killed at any moment
+// loses no acknowledged row and leaves no half-written one. Exported as JSONL
+// in chat format for training.
+import { createWriteStream } from 'node:fs';
+import { rename } from 'node:fs/promises';
+import { once } from 'node:events';
+import type { ChatMessage } from '../llama/chat.js';
+import type { Usage } from './backend.js';
+import type { Params } from './request.js';
+import { DATASET_SCHEMA, type Db } from './store.js';
+
+export interface DatasetRow {
+  id: number;
+  task: string;
+  kind: 'chat' | 'complete';
+  messages?: ChatMessage[];
+  prompt?: string;
+  answer: string;
+  params: Params;
+  usage: Usage;
+  model: string;
+  /** What made the call: the caller ('call'), a shadow check or an audit. */
+  source: 'call' | 'audit';
+  latencyMs: number;
+  createdAt: number;
+}
+
+export type NewRow = Omit<DatasetRow, 'id' | 'createdAt'>;
+
+interface StoredRow {
+  id: number; task: string; kind: string; input: string; answer: string; params: string;
+  usage: string; model: string; source: string; latency_ms: number; created_at: number;
+}
+
+export class Dataset {
+  #db: Db;
+  #insert;
+
+  constructor(db: Db) {
+    db.exec(DATASET_SCHEMA);
+    this.#db = db;
+    this.#insert = db.prepare(`INSERT INTO dataset (task, kind, input, answer, params, usage, model, source, latency_ms, created_at)
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
+  }
+
+  /** Appends a row; it is on disk when this returns. */
+  append(row: NewRow): number {
+    const input = JSON.stringify(row.kind === 'chat' ? row.messages : row.prompt);
+    const info = this.#insert.run(row.task, row.kind, input, row.answer, JSON.stringify(row.params),
+      JSON.stringify(row.usage), row.model, row.source, row.latencyMs, Date.now());
+    return Number(info.lastInsertRowid);
+  }
+
+  count(task?: string): number {
+    const sql = task === undefined ? 'SELECT count(*) FROM dataset' : 'SELECT count(*) FROM dataset WHERE task = ?';
+    return this.#db.prepare(sql).pluck().get(...(task === undefined ? [] : [task])) as number;
+  }
+
+  /** Rows in the order they were written, optionally of one task. */
+  *rows(task?: string): Generator<DatasetRow> {
+    const sql = `SELECT * FROM dataset ${task === undefined ? '' : 'WHERE task = ?'} ORDER BY id`;
+    for (const r of this.#db.prepare(sql).iterate(...(task === undefined ? [] : [task])) as Iterable<StoredRow>) {
+      const input = JSON.parse(r.input) as ChatMessage[] | string;
+      yield {
+        id: r.id,
+        task: r.task,
+        kind: r.kind as DatasetRow['kind'],
+        ...(typeof input === 'string' ? { prompt: input } : { messages: input }),
+        answer: r.answer,
+        params: JSON.parse(r.params) as Params,
+        usage: JSON.parse(r.usage) as Usage,
+        model: r.model,
+        source: r.source as DatasetRow['source'],
+        latencyMs: r.latency_ms,
+        createdAt: r.created_at,
+      };
+    }
+  }
+
+  /** Distinct tasks with their row counts. */
+  tasks(): { task: string; rows: number }[] {
+    return this.#db.prepare('SELECT task, count(*) AS rows FROM dataset GROUP BY task ORDER BY task').all() as { task: string; rows: number }[];
+  }
+}
+
+/**
+ * One JSON object per line, in the chat format fine-tuning tools read:
+ * `{"messages":[...the request..., {"role":"assistant","content":answer}]}`;
+ * a completion becomes `{"prompt":..., "completion":...}`. Written to a
+ * temporary file and renamed, so a reader never sees half an export.
+ */
+export async function exportJsonl(rows: Iterable<DatasetRow>, path: string): Promise<number> {
+  const temp = `${path}.${process.pid}.tmp`;
+  const out = createWriteStream(temp);
+  let n = 0;
+  for (const row of rows) {
+    const line = row.kind === 'chat'
+      ? { messages: [...row.messages!, { role: 'assistant', content: row.answer }], task: row.task }
+      : { prompt: row.prompt, completion: row.answer, task: row.task };
+    if (!out.write(`${JSON.stringify(line)}\n`)) await once(out, 'drain');
+    n++;
+  }
+  out.end();
+  await once(out, 'finish');
+  await rename(temp, path);
+  return n;
+}

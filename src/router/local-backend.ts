@@ -1,0 +1,120 @@
+// The local backend: our llama.cpp addon. One model, one generation context
+// whose sequences run batched together, and (made when first needed) one
+// embedding context for the caches and for comparing answers.
+import { UnderstudyError } from '../errors.js';
+import type { Context } from '../llama/context.js';
+import { loadModel, type Model } from '../llama/model.js';
+import { systemInfo, type GpuLayers } from '../llama/system.js';
+import { timedHealth, type Backend, type BackendAnswer, type BackendCall, type Health } from './backend.js';
+import type { Device } from './config.js';
+
+export interface LocalBackendOptions {
+  /** Path of the GGUF model. */
+  model: string;
+  device?: Device;
+  contextSize?: number;
+  sequences?: number;
+  /** Template for models whose GGUF has none (default 'chatml'). */
+  chatTemplate?: string;
+  threads?: number;
+}
+
+/** Maps UNDERSTUDY_DEVICE to GPU layers, refusing a device this build cannot use. */
+export function gpuLayersFor(device: Device): GpuLayers {
+  if (device === 'auto') return 'auto';
+  if (device === 'cpu') return 0;
+  const built = systemInfo().gpu;
+  if (built !== device) {
+    throw new UnderstudyError('INVALID_CONFIG',
+      `UNDERSTUDY_DEVICE is ${device} but this build of the addon is for ${built}: rebuild with UNDERSTUDY_GPU=${device} npm run build:native, or use auto`);
+  }
+  return 'max';
+}
+
+export class LocalBackend implements Backend {
+  readonly kind = 'local' as const;
+  readonly model: string;
+  #llama: Model;
+  #context: Context;
+  #embedder: Promise<Context> | undefined;
+  #template: string | undefined;
+
+  private constructor(llama: Model, context: Context, template: string | undefined) {
+    this.#llama = llama;
+    this.#context = context;
+    this.#template = template;
+    this.model = llama.info.name || llama.info.path;
+  }
+
+  static async open(options: LocalBackendOptions): Promise<LocalBackend> {
+    const llama = await loadModel(options.model, { gpuLayers: gpuLayersFor(options.device ?? 'auto') });
+    try {
+      const sequences = options.sequences ?? 4;
+      const perSequence = options.contextSize ?? Math.min(llama.info.trainContextSize || 4096, 4096);
+      const context = await llama.createContext({
+        contextSize: perSequence * sequences,
+        sequences,
+        ...(options.threads ? { threads: options.threads } : {}),
+      });
+      const template = llama.info.chatTemplate ? undefined : (options.chatTemplate ?? 'chatml');
+      return new LocalBackend(llama, context, template);
+    } catch (err) {
+      llama.dispose();
+      throw err;
+    }
+  }
+
+  /** Tokens one sequence holds: prompt and answer together. */
+  get contextSize(): number {
+    return this.#context.size;
+  }
+
+  #prompt(call: BackendCall): string {
+    if (call.kind === 'complete') return call.prompt!;
+    return this.#llama.applyChatTemplate(call.messages!, this.#template ? { template: this.#template } : {});
+  }
+
+  fits(call: BackendCall): boolean {
+    const prompt = this.#prompt(call);
+    return this.#llama.tokenize(prompt).length + call.params.maxTokens <= this.#context.size;
+  }
+
+  async answer(call: BackendCall): Promise<BackendAnswer> {
+    const p = call.params;
+    const options = {
+      temperature: p.temperature,
+      maxTokens: p.maxTokens,
+      topP: p.topP,
+      stop: p.stop,
+      ...(p.seed === undefined ? {} : { seed: p.seed }),
+      ...(call.signal ? { signal: call.signal } : {}),
+    };
+    const generation = call.kind === 'chat'
+      ? this.#context.chat(call.messages!, { ...options, ...(this.#template ? { template: this.#template } : {}) })
+      : this.#context.generate(call.prompt!, options);
+    if (call.onText) {
+      for await (const piece of generation) call.onText(piece);
+    }
+    const done = await generation.result;
+    return { text: done.text, usage: done.usage, model: this.model, finishReason: done.stopReason };
+  }
+
+  embed(texts: string[]): Promise<Float32Array[]> {
+    this.#embedder ??= this.#llama.createContext({ embeddings: true, contextSize: 512, sequences: 8 });
+    return this.#embedder.then((ctx) => ctx.embed(texts, { truncate: true }));
+  }
+
+  health(): Promise<Health> {
+    return timedHealth(async () => {
+      if (this.#context.disposed) throw new UnderstudyError('DISPOSED', 'the local model has been closed');
+      return `${this.model}, ${this.#context.size} tokens per sequence`;
+    });
+  }
+
+  async close(): Promise<void> {
+    const embedder = await this.#embedder?.catch(() => undefined);
+    embedder?.dispose();
+    this.#context.dispose();
+    this.#llama.dispose();
+  }
+}

@@ -1,0 +1,52 @@
+// One line per routed call on stderr, and the same facts as events:
+//   [understudy] remote  task=summarize  812 ms  sim=0.64
+import type { Route } from './request.js';
+
+export interface CallEvent {
+  task: string;
+  route: Route;
+  latencyMs: number;
+  /** Semantic-cache similarity, or the task's readiness when one is known. */
+  similarity?: number;
+  /** Set when the chosen backend failed and the other one answered. */
+  fallbackFrom?: 'local' | 'remote';
+  /** Why the route was taken. */
+  reason: string;
+  usage: { promptTokens: number; completionTokens: number; totalTokens: number };
+}
+
+export interface ShadowEvent {
+  task: string;
+  kind: 'shadow' | 'audit';
+  similarity: number;
+  readiness: number | null;
+  comparisons: number;
+  ready: boolean;
+}
+
+export interface ReadinessChangeEvent {
+  task: string;
+  ready: boolean;
+  readiness: number | null;
+  comparisons: number;
+  threshold: number;
+}
+
+export function callLine(e: CallEvent): string {
+  const parts = [`[understudy] ${e.route.padEnd(6)}`, `task=${e.task}`, `${Math.round(e.latencyMs)} ms`];
+  if (e.similarity !== undefined) parts.push(`sim=${e.similarity.toFixed(2)}`);
+  if (e.fallbackFrom) parts.push(`(fallback: ${e.fallbackFrom} failed)`);
+  return parts.join('  ');
+}
+
+export function shadowLine(e: ShadowEvent): string {
+  const readiness = e.readiness === null ? '-' : e.readiness.toFixed(2);
+  return `[understudy] ${e.kind.padEnd(6)}  task=${e.task}  sim=${e.similarity.toFixed(2)}  readiness=${readiness} over ${e.comparisons}`;
+}
+
+export function readinessLine(e: ReadinessChangeEvent): string {
+  const readiness = e.readiness === null ? '-' : e.readiness.toFixed(2);
+  return e.ready
+    ? `[understudy] task=${e.task} is now served locally: readiness ${readiness} ≥ ${e.threshold} over ${e.comparisons} comparisons`
+    : `[understudy] task=${e.task} goes back to remote: readiness ${readiness} < ${e.threshold} over ${e.comparisons} comparisons`;
+}

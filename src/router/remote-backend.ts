@@ -1,0 +1,184 @@
+// The remote backend: any OpenAI-compatible API through the `openai` client.
+// We retry ourselves (the client's own retries are off) so that backoff,
+// Retry-After, the cooldown and the error codes follow one policy we can test.
+import OpenAI from 'openai';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { UnderstudyError } from '../errors.js';
+import { timedHealth, type Backend, type BackendAnswer, type BackendCall, type Health, type Usage } from './backend.js';
+import { classify, type RemoteFailure } from './remote-errors.js';
+
+export interface RemoteBackendOptions {
+  baseURL: string;
+  model: string;
+  apiKey?: string;
+  /** Per attempt, in ms. */
+  timeoutMs: number;
+  retries: number;
+  retryDelayMs: number;
+  maxRetryDelayMs: number;
+  cooldownAfter: number;
+  cooldownMs: number;
+}
+
+export type RetryListener = (info: { attempt: number; delayMs: number; error: UnderstudyError }) => void;
+
+export class RemoteBackend implements Backend {
+  readonly kind = 'remote' as const;
+  readonly model: string;
+  #client: OpenAI;
+  #options: RemoteBackendOptions;
+  #where: string;
+  #failures = 0;
+  #coolUntil = 0;
+  /** Told about every retry, for the router's log. */
+  onRetry: RetryListener | undefined;
+
+  constructor(options: RemoteBackendOptions) {
+    this.#options = options;
+    this.model = options.model;
+    // The host only: a base URL can carry credentials, and this string reaches messages.
+    this.#where = safeOrigin(options.baseURL);
+    this.#client = new OpenAI({
+      baseURL: options.baseURL,
+      // Local servers (Ollama, llama-server) take any key; the client insists on one.
+      apiKey: options.apiKey ?? 'no-key',
+      timeout: options.timeoutMs,
+      maxRetries: 0,
+    });
+  }
+
+  /** Milliseconds until the cooldown ends; 0 when the remote may be tried. */
+  coolingFor(now = Date.now()): number {
+    return Math.max(0, this.#coolUntil - now);
+  }
+
+  async answer(call: BackendCall): Promise<BackendAnswer> {
+    const waiting = this.coolingFor();
+    if (waiting > 0) {
+      throw new UnderstudyError('REMOTE_UNAVAILABLE',
+        `${this.#where} failed ${this.#failures} times in a row; not trying it again for ${Math.ceil(waiting / 1000)} s`);
+    }
+    const { retries, retryDelayMs, maxRetryDelayMs } = this.#options;
+    for (let attempt = 0; ; attempt++) {
+      let delivered = false;
+      try {
+        const onText = call.onText && ((t: string) => { delivered = true; call.onText!(t); });
+        const answer = call.onText ? await this.#stream(call, onText!) : await this.#once(call);
+        this.#failures = 0;
+        return answer;
+      } catch (err) {
+        const failure = classify(err, this.#where);
+        if (failure.countsAgainstRemote) this.#noteFailure();
+        // Text already streamed to the caller cannot be taken back, so no retry.
+        if (delivered && failure.error.code !== 'ABORTED') {
+          throw new UnderstudyError('REMOTE_BAD_RESPONSE',
+            `${this.#where} cut its stream off midway: ${failure.error.message}`, { cause: failure.error });
+        }
+        if (!failure.retryable || attempt >= retries || this.coolingFor() > 0 || call.signal?.aborted) throw failure.error;
+        const delayMs = this.#delay(attempt, failure, retryDelayMs, maxRetryDelayMs);
+        this.onRetry?.({ attempt: attempt + 1, delayMs, error: failure.error });
+        try {
+          await sleep(delayMs, undefined, call.signal ? { signal: call.signal } : undefined);
+        } catch {
+          throw new UnderstudyError('ABORTED', 'the remote call was aborted');
+        }
+      }
+    }
+  }
+
+  #delay(attempt: number, failure: RemoteFailure, base: number, max: number): number {
+    if (failure.retryAfterMs !== undefined) return Math.min(failure.retryAfterMs, max);
+    // Exponential with jitter, so that many waiting callers do not return at once.
+    const full = Math.min(base * 2 ** attempt, max);
+    return full / 2 + Math.random() * (full / 2);
+  }
+
+  #noteFailure(): void {
+    this.#failures++;
+    if (this.#failures >= this.#options.cooldownAfter) this.#coolUntil = Date.now() + this.#options.cooldownMs;
+  }
+
+  #body(call: BackendCall) {
+    const p = call.params;
+    return {
+      model: this.model,
+      temperature: p.temperature,
+      max_tokens: p.maxTokens,
+      top_p: p.topP,
+      ...(p.stop.length ? { stop: p.stop } : {}),
+      ...(p.seed === undefined ? {} : { seed: p.seed }),
+    };
+  }
+
+  async #once(call: BackendCall): Promise<BackendAnswer> {
+    const options = call.signal ? { signal: call.signal } : {};
+    if (call.kind === 'chat') {
+      const res = await this.#client.chat.completions.create({ ...this.#body(call), messages: call.messages! as never, stream: false }, options);
+      const choice = res?.choices?.[0];
+      const text = choice?.message?.content;
+      if (typeof text !== 'string') throw new Error('the answer has no choices[0].message.content');
+      return { text, usage: usageOf(res.usage), model: res.model || this.model, finishReason: choice!.finish_reason ?? undefined };
+    }
+    const res = await this.#client.completions.create({ ...this.#body(call), prompt: call.prompt!, stream: false }, options);
+    const choice = res?.choices?.[0];
+    if (typeof choice?.text !== 'string') throw new Error('the answer has no choices[0].text');
+    return { text: choice.text, usage: usageOf(res.usage), model: res.model || this.model, finishReason: choice.finish_reason ?? undefined };
+  }
+
+  async #stream(call: BackendCall, onText: (t: string) => void): Promise<BackendAnswer> {
+    const options = call.signal ? { signal: call.signal } : {};
+    const extra = { stream: true as const, stream_options: { include_usage: true } };
+    const stream = call.kind === 'chat'
+      ? await this.#client.chat.completions.create({ ...this.#body(call), messages: call.messages! as never, ...extra }, options)
+      : await this.#client.completions.create({ ...this.#body(call), prompt: call.prompt!, ...extra }, options);
+    let text = '';
+    let usage: Usage | undefined;
+    let model = this.model;
+    let finishReason: string | undefined;
+    let finished = false;
+    for await (const chunk of stream as AsyncIterable<Record<string, any>>) {
+      if (chunk.model) model = chunk.model;
+      if (chunk.usage) usage = usageOf(chunk.usage);
+      const choice = chunk.choices?.[0];
+      const piece = call.kind === 'chat' ? choice?.delta?.content : choice?.text;
+      if (typeof piece === 'string' && piece) {
+        text += piece;
+        onText(piece);
+      }
+      if (choice?.finish_reason) {
+        finishReason = choice.finish_reason;
+        finished = true;
+      }
+    }
+    if (!finished) throw new Error('the stream ended without a finish_reason');
+    return { text, usage: usage ?? { promptTokens: 0, completionTokens: 0, totalTokens: 0 }, model, finishReason };
+  }
+
+  health(): Promise<Health> {
+    return timedHealth(async () => {
+      const page = await this.#client.models.list({ timeout: Math.min(this.#options.timeoutMs, 10_000) });
+      const ids = page.data.map((m) => m.id);
+      const listed = ids.includes(this.model) ? 'listed' : `not among the ${ids.length} listed`;
+      return `${this.#where}, model ${this.model} ${listed}`;
+    });
+  }
+
+  async close(): Promise<void> {
+    // The client holds no sockets of its own beyond fetch's keep-alive pool.
+  }
+}
+
+function usageOf(raw: { prompt_tokens?: number; completion_tokens?: number; total_tokens?: number } | null | undefined): Usage {
+  const prompt = Number(raw?.prompt_tokens) || 0;
+  const completion = Number(raw?.completion_tokens) || 0;
+  return { promptTokens: prompt, completionTokens: completion, totalTokens: Number(raw?.total_tokens) || prompt + completion };
+}
+
+function safeOrigin(url: string): string {
+  try {
+    const u = new URL(url);
+    return `the remote at ${u.protocol}//${u.host}`;
+  } catch {
+    throw new UnderstudyError('INVALID_CONFIG', `UNDERSTUDY_API_BASE must be a URL, got ${JSON.stringify(url)}`);
+  }
+}

@@ -1,0 +1,135 @@
+// A routed call: its checks, its normal form, the task it belongs to, and the
+// key the exact cache files it under.
+import { createHash } from 'node:crypto';
+import { checkMessages, type ChatMessage } from '../llama/chat.js';
+import * as v from '../validate.js';
+import type { ResolvedSettings } from './config.js';
+
+export type Route = 'cache' | 'semantic-cache' | 'local' | 'remote';
+/** 'auto' lets the policy choose; 'cache' answers only from a cache (CACHE_MISS otherwise). */
+export type RouteChoice = 'auto' | 'local' | 'remote' | 'cache';
+
+export interface SamplingRequest {
+  /** The kind of call; readiness, caches and the dataset are kept per task. Default: derived from the system prompt. */
+  task?: string;
+  temperature?: number;
+  maxTokens?: number;
+  topP?: number;
+  stop?: string | string[];
+  seed?: number;
+  /** Force a route for this call (default 'auto'). */
+  route?: RouteChoice;
+  /** false: neither read nor write the caches for this call. */
+  cache?: boolean;
+  signal?: AbortSignal;
+}
+
+export interface ChatRequest extends SamplingRequest {
+  messages: ChatMessage[];
+}
+
+export interface CompleteRequest extends SamplingRequest {
+  prompt: string;
+}
+
+/** The sampling parameters that change an answer, with defaults filled in. */
+export interface Params {
+  temperature: number;
+  maxTokens: number;
+  topP: number;
+  stop: string[];
+  seed?: number;
+}
+
+export interface NormalRequest {
+  kind: 'chat' | 'complete';
+  task: string;
+  messages?: ChatMessage[];
+  prompt?: string;
+  params: Params;
+  route: RouteChoice;
+  useCache: boolean;
+  signal?: AbortSignal;
+}
+
+const ROUTES = new Set(['auto', 'local', 'remote', 'cache']);
+
+export function normalize(kind: 'chat' | 'complete', request: unknown, settings: ResolvedSettings): NormalRequest {
+  if (!v.isPlainObject(request)) v.fail('request object', 'request', request);
+  const r = request as Record<string, unknown>;
+  let messages: ChatMessage[] | undefined;
+  let prompt: string | undefined;
+  if (kind === 'chat') {
+    // Copied to plain { role, content } pairs: extra fields must not leak into keys or logs.
+    messages = checkMessages(r.messages).map((m) => ({ role: m.role, content: m.content }));
+  } else {
+    prompt = v.string(r.prompt, 'prompt');
+  }
+  const route = r.route === undefined ? 'auto' : r.route;
+  if (typeof route !== 'string' || !ROUTES.has(route)) v.fail("'auto', 'local', 'remote' or 'cache'", 'route', route);
+  const seed = r.seed === undefined ? undefined : v.integer(r.seed, 'seed', 0, 0, 0xffffffff);
+  const params: Params = {
+    temperature: v.number(r.temperature, 'temperature', settings.temperature, 0, 2),
+    maxTokens: v.integer(r.maxTokens, 'maxTokens', settings.maxTokens, 1, 1 << 20),
+    topP: v.number(r.topP, 'topP', settings.topP, 0, 1),
+    stop: v.stringArray(r.stop, 'stop'),
+    ...(seed === undefined ? {} : { seed }),
+  };
+  return {
+    kind,
+    task: r.task === undefined ? deriveTask(messages) : checkTask(r.task),
+    messages,
+    prompt,
+    params,
+    route: route as RouteChoice,
+    useCache: v.boolean(r.cache, 'cache', true),
+    signal: v.abortSignal(r.signal),
+  };
+}
+
+function checkTask(task: unknown): string {
+  if (typeof task !== 'string' || !/^[\w.:/@-]{1,100}$/.test(task)) {
+    v.fail('task name of 1 to 100 letters, digits or . : / @ - _', 'task', task);
+  }
+  return task;
+}
+
+/** Calls with the same system prompt are the same kind of call. */
+export function deriveTask(messages: ChatMessage[] | undefined): string {
+  const system = messages?.filter((m) => m.role === 'system').map((m) => m.content).join('\n');
+  if (!system) return 'default';
+  return `system-${createHash('sha256').update(system).digest('hex').slice(0, 12)}`;
+}
+
+/**
+ * The exact-cache key: everything that changes the answer (task, input, model,
+ * sampling), in a fixed order, hashed.
+ */
+export function cacheKey(request: NormalRequest, model: string): string {
+  const p = request.params;
+  const input = request.kind === 'chat' ? request.messages!.map((m) => [m.role, m.content]) : request.prompt;
+  const canonical = JSON.stringify([1, request.kind, request.task, model, input, p.temperature, p.maxTokens, p.topP, p.stop, p.seed ?? null]);
+  return createHash('sha256').update(canonical).digest('base64url');
+}
+
+/** Sampling settings a semantic hit must share with the entry it finds. */
+export function paramsSignature(request: NormalRequest, model: string): string {
+  const p = request.params;
+  return JSON.stringify([request.kind, model, p.temperature, p.maxTokens, p.topP, p.stop, p.seed ?? null]);
+}
+
+/**
+ * The text a semantic lookup embeds: what the user said. The system prompt is
+ * left out because the task already stands for it, and it would dilute the
+ * difference between two inputs.
+ */
+export function embeddingText(request: NormalRequest): string {
+  if (request.kind === 'complete') return request.prompt!;
+  return request.messages!.filter((m) => m.role !== 'system').map((m) => `${m.role}: ${m.content}`).join('\n');
+}
+
+/** Whether an answer to this request may be cached and reused. */
+export function cacheable(request: NormalRequest, settings: ResolvedSettings): boolean {
+  if (!settings.enableCache || !request.useCache) return false;
+  return request.params.temperature === 0 || settings.cacheSampled;
+}

@@ -1,0 +1,409 @@
+// The router: every call goes through here and is answered from the cheapest
+// place that is good enough: the exact cache, the semantic cache, the local
+// model once its task is ready, or the remote API. Remote answers are logged
+// to the dataset, and some are also answered locally in the background to
+// measure readiness.
+import { EventEmitter } from 'node:events';
+import { join, resolve } from 'node:path';
+import { UnderstudyError, abortedError } from '../errors.js';
+import { AnswerCache } from './answer-cache.js';
+import { Background } from './background.js';
+import type { Backend, BackendAnswer, BackendCall, Health, Usage } from './backend.js';
+import { resolveSettings, type ResolvedSettings, type RouterSettings } from './config.js';
+import { Dataset, exportJsonl, type DatasetRow } from './dataset.js';
+import { cosine, functionEmbedder, modelEmbedder, type EmbedFunction, type Embedder } from './embedder.js';
+import { gpuLayersFor, LocalBackend } from './local-backend.js';
+import { callLine, readinessLine, shadowLine, type CallEvent } from './log.js';
+import { decide, type Decision } from './policy.js';
+import { Readiness, type ReadinessState } from './readiness.js';
+import { makeRedactor } from './redact.js';
+import { RemoteBackend } from './remote-backend.js';
+import {
+  cacheable, cacheKey, embeddingText, normalize, paramsSignature,
+  type ChatRequest, type CompleteRequest, type NormalRequest, type Route,
+} from './request.js';
+import { SemanticIndex } from './semantic-index.js';
+import { openDatabase, type Db } from './store.js';
+import { RouterStream } from './stream.js';
+
+export interface RouterOptions extends RouterSettings {
+  /** A backend to use as the local model instead of loading `model`; false for none. */
+  local?: Backend | false;
+  /** A backend to use as the remote instead of the OpenAI-compatible one; false for none. */
+  remote?: Backend | false;
+  /** Embeds prompts and answers instead of the local or embedding model; false for none. */
+  embedder?: EmbedFunction | false;
+  /** Environment to read UNDERSTUDY_* settings from (default process.env). */
+  env?: NodeJS.ProcessEnv;
+}
+
+export interface RouterResult {
+  text: string;
+  route: Route;
+  /** True when no backend was asked: a cache answered (or an identical call in flight). */
+  cached: boolean;
+  task: string;
+  usage: Usage;
+  latencyMs: number;
+  /** Semantic-cache similarity for a semantic hit; otherwise the task's readiness, when known. */
+  similarity?: number;
+  /** The model whose answer this is. */
+  model: string;
+  /** Set when the chosen backend failed and the other answered. */
+  fallbackFrom?: 'local' | 'remote';
+}
+
+type Streamed<R> = R & { stream: true };
+
+export async function createRouter(options: RouterOptions = {}): Promise<Router> {
+  const { local, remote, embedder, env, ...rest } = options;
+  const settings = resolveSettings(rest, env ?? process.env);
+  const owned: { close(): Promise<void> }[] = [];
+  try {
+    const localBackend = local === false ? undefined : local ?? (settings.model
+      ? await LocalBackend.open({ model: settings.model, device: settings.device, sequences: settings.sequences, chatTemplate: settings.chatTemplate, ...(settings.contextSize ? { contextSize: settings.contextSize } : {}) })
+      : undefined);
+    if (localBackend && local === undefined) owned.push(localBackend);
+    const remoteBackend = !settings.useApi || remote === false ? undefined : remote ?? openAiBackend(settings);
+    let embed: Embedder | undefined;
+    if (embedder) embed = functionEmbedder(embedder);
+    else if (embedder !== false && settings.embeddingModel) embed = await modelEmbedder(settings.embeddingModel, gpuLayersFor(settings.device));
+    else if (embedder !== false && localBackend?.embed) embed = functionEmbedder(localBackend.embed.bind(localBackend));
+    if (embed) owned.push(embed);
+    // Made now, so the first call does not pay for creating the embedding context.
+    if (embed && !embedder) await embed.embed(['warm up']);
+    if (!localBackend && !remoteBackend) {
+      throw new UnderstudyError('NO_BACKEND', settings.useApi
+        ? 'no backend: set UNDERSTUDY_MODEL to a local GGUF model, or UNDERSTUDY_API_KEY (or OPENAI_API_KEY) / UNDERSTUDY_API_BASE for a remote API'
+        : 'UNDERSTUDY_USE_API is false and no local model is set: set UNDERSTUDY_MODEL to a GGUF model');
+    }
+    return new Router(settings, localBackend, remoteBackend, embed, owned);
+  } catch (err) {
+    for (const o of owned) await o.close().catch(() => undefined);
+    throw err;
+  }
+}
+
+function openAiBackend(settings: ResolvedSettings): RemoteBackend | undefined {
+  const isOpenAi = /^https:\/\/api\.openai\.com\b/.test(settings.apiBase);
+  // OpenAI needs a key; local servers (Ollama, llama-server, vLLM) usually do not.
+  if (isOpenAi && !settings.apiKey) return undefined;
+  return new RemoteBackend({
+    baseURL: settings.apiBase,
+    model: settings.apiModel,
+    apiKey: settings.apiKey,
+    timeoutMs: settings.timeout * 1000,
+    retries: settings.retries,
+    retryDelayMs: settings.retryDelayMs,
+    maxRetryDelayMs: settings.maxRetryDelayMs,
+    cooldownAfter: settings.cooldownAfter,
+    cooldownMs: settings.cooldownMs,
+  });
+}
+
+export class Router extends EventEmitter {
+  readonly settings: Readonly<ResolvedSettings>;
+  readonly local: Backend | undefined;
+  readonly remote: Backend | undefined;
+  readonly cacheDir: string;
+  #embedder: Embedder | undefined;
+  #owned: { close(): Promise<void> }[];
+  #dataDb: Db;
+  #cacheDb: Db;
+  #dataset: Dataset;
+  #readiness: Readiness;
+  #cache: AnswerCache;
+  #semantic: SemanticIndex;
+  #background: Background;
+  #redact: (text: string) => string;
+  #inflight = new Map<string, Promise<RouterResult>>();
+  #calls = new Set<Promise<unknown>>();
+  #closed = false;
+  #model: string;
+
+  /** @internal Use createRouter(). */
+  constructor(settings: ResolvedSettings, local: Backend | undefined, remote: Backend | undefined,
+    embedder: Embedder | undefined, owned: { close(): Promise<void> }[]) {
+    super();
+    this.settings = Object.freeze({ ...settings, apiKey: settings.apiKey ? '[REDACTED]' : undefined });
+    this.local = local;
+    this.remote = remote;
+    this.#embedder = embedder;
+    this.#owned = owned;
+    this.#model = remote?.model ?? local!.model;
+    this.cacheDir = resolve(settings.cacheDir);
+    this.#dataDb = openDatabase(this.cacheDir, 'dataset.db', true);
+    this.#cacheDb = openDatabase(this.cacheDir, 'cache.db', false);
+    this.#dataset = new Dataset(this.#dataDb);
+    this.#readiness = new Readiness(this.#dataDb, { threshold: settings.simThreshold, window: settings.readinessWindow, min: settings.readinessMin });
+    this.#cache = new AnswerCache(this.#cacheDb, {
+      maxEntries: settings.cacheMaxEntries,
+      ...(settings.cacheTtl ? { ttl: settings.cacheTtl } : {}),
+      onRemove: (rows) => this.#semantic.remove(rows),
+    });
+    this.#semantic = new SemanticIndex(join(this.cacheDir, 'semantic'), this.#cache);
+    this.#background = new Background(16, (err) => this.#warn(`background check failed: ${(err as Error).message}`));
+    this.#redact = makeRedactor([settings.apiKey]);
+    if (remote instanceof RemoteBackend) {
+      remote.onRetry = ({ attempt, delayMs, error }) => {
+        this.#warn(`remote attempt ${attempt} failed (${error.code}: ${this.#redact(error.message)}); retrying in ${Math.round(delayMs)} ms`);
+      };
+    }
+  }
+
+  /** Answers a conversation. With `stream: true`, returns a stream of text pieces. */
+  chat(request: Streamed<ChatRequest>): RouterStream<RouterResult>;
+  chat(request: ChatRequest & { stream?: false }): Promise<RouterResult>;
+  chat(request: ChatRequest & { stream?: boolean }): Promise<RouterResult> | RouterStream<RouterResult> {
+    return this.#start('chat', request);
+  }
+
+  /** Continues a prompt (no chat template). With `stream: true`, returns a stream of text pieces. */
+  complete(request: Streamed<CompleteRequest>): RouterStream<RouterResult>;
+  complete(request: CompleteRequest & { stream?: false }): Promise<RouterResult>;
+  complete(request: CompleteRequest & { stream?: boolean }): Promise<RouterResult> | RouterStream<RouterResult> {
+    return this.#start('complete', request);
+  }
+
+  #start(kind: 'chat' | 'complete', request: (ChatRequest | CompleteRequest) & { stream?: boolean }) {
+    const stream = (request as { stream?: unknown })?.stream === true;
+    if (!stream) return this.#track(this.#call(kind, request, undefined));
+    const controller = new AbortController();
+    return new RouterStream<RouterResult>((push) => {
+      const signal = request.signal ? AbortSignal.any([request.signal, controller.signal]) : controller.signal;
+      return this.#track(this.#call(kind, { ...request, signal }, push));
+    }, () => controller.abort());
+  }
+
+  #track<T>(promise: Promise<T>): Promise<T> {
+    this.#calls.add(promise);
+    const done = () => this.#calls.delete(promise);
+    promise.then(done, done);
+    return promise;
+  }
+
+  async #call(kind: 'chat' | 'complete', raw: unknown, onText: ((t: string) => void) | undefined): Promise<RouterResult> {
+    const started = performance.now();
+    if (this.#closed) throw new UnderstudyError('CLOSED', 'the router has been closed');
+    if (raw !== null && typeof raw === 'object' && 'stream' in raw) {
+      const { stream: _ignored, ...rest } = raw as Record<string, unknown>;
+      raw = rest;
+    }
+    const request = normalize(kind, raw, this.settings);
+    if (request.signal?.aborted) throw abortedError('the call');
+    const useCache = cacheable(request, this.settings) && request.route !== 'local' && request.route !== 'remote';
+    const key = cacheable(request, this.settings) ? cacheKey(request, this.#model) : undefined;
+
+    if (useCache && key) {
+      const hit = this.#cache.get(key);
+      if (hit) return this.#finish(request, started, { text: hit.answer, usage: hit.usage, model: hit.model }, 'cache', 'exact hit', onText, { cached: true });
+      // An identical call already on its way: share its answer rather than pay twice.
+      const pending = this.#inflight.get(key);
+      if (pending) {
+        const first = await pending;
+        return this.#finish(request, started, { text: first.text, usage: first.usage, model: first.model }, 'cache', 'joined an identical call', onText, { cached: true });
+      }
+    }
+    const work = this.#answer(request, started, key, useCache, onText);
+    if (!key || !useCache) return work;
+    this.#inflight.set(key, work);
+    try {
+      return await work;
+    } finally {
+      this.#inflight.delete(key);
+    }
+  }
+
+  async #answer(request: NormalRequest, started: number, key: string | undefined, useCache: boolean,
+    onText: ((t: string) => void) | undefined): Promise<RouterResult> {
+    const signature = paramsSignature(request, this.#model);
+    let embedding: Float32Array | undefined;
+    if (key && this.#embedder) {
+      [embedding] = await this.#embedder.embed([embeddingText(request)]);
+      if (useCache && embedding) {
+        const near = this.#semantic.nearest(request.task, embedding, signature);
+        if (near && near.similarity >= this.settings.cacheThreshold) {
+          const entry = this.#cache.byId(near.id);
+          if (entry) {
+            return this.#finish(request, started, { text: entry.answer, usage: entry.usage, model: entry.model }, 'semantic-cache',
+              'semantic hit', onText, { cached: true, similarity: near.similarity });
+          }
+        }
+      }
+    }
+    if (request.route === 'cache') {
+      throw new UnderstudyError('CACHE_MISS', `route "cache" was asked for but no cached answer matches this ${request.kind} call of task ${request.task}`);
+    }
+    const call: BackendCall = {
+      kind: request.kind,
+      task: request.task,
+      ...(request.messages ? { messages: request.messages } : {}),
+      ...(request.prompt !== undefined ? { prompt: request.prompt } : {}),
+      params: request.params,
+      ...(request.signal ? { signal: request.signal } : {}),
+    };
+    const readiness = this.#readiness.state(request.task);
+    const decision = decide({
+      choice: request.route,
+      local: this.local,
+      remote: this.remote,
+      remoteCoolingMs: this.remote instanceof RemoteBackend ? this.remote.coolingFor() : 0,
+      readiness,
+      call,
+    });
+    const { answer, route, fallbackFrom } = await this.#ask(decision, call, onText);
+    // A fallback's answer stands in for a better one; it is not worth reusing.
+    if (key && !fallbackFrom && (route === 'remote' || decision.primary === 'local')) {
+      const id = this.#cache.put({
+        key, task: request.task, signature, answer: this.#redact(answer.text), usage: answer.usage, model: answer.model,
+        ...(embedding ? { embedding } : {}),
+      });
+      if (embedding) this.#semantic.add(request.task, id, embedding, signature);
+    }
+    if (route === 'remote') {
+      this.#log(request, answer, started, 'call');
+      if (this.local && this.#embedder && Math.random() < this.settings.shadowRate) this.#shadow(call, answer);
+    } else if (decision.reason === 'ready' && this.remote && this.#embedder && Math.random() < this.settings.auditRate) {
+      this.#audit(call, answer);
+    }
+    const reason = fallbackFrom ? `${fallbackFrom} failed` : decision.reason;
+    return this.#finish(request, started, answer, route, reason, undefined, {
+      cached: false, ...(readiness.readiness === null ? {} : { similarity: readiness.readiness }), ...(fallbackFrom ? { fallbackFrom } : {}),
+    });
+  }
+
+  /** Asks the decided backend, and the fallback when it fails (unless text already streamed). */
+  async #ask(decision: Decision, call: BackendCall, onText: ((t: string) => void) | undefined) {
+    let delivered = false;
+    const streaming = onText ? { onText: (t: string) => { delivered = true; onText(t); } } : {};
+    const backend = (which: 'local' | 'remote') => (which === 'local' ? this.local! : this.remote!);
+    try {
+      const answer = await backend(decision.primary).answer({ ...call, ...streaming });
+      return { answer, route: decision.primary as Route, fallbackFrom: undefined };
+    } catch (err) {
+      const error = err instanceof UnderstudyError ? err : new UnderstudyError('NATIVE_ERROR', String((err as Error)?.message ?? err), { cause: err });
+      if (!decision.fallback || delivered || error.code === 'ABORTED' || call.signal?.aborted) throw error;
+      this.#warn(`${decision.primary} failed (${error.code}: ${this.#redact(error.message)}); ${decision.fallback} answers instead`);
+      try {
+        const answer = await backend(decision.fallback).answer({ ...call, ...streaming });
+        return { answer, route: decision.fallback as Route, fallbackFrom: decision.primary };
+      } catch (second) {
+        const e2 = second instanceof UnderstudyError ? second : new UnderstudyError('NATIVE_ERROR', String(second));
+        throw new UnderstudyError(error.code,
+          `${error.message}; the ${decision.fallback} fallback failed too (${e2.code}: ${e2.message})`, { cause: error });
+      }
+    }
+  }
+
+  #log(request: NormalRequest, answer: BackendAnswer, started: number, source: DatasetRow['source']): void {
+    const redact = this.#redact;
+    this.#dataset.append({
+      task: request.task,
+      kind: request.kind,
+      ...(request.messages ? { messages: request.messages.map((m) => ({ role: m.role, content: redact(m.content) })) } : {}),
+      ...(request.prompt !== undefined ? { prompt: redact(request.prompt) } : {}),
+      answer: redact(answer.text),
+      params: request.params,
+      usage: answer.usage,
+      model: answer.model,
+      source,
+      latencyMs: performance.now() - started,
+    });
+  }
+
+  #finish(request: NormalRequest, started: number, answer: Pick<BackendAnswer, 'text' | 'usage' | 'model'>, route: Route, reason: string,
+    onText: ((t: string) => void) | undefined, extra: { cached: boolean; similarity?: number; fallbackFrom?: 'local' | 'remote' }): RouterResult {
+    // Cached answers come whole; a streaming caller gets them as one piece.
+    if (onText && answer.text) onText(answer.text);
+    const result: RouterResult = { text: answer.text, route, task: request.task, usage: answer.usage, latencyMs: performance.now() - started, model: answer.model, ...extra };
+    const event: CallEvent = {
+      task: result.task, route, latencyMs: result.latencyMs, reason, usage: result.usage,
+      ...(extra.similarity === undefined ? {} : { similarity: extra.similarity }),
+      ...(extra.fallbackFrom ? { fallbackFrom: extra.fallbackFrom } : {}),
+    };
+    if (!this.settings.quiet) process.stderr.write(`${callLine(event)}\n`);
+    this.emit('call', event);
+    return result;
+  }
+
+  /** In the background: the local model answers what the remote just did; their similarity updates readiness. */
+  #shadow(call: BackendCall, remote: BackendAnswer): void {
+    this.#background.push(async () => {
+      if (this.#closed || !(this.local!.fits?.(call) ?? true)) return;
+      const local = await this.local!.answer({ ...call, signal: undefined, onText: undefined });
+      await this.#compare(call.task, local.text, remote.text, 'shadow');
+    });
+  }
+
+  /** In the background: the remote answers what the (ready) local model did, so a task that got worse goes back. */
+  #audit(call: BackendCall, local: BackendAnswer): void {
+    this.#background.push(async () => {
+      if (this.#closed) return;
+      const started = performance.now();
+      const remote = await this.remote!.answer({ ...call, signal: undefined, onText: undefined });
+      const request = { kind: call.kind, task: call.task, messages: call.messages, prompt: call.prompt, params: call.params } as NormalRequest;
+      this.#log(request, remote, started, 'audit');
+      await this.#compare(call.task, local.text, remote.text, 'audit');
+    });
+  }
+
+  async #compare(task: string, localText: string, remoteText: string, kind: 'shadow' | 'audit'): Promise<void> {
+    const [a, b] = await this.#embedder!.embed([localText, remoteText]);
+    if (this.#closed || !a || !b) return;
+    const similarity = cosine(a, b);
+    const { before, after } = this.#readiness.record(task, similarity, kind);
+    const event = { task, kind, similarity, readiness: after.readiness, comparisons: after.comparisons, ready: after.ready };
+    if (!this.settings.quiet) process.stderr.write(`${shadowLine(event)}\n`);
+    this.emit('shadow', event);
+    if (before.ready !== after.ready) {
+      const change = { task, ready: after.ready, readiness: after.readiness, comparisons: after.comparisons, threshold: after.threshold };
+      if (!this.settings.quiet) process.stderr.write(`${readinessLine(change)}\n`);
+      this.emit('readiness', change);
+    }
+  }
+
+  #warn(message: string): void {
+    if (!this.settings.quiet) process.stderr.write(`[understudy] warning: ${message}\n`);
+    this.emit('warning', message);
+  }
+
+  /** A task's readiness: the rolling similarity of local to remote answers. */
+  readiness(task: string): ReadinessState {
+    return this.#readiness.state(task);
+  }
+
+  /** The remote interactions logged so far, in order (optionally of one task). */
+  datasetRows(task?: string): DatasetRow[] {
+    return [...this.#dataset.rows(task)];
+  }
+
+  /** Writes the dataset as JSONL in chat format; returns the number of rows. */
+  exportDataset(path: string, options: { task?: string } = {}): Promise<number> {
+    return exportJsonl(this.#dataset.rows(options.task), path);
+  }
+
+  /** Each backend's health check. */
+  async health(): Promise<{ local?: Health; remote?: Health }> {
+    const [local, remote] = await Promise.all([this.local?.health(), this.remote?.health()]);
+    return { ...(local ? { local } : {}), ...(remote ? { remote } : {}) };
+  }
+
+  /** Resolves when no background check is queued or running. */
+  idle(): Promise<void> {
+    return this.#background.idle();
+  }
+
+  /** Waits for calls in flight, drops queued checks, writes everything out and releases the models. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#background.clear();
+    await Promise.allSettled([...this.#calls]);
+    await this.#background.idle();
+    this.#cache.close();
+    this.#semantic.close();
+    this.#cacheDb.close();
+    this.#dataDb.close();
+    for (const o of this.#owned) await o.close().catch(() => undefined);
+  }
+}

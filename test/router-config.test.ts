@@ -1,0 +1,146 @@
+// Configuration from options and UNDERSTUDY_* variables (options win), the
+// error that names a bad variable, the log line and events, and the mock
+// backend users test with.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { createRouter, MockBackend, type CallEvent, type ChatRequest, type Router } from '../src/index.js';
+import { resolveSettings } from '../src/router/config.js';
+import { rejection, root, storiesModel, thrown } from './helpers.js';
+import { freshDir } from './router-fixture.js';
+
+const open: Router[] = [];
+test.after.each(async () => {
+  for (const r of open.splice(0)) await r.close();
+});
+
+test('defaults, with no options and an empty environment', () => {
+  const s = resolveSettings(undefined, {});
+  assert.is(s.simThreshold, 0.72);
+  assert.is(s.cacheThreshold, 0.95);
+  assert.is(s.cacheDir, './.understudy');
+  assert.is(s.useApi, true);
+  assert.is(s.trainLocal, true);
+  assert.is(s.device, 'auto');
+  assert.is(s.enableCache, true);
+  assert.is(s.model, undefined);
+});
+
+test('every documented variable is read', () => {
+  const s = resolveSettings(undefined, {
+    UNDERSTUDY_MODEL: '/m.gguf', UNDERSTUDY_DEVICE: 'cpu', UNDERSTUDY_CACHE_DIR: '/tmp/c', UNDERSTUDY_SIM_THRESHOLD: '0.8',
+    UNDERSTUDY_CACHE_THRESHOLD: '0.9', UNDERSTUDY_USE_API: 'false', UNDERSTUDY_TRAIN_LOCAL: '0', UNDERSTUDY_API_BASE: 'http://127.0.0.1:1/v1',
+    UNDERSTUDY_API_MODEL: 'm', UNDERSTUDY_API_KEY: 'k1', UNDERSTUDY_TEMPERATURE: '0.5', UNDERSTUDY_MAX_TOKENS: '99', UNDERSTUDY_TOP_P: '0.9',
+    UNDERSTUDY_TIMEOUT: '2.5', UNDERSTUDY_ENABLE_CACHE: 'no', OPENAI_API_KEY: 'k2',
+  });
+  assert.equal(
+    [s.model, s.device, s.cacheDir, s.simThreshold, s.cacheThreshold, s.useApi, s.trainLocal, s.apiBase, s.apiModel, s.apiKey, s.temperature, s.maxTokens, s.topP, s.timeout, s.enableCache],
+    ['/m.gguf', 'cpu', '/tmp/c', 0.8, 0.9, false, false, 'http://127.0.0.1:1/v1', 'm', 'k1', 0.5, 99, 0.9, 2.5, false],
+  );
+  assert.is(resolveSettings(undefined, { OPENAI_API_KEY: 'k2' }).apiKey, 'k2');
+});
+
+test('options win over the environment', () => {
+  const s = resolveSettings({ simThreshold: 0.5, cacheDir: '/opt' }, { UNDERSTUDY_SIM_THRESHOLD: '0.9', UNDERSTUDY_CACHE_DIR: '/env' });
+  assert.is(s.simThreshold, 0.5);
+  assert.is(s.cacheDir, '/opt');
+});
+
+test('a bad value stops startup with a message naming the variable', () => {
+  const cases: [Record<string, string>, string][] = [
+    [{ UNDERSTUDY_SIM_THRESHOLD: 'high' }, 'UNDERSTUDY_SIM_THRESHOLD must be a number between 0 and 1, got "high"'],
+    [{ UNDERSTUDY_SIM_THRESHOLD: '1.5' }, 'UNDERSTUDY_SIM_THRESHOLD must be a number between 0 and 1, got 1.5'],
+    [{ UNDERSTUDY_USE_API: 'maybe' }, 'UNDERSTUDY_USE_API must be true or false, got "maybe"'],
+    [{ UNDERSTUDY_DEVICE: 'tpu' }, 'UNDERSTUDY_DEVICE must be one of auto, cpu, cuda, hip, got "tpu"'],
+    [{ UNDERSTUDY_MAX_TOKENS: '12.5' }, 'UNDERSTUDY_MAX_TOKENS must be an integer between 1 and 1048576, got 12.5'],
+    [{ UNDERSTUDY_TIMEOUT: '-1' }, 'UNDERSTUDY_TIMEOUT must be a number between 0.001 and 86400, got -1'],
+    [{ UNDERSTUDY_TEMPERATURE: 'NaN' }, 'UNDERSTUDY_TEMPERATURE must be a number between 0 and 2, got "NaN"'],
+  ];
+  for (const [env, message] of cases) {
+    const err = thrown(() => resolveSettings(undefined, env));
+    assert.is(err.code, 'INVALID_CONFIG');
+    assert.is(err.message, message);
+  }
+  const opt = thrown(() => resolveSettings({ cacheThreshold: 2 }, {}));
+  assert.is(opt.message, 'option cacheThreshold must be a number between 0 and 1, got 2');
+  assert.is(thrown(() => resolveSettings({ simThreshhold: 0.5 } as never, {})).message, 'unknown router option "simThreshhold"');
+});
+
+test('createRouter() with no argument is configured from the environment alone', () => {
+  const script = "import('./src/index.ts').then(async (u) => { const r = await u.createRouter(); const x = await r.chat({ messages: [{ role: 'user', content: 'hi' }], maxTokens: 8 }); console.log(JSON.stringify({ route: x.route, dir: r.cacheDir, threshold: r.settings.simThreshold })); await r.close(); }).catch((e) => { console.log(JSON.stringify({ code: e.code, message: e.message })); });";
+  const cacheDir = freshDir('env');
+  const env = { PATH: process.env.PATH, UNDERSTUDY_MODEL: storiesModel, UNDERSTUDY_USE_API: 'false', UNDERSTUDY_CACHE_DIR: cacheDir, UNDERSTUDY_SIM_THRESHOLD: '0.8', UNDERSTUDY_QUIET: 'true' };
+  const ok = spawnSync(process.execPath, ['--import', 'tsx', '-e', script], { cwd: root, env, encoding: 'utf8' });
+  assert.equal(JSON.parse(ok.stdout), { route: 'local', dir: cacheDir, threshold: 0.8 });
+  const bad = spawnSync(process.execPath, ['--import', 'tsx', '-e', script], { cwd: root, env: { ...env, UNDERSTUDY_CACHE_THRESHOLD: 'x' }, encoding: 'utf8' });
+  assert.equal(JSON.parse(bad.stdout), { code: 'INVALID_CONFIG', message: 'UNDERSTUDY_CACHE_THRESHOLD must be a number between 0 and 1, got "x"' });
+});
+
+test('no backend at all is NO_BACKEND; a missing model is MODEL_NOT_FOUND', async () => {
+  const none = await rejection(createRouter({ env: {}, cacheDir: freshDir('none') }));
+  assert.is(none.code, 'NO_BACKEND');
+  assert.match(none.message, /set UNDERSTUDY_MODEL to a local GGUF model, or UNDERSTUDY_API_KEY/);
+  const offline = await rejection(createRouter({ env: {}, useApi: false, cacheDir: freshDir('none') }));
+  assert.match(offline.message, /UNDERSTUDY_USE_API is false and no local model is set/);
+  const missing = await rejection(createRouter({ env: {}, model: join(root, 'nope.gguf'), cacheDir: freshDir('none') }));
+  assert.is(missing.code, 'MODEL_NOT_FOUND');
+});
+
+test('bad requests get INVALID_ARGUMENT with the usual message', async () => {
+  const r = await createRouter({ remote: new MockBackend(), local: false, cacheDir: freshDir('bad'), quiet: true, env: {} });
+  open.push(r);
+  const cases: [unknown, string][] = [
+    [null, 'Expected request object for request but received null'],
+    [{ messages: [] }, 'Expected non-empty array of messages for messages but received an array of type object'],
+    [{ messages: [{ role: 'user', content: 'x' }], temperature: -1 }, 'Expected number between 0 and 2 for temperature but received -1 of type number'],
+    [{ messages: [{ role: 'user', content: 'x' }], task: 'has spaces' }, 'Expected task name of 1 to 100 letters, digits or . : / @ - _ for task but received "has spaces" of type string'],
+    [{ messages: [{ role: 'user', content: 'x' }], route: 'gpu' }, "Expected 'auto', 'local', 'remote' or 'cache' for route but received \"gpu\" of type string"],
+  ];
+  for (const [request, message] of cases) {
+    const err = await rejection(r.chat(request as ChatRequest));
+    assert.is(err.code, 'INVALID_ARGUMENT');
+    assert.is(err.message, message);
+  }
+});
+
+test('one stderr line per call, the same facts as an event, and quiet silences the line', async () => {
+  const cacheDir = freshDir('log');
+  const script = "import('./src/index.ts').then(async (u) => { const r = await u.createRouter({ remote: new u.MockBackend({ latencyMs: 5 }), local: false, env: {}, cacheDir: process.argv[1], quiet: process.argv[2] === 'quiet' }); r.on('call', (e) => console.log(JSON.stringify(e))); await r.chat({ task: 'summarize', messages: [{ role: 'user', content: 'hi' }] }); await r.chat({ task: 'summarize', messages: [{ role: 'user', content: 'hi' }] }); await r.close(); });";
+  const loud = spawnSync(process.execPath, ['--import', 'tsx', '-e', script, cacheDir, 'loud'], { cwd: root, encoding: 'utf8' });
+  const lines = loud.stderr.trim().split('\n');
+  assert.is(lines.length, 2, loud.stderr);
+  assert.match(lines[0]!, /^\[understudy\] remote  task=summarize  \d+ ms$/);
+  assert.match(lines[1]!, /^\[understudy\] cache   task=summarize  \d+ ms$/);
+  const events = loud.stdout.trim().split('\n').map((l) => JSON.parse(l) as CallEvent);
+  assert.equal(events.map((e) => [e.route, e.task, e.reason]), [['remote', 'summarize', 'no local model'], ['cache', 'summarize', 'exact hit']]);
+  const quiet = spawnSync(process.execPath, ['--import', 'tsx', '-e', script, freshDir('log'), 'quiet'], { cwd: root, encoding: 'utf8' });
+  assert.is(quiet.stderr, '');
+  assert.is(quiet.stdout.trim().split('\n').length, 2);
+});
+
+test('the mock backend: answers, records calls, fails on demand, reports health', async () => {
+  const remote = new MockBackend({ answer: (call) => `mock says ${call.messages!.length}` });
+  const local = new MockBackend({ failWith: 'DECODE_FAILED', model: 'broken-local' });
+  const r = await createRouter({ remote, local, embedder: false, cacheDir: freshDir('mock'), quiet: true, env: {} });
+  open.push(r);
+  const a = await r.chat({ messages: [{ role: 'user', content: 'x' }] });
+  assert.is(a.text, 'mock says 1');
+  assert.is(remote.calls.length, 1);
+  const forced = await rejection(r.chat({ messages: [{ role: 'user', content: 'y' }], route: 'local' }));
+  assert.is(forced.code, 'DECODE_FAILED');
+  assert.is(local.calls.length, 1);
+  const health = await r.health();
+  assert.ok(health.local!.ok && health.remote!.ok);
+  assert.is(health.remote!.detail, 'mock mock');
+});
+
+test('calls after close() fail with CLOSED', async () => {
+  const r = await createRouter({ remote: new MockBackend(), local: false, cacheDir: freshDir('closed'), quiet: true, env: {} });
+  await r.close();
+  const err = await rejection(r.chat({ messages: [{ role: 'user', content: 'x' }] }));
+  assert.is(err.code, 'CLOSED');
+  assert.is(err.message, 'the router has been closed');
+});
+
+test.run();

@@ -1,0 +1,122 @@
+// The dataset log: exactly one row per remote interaction under concurrency,
+// nothing acknowledged lost and nothing corrupt after SIGKILL, and a JSONL
+// export in the chat format training tools read.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import Database from 'better-sqlite3';
+import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { createRouter, MockBackend, type Router } from '../src/index.js';
+import { root } from './helpers.js';
+import { freshDir } from './router-fixture.js';
+import { startTeacher, type Teacher } from './teacher.js';
+
+let teacher: Teacher;
+const open: Router[] = [];
+
+async function remoteOnly(cacheDir = freshDir('dataset')): Promise<Router> {
+  const r = await createRouter({ apiBase: teacher.url, apiKey: 'sk-parent-key-0123456789', apiModel: 'teacher-1', cacheDir, local: false, quiet: true, env: {} });
+  open.push(r);
+  return r;
+}
+
+test.before(async () => {
+  teacher = await startTeacher();
+});
+test.after(async () => {
+  await teacher.close();
+});
+test.after.each(async () => {
+  for (const r of open.splice(0)) await r.close();
+  teacher.requests.length = 0;
+});
+
+test('100 concurrent distinct calls: 100 rows, none lost, none duplicated', async () => {
+  const r = await remoteOnly();
+  const results = await Promise.all(Array.from({ length: 100 }, (_, i) =>
+    r.chat({ task: 'many', messages: [{ role: 'user', content: `question ${i}` }] })));
+  assert.ok(results.every((x, i) => x.route === 'remote' && x.text === `Answer: question ${i}`));
+  const rows = r.datasetRows('many');
+  assert.is(rows.length, 100);
+  const asked = rows.map((row) => row.messages![0]!.content).sort();
+  assert.equal(asked, Array.from({ length: 100 }, (_, i) => `question ${i}`).sort());
+  assert.ok(rows.every((row) => row.answer === `Answer: ${row.messages![0]!.content}`));
+});
+
+test('100 concurrent identical calls share one remote call and one row', async () => {
+  const r = await remoteOnly();
+  const results = await Promise.all(Array.from({ length: 100 }, () =>
+    r.chat({ task: 'same', messages: [{ role: 'user', content: 'the same question' }] })));
+  assert.ok(results.every((x) => x.text === 'Answer: the same question'));
+  assert.is(results.filter((x) => !x.cached).length, 1);
+  assert.is(teacher.requests.filter((q) => q.path.endsWith('/chat/completions')).length, 1);
+  assert.is(r.datasetRows('same').length, 1);
+});
+
+test('a process killed with SIGKILL mid-burst leaves every acknowledged row, readable', async () => {
+  const cacheDir = freshDir('kill');
+  const child = spawn(process.execPath, ['--import', 'tsx', join(root, 'test', 'fixtures', 'dataset-writer.ts'), teacher.url, cacheDir], { cwd: root });
+  const acked = new Set<number>();
+  let stderr = '';
+  child.stderr.on('data', (d) => (stderr += d));
+  let buffer = '';
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`child made too few calls: ${acked.size}; stderr: ${stderr}`)), 60_000);
+    child.stdout.on('data', (chunk: Buffer) => {
+      buffer += chunk.toString();
+      const lines = buffer.split('\n');
+      buffer = lines.pop()!;
+      for (const line of lines) if (line.startsWith('ack ')) acked.add(Number(line.slice(4)));
+      if (acked.size >= 150) {
+        clearTimeout(timer);
+        child.kill('SIGKILL');
+        resolve();
+      }
+    });
+    child.on('exit', (code) => code !== null && reject(new Error(`child exited with ${code}: ${stderr}`)));
+  });
+  await new Promise((resolve) => child.once('close', resolve));
+  assert.is(child.signalCode, 'SIGKILL');
+
+  const db = new Database(join(cacheDir, 'dataset.db'), { readonly: true });
+  assert.is(db.pragma('integrity_check', { simple: true }), 'ok');
+  db.close();
+  const r = await remoteOnly(cacheDir);
+  const rows = r.datasetRows('burst');
+  const logged = rows.map((row) => Number(row.messages![0]!.content.replace('burst question ', '')));
+  assert.is(new Set(logged).size, logged.length, 'a row was written twice');
+  for (const n of acked) assert.ok(logged.includes(n), `acknowledged row ${n} was lost`);
+  assert.ok(rows.every((row) => row.answer === `Answer: ${row.messages![0]!.content}`), 'a row is corrupt');
+  // The kill may land between a commit and its "ack": at most the calls in flight are extra.
+  assert.ok(logged.length - acked.size <= 8, `${logged.length} rows for ${acked.size} acks`);
+});
+
+test('the dataset exports as JSONL in chat format, one task or all', async () => {
+  const r = await remoteOnly();
+  await r.chat({ task: 'summarize', messages: [{ role: 'system', content: 'Summarize.' }, { role: 'user', content: 'A long text.' }] });
+  await r.complete({ task: 'story', prompt: 'Once upon a time' });
+  const all = join(r.cacheDir, 'all.jsonl');
+  assert.is(await r.exportDataset(all), 2);
+  const lines = readFileSync(all, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  assert.equal(lines[0], {
+    messages: [{ role: 'system', content: 'Summarize.' }, { role: 'user', content: 'A long text.' }, { role: 'assistant', content: 'Answer: A long text.' }],
+    task: 'summarize',
+  });
+  assert.equal(lines[1], { prompt: 'Once upon a time', completion: 'Answer: Once upon a time', task: 'story' });
+  const one = join(r.cacheDir, 'one.jsonl');
+  assert.is(await r.exportDataset(one, { task: 'story' }), 1);
+});
+
+test('a task is derived from the system prompt when none is given', async () => {
+  const r = await createRouter({ remote: new MockBackend(), local: false, cacheDir: freshDir('derive'), quiet: true, env: {} });
+  open.push(r);
+  const a = await r.chat({ messages: [{ role: 'system', content: 'You translate to French.' }, { role: 'user', content: 'cat' }] });
+  const b = await r.chat({ messages: [{ role: 'system', content: 'You translate to French.' }, { role: 'user', content: 'dog' }] });
+  const c = await r.chat({ messages: [{ role: 'user', content: 'no system prompt' }] });
+  assert.is(a.task, b.task);
+  assert.match(a.task, /^system-[0-9a-f]{12}$/);
+  assert.is(c.task, 'default');
+});
+
+test.run();

@@ -1,0 +1,197 @@
+// The remote through the real `openai` client against the teacher on
+// 127.0.0.1, with faults injected there: each case checks the route taken, the
+// error or the fallback, and that the dataset holds exactly the rows it should.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import type { Router } from '../src/index.js';
+import { rejection } from './helpers.js';
+import { API_KEY, allBytes, ask, routerFor } from './router-fixture.js';
+import { refusedUrl, startTeacher, type Teacher } from './teacher.js';
+
+let teacher: Teacher;
+let router: Router;
+const warnings: string[] = [];
+
+test.before(async () => {
+  teacher = await startTeacher();
+});
+test.after(async () => {
+  await teacher.close();
+});
+test.before.each(async () => {
+  teacher.faults.length = 0;
+  teacher.requests.length = 0;
+  teacher.setAnswer(undefined);
+  warnings.length = 0;
+  router = await routerFor(teacher, { timeout: 0.5, retries: 2 });
+  router.on('warning', (w: string) => warnings.push(w));
+});
+test.after.each(async () => {
+  await router.close();
+});
+
+const completions = () => teacher.requests.filter((r) => r.path.endsWith('/completions'));
+
+test('a remote answer is returned, logged once, and sent with the key', async () => {
+  const r = await router.chat(ask('What is a cat?'));
+  assert.is(r.route, 'remote');
+  assert.is(r.text, 'Answer: What is a cat?');
+  assert.is(r.cached, false);
+  assert.is(r.model, 'teacher-1');
+  assert.ok(r.usage.completionTokens > 0);
+  assert.is(teacher.requests[0]!.headers.authorization, `Bearer ${API_KEY}`);
+  const rows = router.datasetRows();
+  assert.is(rows.length, 1);
+  assert.equal(rows[0]!.messages, [{ role: 'user', content: 'What is a cat?' }]);
+  assert.is(rows[0]!.answer, 'Answer: What is a cat?');
+  assert.is(rows[0]!.model, 'teacher-1');
+  assert.is(rows[0]!.params.maxTokens, 24);
+});
+
+test('HTTP 500 is retried, and the retry answers', async () => {
+  teacher.faults.push({ kind: 'status', status: 500 });
+  const r = await router.chat(ask('retry me'));
+  assert.is(r.route, 'remote');
+  assert.is(completions().length, 2);
+  assert.ok(warnings.some((w) => w.includes('HTTP 500')), warnings.join('\n'));
+  assert.is(router.datasetRows().length, 1);
+});
+
+test('429 with Retry-After waits as long as the server asked', async () => {
+  teacher.faults.push({ kind: 'status', status: 429, retryAfter: '1' });
+  const r = await router.chat(ask('rate limited'));
+  assert.is(r.route, 'remote');
+  const [first, second] = completions();
+  assert.ok(second!.receivedAt - first!.receivedAt >= 950, `retried after ${second!.receivedAt - first!.receivedAt} ms`);
+  assert.is(router.datasetRows().length, 1);
+});
+
+test('every attempt failing falls back to the local model, and nothing is logged', async () => {
+  teacher.faults.push({ kind: 'status', status: 500 }, { kind: 'status', status: 502 }, { kind: 'status', status: 503 });
+  const r = await router.chat(ask('all fail'));
+  assert.is(r.route, 'local');
+  assert.is(r.fallbackFrom, 'remote');
+  assert.ok(r.text.length > 0);
+  assert.is(completions().length, 3);
+  assert.is(router.datasetRows().length, 0);
+});
+
+test('an answer slower than the timeout is REMOTE_TIMEOUT, and local answers', async () => {
+  teacher.faults.push({ kind: 'delay', ms: 3000 }, { kind: 'delay', ms: 3000 }, { kind: 'delay', ms: 3000 });
+  const r = await router.chat(ask('slow'));
+  assert.is(r.route, 'local');
+  assert.ok(warnings.some((w) => w.includes('REMOTE_TIMEOUT')), warnings.join('\n'));
+  assert.is(router.datasetRows().length, 0);
+});
+
+test('malformed JSON is REMOTE_BAD_RESPONSE; with the local route off the caller gets it', async () => {
+  await router.close();
+  router = await routerFor(teacher, { retries: 0, model: undefined });
+  teacher.faults.push({ kind: 'malformed' });
+  const err = await rejection(router.chat(ask('garbage')));
+  assert.is(err.code, 'REMOTE_BAD_RESPONSE');
+  assert.match(err.message, /sent a response that could not be read/);
+  assert.is(router.datasetRows().length, 0);
+});
+
+test('a stream cut off midway fails with REMOTE_BAD_RESPONSE after the text so far, and logs nothing', async () => {
+  teacher.setAnswer(() => 'This answer is long enough to be sent in several streamed pieces.');
+  teacher.faults.push({ kind: 'cut-stream', afterChunks: 2 });
+  const stream = router.chat({ ...ask('stream me'), stream: true });
+  const pieces: string[] = [];
+  const err = await rejection((async () => {
+    for await (const piece of stream) pieces.push(piece);
+  })());
+  assert.is(err.code, 'REMOTE_BAD_RESPONSE');
+  assert.match(err.message, /cut its stream off midway/);
+  assert.ok(pieces.join('').startsWith('This answ'), pieces.join(''));
+  assert.is(completions().length, 1, 'text already streamed is never retried');
+  assert.is(router.datasetRows().length, 0);
+});
+
+test('a whole stream arrives piece by piece and is logged once', async () => {
+  teacher.setAnswer(() => 'Streamed answers arrive in pieces.');
+  const stream = router.chat({ ...ask('stream ok'), stream: true });
+  const pieces: string[] = [];
+  for await (const piece of stream) pieces.push(piece);
+  const result = await stream.result;
+  assert.is(pieces.join(''), 'Streamed answers arrive in pieces.');
+  assert.is(result.text, pieces.join(''));
+  assert.is(result.route, 'remote');
+  assert.is(router.datasetRows().length, 1);
+});
+
+test('connection refused: REMOTE_UNAVAILABLE, then a cooldown skips the remote', async () => {
+  await router.close();
+  const url = await refusedUrl();
+  router = await routerFor(undefined, { apiBase: url, apiKey: API_KEY, useApi: true, retries: 0, cooldownAfter: 2, cooldownMs: 60_000, model: undefined });
+  const first = await rejection(router.chat(ask('one')));
+  assert.is(first.code, 'REMOTE_UNAVAILABLE');
+  assert.match(first.message, /cannot reach the remote at http:\/\/127\.0\.0\.1:\d+: ECONNREFUSED/);
+  await rejection(router.chat(ask('two')));
+  const cooled = await rejection(router.chat(ask('three')));
+  assert.is(cooled.code, 'REMOTE_UNAVAILABLE');
+  assert.match(cooled.message, /failed 2 times in a row; not trying it again for 60 s/);
+});
+
+test('during a cooldown, calls go to the local model without trying the remote', async () => {
+  await router.close();
+  router = await routerFor(teacher, { retries: 0, cooldownAfter: 1, cooldownMs: 60_000 });
+  teacher.faults.push({ kind: 'drop' });
+  const first = await router.chat(ask('dropped'));
+  assert.is(first.route, 'local');
+  assert.is(first.fallbackFrom, 'remote');
+  const before = completions().length;
+  const second = await router.chat(ask('while cooling'));
+  assert.is(second.route, 'local');
+  assert.is(second.fallbackFrom, undefined);
+  assert.is(completions().length, before, 'the remote was not tried');
+});
+
+test('a rejected key (401) is not retried and is REMOTE_REJECTED without a local model', async () => {
+  await router.close();
+  router = await routerFor(teacher, { model: undefined });
+  teacher.faults.push({ kind: 'status', status: 401 });
+  const err = await rejection(router.chat(ask('who am i')));
+  assert.is(err.code, 'REMOTE_REJECTED');
+  assert.match(err.message, /answered HTTP 401/);
+  assert.is(completions().length, 1);
+});
+
+test('an aborted call is ABORTED, never falls back, and logs nothing', async () => {
+  teacher.faults.push({ kind: 'delay', ms: 2000 });
+  const controller = new AbortController();
+  setTimeout(() => controller.abort(), 100);
+  const err = await rejection(router.chat(ask('abort me', { signal: controller.signal })));
+  assert.is(err.code, 'ABORTED');
+  assert.is(router.datasetRows().length, 0);
+});
+
+test('the API key never reaches the log, the dataset or the cache', async () => {
+  const lines: string[] = [];
+  router.on('warning', (w: string) => lines.push(w));
+  router.on('call', (e) => lines.push(JSON.stringify(e)));
+  teacher.faults.push({ kind: 'status', status: 401, body: JSON.stringify({ error: { message: `bad key ${API_KEY}` } }) });
+  await router.chat(ask(`my key is ${API_KEY}, keep it safe`));
+  await router.chat(ask('plain question'));
+  await router.close();
+  const onDisk = allBytes(router.cacheDir).toString('latin1');
+  assert.not.ok(onDisk.includes(API_KEY), 'key found in the cache directory');
+  assert.not.ok(onDisk.includes('SECRET-0123'), 'part of the key found in the cache directory');
+  assert.ok(onDisk.includes('plain question'), 'the dataset was written (sanity check of the scan)');
+  assert.not.ok(lines.join('\n').includes(API_KEY), 'key found in log lines or events');
+  assert.not.ok(JSON.stringify(router.settings).includes(API_KEY), 'key visible in router.settings');
+});
+
+test('health checks: the teacher lists its model; a refused remote is unhealthy', async () => {
+  const health = await router.health();
+  assert.ok(health.remote?.ok, health.remote?.detail);
+  assert.match(health.remote!.detail, /model teacher-1 listed/);
+  assert.ok(health.local?.ok);
+  await router.close();
+  router = await routerFor(undefined, { apiBase: await refusedUrl(), apiKey: API_KEY, useApi: true, model: undefined });
+  const down = await router.health();
+  assert.is(down.remote?.ok, false);
+});
+
+test.run();
