@@ -2,6 +2,7 @@
 // exit codes. An error prints `understudy: error [CODE]: message` and exits 1; a
 // usage error prints the problem and a hint and exits 2.
 import { UnderstudyError } from '../errors.js';
+import { askCommand, datasetCommand } from './ask.js';
 import { chatCommand } from './chat.js';
 import { embedCommand } from './embed.js';
 import { generateCommand } from './generate.js';
@@ -15,6 +16,8 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   tokenize: tokenizeCommand,
   info: infoCommand,
   doctor: doctorCommand,
+  ask: askCommand,
+  dataset: datasetCommand,
 };
 
 export async function main(argv: string[]): Promise<number> {

@@ -31,6 +31,15 @@ Usage:
       Prints the model's metadata as JSON.
   understudy doctor
       Prints the backends, devices and build in use.
+  understudy ask [--task NAME] [--system TEXT] [--route auto|local|remote|cache]
+                 [--max-tokens N] [--temperature T] [--model PATH] [--cache-dir DIR] [--offline] PROMPT
+      Sends PROMPT through the router (caches, local model, remote API), streams
+      the answer to stdout and the route to stderr. Configured by UNDERSTUDY_*
+      variables (see the README); flags win over them.
+  understudy dataset tasks [--cache-dir DIR]
+      Lists the tasks in the dataset, their rows and readiness.
+  understudy dataset export --out FILE [--task NAME] [--cache-dir DIR]
+      Writes the dataset as JSONL in chat format, for training.
 
 Errors print "understudy: error [CODE]: message" and exit 1; usage errors exit 2.
 Set UNDERSTUDY_LOG_LEVEL=info to see llama.cpp's own log.

@@ -55,7 +55,7 @@ export interface RouterSettings {
   retryDelayMs?: number;
   /** Longest wait for one retry, Retry-After included (default 30000). */
   maxRetryDelayMs?: number;
-  /** Consecutive failed remote calls that start a cooldown (default 3)... */
+  /** Consecutive failed remote attempts that start a cooldown (default 3)... */
   cooldownAfter?: number;
   /** ...during which the remote is not tried (default 30000 ms). */
   cooldownMs?: number;

@@ -1,0 +1,86 @@
+// `understudy ask` and `understudy dataset`: the router from the command line,
+// configured by UNDERSTUDY_* variables (flags win over them).
+import { createRouter, type Router } from '../router/router.js';
+import { parse, toNumber, UsageError } from './usage.js';
+
+const ROUTER_FLAGS = {
+  model: { type: 'string', short: 'm' },
+  'cache-dir': { type: 'string' },
+  offline: { type: 'boolean' },
+} as const;
+
+function routerOptions(values: Record<string, unknown>) {
+  return {
+    ...(typeof values.model === 'string' ? { model: values.model } : {}),
+    ...(typeof values['cache-dir'] === 'string' ? { cacheDir: values['cache-dir'] } : {}),
+    ...(values.offline ? { useApi: false } : {}),
+  };
+}
+
+export async function askCommand(argv: string[]): Promise<number> {
+  const { values, positionals } = parse(argv, {
+    ...ROUTER_FLAGS,
+    task: { type: 'string' },
+    system: { type: 'string' },
+    route: { type: 'string' },
+    'max-tokens': { type: 'string', short: 'n' },
+    temperature: { type: 'string' },
+  });
+  if (positionals.length !== 1) throw new UsageError('ask takes one PROMPT argument');
+  const router = await createRouter(routerOptions(values));
+  try {
+    const messages = [
+      ...(typeof values.system === 'string' ? [{ role: 'system', content: values.system }] : []),
+      { role: 'user', content: positionals[0]! },
+    ];
+    const stream = router.chat({
+      messages,
+      stream: true,
+      ...(typeof values.task === 'string' ? { task: values.task } : {}),
+      ...(typeof values.route === 'string' ? { route: values.route as never } : {}),
+      ...(values['max-tokens'] !== undefined ? { maxTokens: toNumber(values['max-tokens'], '--max-tokens', true) } : {}),
+      ...(values.temperature !== undefined ? { temperature: toNumber(values.temperature, '--temperature', false) } : {}),
+    });
+    for await (const piece of stream) process.stdout.write(piece);
+    process.stdout.write('\n');
+    await router.idle();
+    return 0;
+  } finally {
+    await router.close();
+  }
+}
+
+export async function datasetCommand(argv: string[]): Promise<number> {
+  const { values, positionals } = parse(argv, { ...ROUTER_FLAGS, task: { type: 'string' }, out: { type: 'string', short: 'o' } });
+  const [action] = positionals;
+  if (action !== 'export' && action !== 'tasks') throw new UsageError('dataset takes "export --out FILE" or "tasks"');
+  // Reading the dataset needs no model and no remote: a stand-in backend keeps the router from loading one.
+  let router: Router | undefined;
+  try {
+    router = await createRouter({ ...routerOptions(values), model: undefined, local: false, quiet: true, remote: STANDIN });
+    if (action === 'tasks') {
+      const tasks = new Map<string, number>();
+      for (const row of router.datasetRows()) tasks.set(row.task, (tasks.get(row.task) ?? 0) + 1);
+      for (const [task, rows] of tasks) {
+        const r = router.readiness(task);
+        const readiness = r.readiness === null ? '-' : r.readiness.toFixed(3);
+        process.stdout.write(`${task}\t${rows} rows\treadiness ${readiness} over ${r.comparisons}${r.ready ? '\tlocal' : ''}\n`);
+      }
+      return 0;
+    }
+    if (typeof values.out !== 'string') throw new UsageError('dataset export needs --out FILE');
+    const n = await router.exportDataset(values.out, typeof values.task === 'string' ? { task: values.task } : {});
+    process.stderr.write(`understudy: wrote ${n} rows to ${values.out}\n`);
+    return 0;
+  } finally {
+    await router?.close();
+  }
+}
+
+const STANDIN = {
+  kind: 'mock' as const,
+  model: 'none',
+  answer: () => Promise.reject(new Error('not used')),
+  health: async () => ({ ok: true, latencyMs: 0, detail: 'stand-in' }),
+  close: async () => {},
+};
