@@ -135,6 +135,35 @@ test('the mock backend: answers, records calls, fails on demand, reports health'
   assert.is(health.remote!.detail, 'mock mock');
 });
 
+test('a local failure falls back to the remote once the task is local', async () => {
+  let broken = false;
+  const local = new MockBackend({ model: 'student', answer: () => { if (broken) throw new Error('out of memory'); return 'same answer'; } });
+  const remote = new MockBackend({ model: 'teacher', answer: 'same answer' });
+  const unit = new Float32Array([1, 0, 0]);
+  const r = await createRouter({
+    local, remote, embedder: async (texts) => texts.map(() => unit), shadowRate: 1, readinessMin: 1, readinessWindow: 1,
+    enableCache: false, cacheDir: freshDir('fallback'), quiet: true, env: {},
+  });
+  open.push(r);
+  assert.is((await r.chat({ task: 't', messages: [{ role: 'user', content: 'a' }] })).route, 'remote');
+  await r.idle();
+  assert.ok(r.readiness('t').ready);
+  assert.is((await r.chat({ task: 't', messages: [{ role: 'user', content: 'b' }] })).route, 'local');
+  broken = true;
+  const fell = await r.chat({ task: 't', messages: [{ role: 'user', content: 'c' }] });
+  assert.is(fell.route, 'remote');
+  assert.is(fell.fallbackFrom, 'local');
+  assert.is(fell.model, 'teacher');
+});
+
+test('UNDERSTUDY_DEVICE naming a GPU this build lacks is INVALID_CONFIG', async () => {
+  const { systemInfo } = await import('../src/index.js');
+  const other = systemInfo().gpu === 'cuda' ? 'hip' : 'cuda';
+  const err = await rejection(createRouter({ model: storiesModel, device: other, useApi: false, cacheDir: freshDir('device'), env: {} }));
+  assert.is(err.code, 'INVALID_CONFIG');
+  assert.match(err.message, new RegExp(`UNDERSTUDY_DEVICE is ${other} but this build of the addon is for`));
+});
+
 test('calls after close() fail with CLOSED', async () => {
   const r = await createRouter({ remote: new MockBackend(), local: false, cacheDir: freshDir('closed'), quiet: true, env: {} });
   await r.close();
