@@ -1,6 +1,7 @@
 // Statistics, the printed tables and the results file.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
+import type { HitResult, Pct, RouterBenchResult, SemanticResult } from './router.js';
 
 export interface Stat {
   mean: number;
@@ -162,4 +163,61 @@ export function extrasTable(rows: ExtraRow[]): string {
 export function writeResults(path: string, data: unknown): void {
   mkdirSync(dirname(path), { recursive: true });
   writeFileSync(path, `${JSON.stringify(data, null, 2)}\n`);
+}
+
+// ---- router (bench/router.ts) ----
+
+/** Goals from the router issue: an exact hit's p50, a semantic lookup's p99 (embedding excluded). */
+export const HIT_GOAL_P50_MS = 0.1;
+export const SEMANTIC_GOAL_P99_MS = 2;
+
+const us = (ms: number) => (ms * 1000).toFixed(1);
+
+/** The exact-cache hit through router.chat(), and the bare steps it is made of, in µs. */
+export function routerHitTable(h: HitResult): string {
+  const base = h.pieces.awaitNoop.ms.p50;
+  const rows: [string, { ms: Pct; perSecond: number }][] = [
+    ['router.chat(), exact-cache hit', h.hit],
+    ['  await of an empty async function', h.pieces.awaitNoop],
+    ['  normalize() (validation)', h.pieces.normalize],
+    ['  cacheKey() (JSON + sha256)', h.pieces.cacheKey],
+    ['  AnswerCache.get() (SQLite lookup)', h.pieces.sqliteGet],
+  ];
+  return table(
+    ['', 'p50 µs', 'p99 µs', 'mean µs', 'calls/s', 'p50 / bare await'],
+    rows.map(([label, r]) => [label, us(r.ms.p50), us(r.ms.p99), us(r.ms.mean), r.perSecond.toFixed(0), (r.ms.p50 / base).toFixed(0)]),
+    [false, true, true, true, true, true],
+  );
+}
+
+const mb = (bytes: number) => (bytes / 1e6).toFixed(1);
+const ms3 = (p: Pct) => `${p.p50.toFixed(3)} / ${p.p99.toFixed(3)}`;
+
+/** SemanticIndex.nearest() over N entries, the embedding excluded. */
+export function semanticTable(rows: SemanticResult[]): string {
+  return table(
+    ['entries', 'nearest p50 / p99 ms', '', 'near-dup / fresh p99', 'recall@1 near / fresh', 'bare searchKnn p50: no filter / filter', 'build s: put + add', 'index MB (cache.db)', 'save / reopen ms'],
+    rows.map((r) => [
+      String(r.size), ms3(r.nearestMs.all), r.nearestMs.all.p99 <= SEMANTIC_GOAL_P99_MS ? 'ok' : `> ${SEMANTIC_GOAL_P99_MS}`,
+      `${r.nearestMs.near.p99.toFixed(3)} / ${r.nearestMs.fresh.p99.toFixed(3)}`,
+      `${r.recallAt1.near.toFixed(3)} / ${r.recallAt1.fresh.toFixed(3)}`,
+      `${r.breakdownMs.searchKnn.p50.toFixed(3)} / ${r.breakdownMs.searchKnnFilter.p50.toFixed(3)}`,
+      `${r.buildSeconds.put.toFixed(1)} + ${r.buildSeconds.add.toFixed(1)}`,
+      `${mb(r.indexBytes)} (${mb(r.sqliteBytes)})`,
+      `${r.saveMs.toFixed(0)} / ${r.reopenMs.toFixed(0)}`,
+    ]),
+    [true, true, false, true, true, true, true, true, true],
+  );
+}
+
+/** Embedding one prompt on the router's embedding context, alone and 8 to a call. */
+export function embedPromptTable(rows: RouterBenchResult['embed']): string {
+  return table(
+    ['model', 'tokens / dims', 'alone p50 / p99 ms', 'in batches of 8: per prompt p50 / p99 ms', 'samples'],
+    rows.map((r) => [
+      r.model, `${r.meanTokens.toFixed(1)} / ${r.dimensions}`, `${r.single.p50.toFixed(2)} / ${r.single.p99.toFixed(2)}`,
+      `${r.batchedPerPrompt.p50.toFixed(2)} / ${r.batchedPerPrompt.p99.toFixed(2)}`, `${r.singles} + ${r.batches}×${r.batchSize}`,
+    ]),
+    [false, true, true, true, true],
+  );
 }

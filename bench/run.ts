@@ -1,7 +1,8 @@
 // `npm run bench`: llama.cpp's llama-bench and llama-batched-bench, node-llama-cpp
 // and our addon, on the same model files with the same threads, in one
 // invocation; prints the comparison, writes bench/results/<name>.json and the
-// parallel chart bench/results/<name>-parallel.svg. See bench/README.md.
+// parallel chart bench/results/<name>-parallel.svg; then the router's own costs
+// (exact-hit path, semantic lookup, embedding a prompt). See bench/README.md.
 import { existsSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
@@ -10,20 +11,27 @@ import { parallelChart, writeChart, type ChartPanel } from './chart.js';
 import { runChild } from './child.js';
 import { findReferenceTools, runBatchedBench, runLlamaBench, runLlamaBenchAtDepth, toolDirs, type BatchedBenchPoint, type LlamaBenchResult } from './llama-tools.js';
 import { contentionMonitor, cpuBusy, gitInfo, llamaCppSource, loadavg, machineInfo } from './machine.js';
-import { parseModelList, repoRoot, resolveModels, type ModelKey } from './models.js';
+import { parseModelList, repoRoot, resolveModels, type BenchModel, type ModelKey } from './models.js';
 import { ensureNodeLlamaCpp, type NlcOptions, type NlcResult } from './node-llama-cpp.js';
 import type { OursOptions, OursResult } from './ours.js';
 import type { Stat } from './report.js';
 import { parallelBatchSize, perSequenceContext, type ParallelOptions, type ParallelResult } from './parallel.js';
 import {
-  compare, comparisonTable, extrasTable, GOAL_RATIO, noisy, NOISY_CV, PARALLEL_GOAL, parallelBelowGoal, parallelTable, servingTable, writeResults,
+  compare, comparisonTable, embedPromptTable, extrasTable, GOAL_RATIO, HIT_GOAL_P50_MS, noisy, NOISY_CV, PARALLEL_GOAL, parallelBelowGoal, parallelTable,
+  routerHitTable, SEMANTIC_GOAL_P99_MS, semanticTable, servingTable, writeResults,
   type ComparisonRow, type ExtraRow, type ParallelRow, type ServingRow,
 } from './report.js';
+import { HIT_REQUEST, runRouterBench, type RouterBenchOptions, type RouterBenchResult } from './router.js';
 
 const DEFAULT_NPL: Record<ModelKey, number[]> = { stories: [1, 4, 16, 64], tinyllama: [1, 4, 16] };
 const PARALLEL_SHAPE = { nPrompt: 128, nGen: 128 };
 const LAG_SEQUENCES = 16;
-const SKIPPABLE = ['parallel', 'embeddings', 'node-llama-cpp'] as const;
+const SKIPPABLE = ['parallel', 'embeddings', 'node-llama-cpp', 'router'] as const;
+// 'models': llama-bench, node-llama-cpp and ours on each model (everything but the router).
+const SECTIONS = ['models', 'router'] as const;
+const ROUTER_SIZES = [10_000, 100_000];
+// Prompts embedded one per call and batches of 8, per model: TinyLlama takes ~0.5 s a prompt on 2 cores.
+const ROUTER_EMBED: Record<ModelKey, { singles: number; batches: number }> = { stories: { singles: 300, batches: 40 }, tinyllama: { singles: 30, batches: 4 } };
 
 const USAGE = `usage: npm run bench -- [options]
   --threads N     CPU threads for every side (default: os.availableParallelism() = ${os.availableParallelism()})
@@ -31,6 +39,9 @@ const USAGE = `usage: npm run bench -- [options]
   --models LIST   comma-separated: stories,tinyllama (default both)
   --npl LIST      parallel sequences to measure, e.g. 1,4,16 (default ${DEFAULT_NPL.stories.join(',')} on stories260K, ${DEFAULT_NPL.tinyllama.join(',')} on tinyllama)
   --skip LIST     leave out some of: ${SKIPPABLE.join(', ')}
+  --only LIST     run only these sections: ${SECTIONS.join(', ')} (models: everything but the router)
+  --router-sizes LIST  semantic-index sizes, e.g. 10000 (default ${ROUTER_SIZES.join(',')}; --quick: ${ROUTER_SIZES[0]})
+  --router-calls N     timed exact-cache hits (default 20000, after a tenth as many warm-up calls)
   --name NAME     results file bench/results/NAME.json (default cpu-<hostname>-<date>)
   --gpu           offload all layers: -ngl 99 for llama.cpp's tools, gpuLayers 'max' for ours (node-llama-cpp is left out)
   --quick         smoke run: reps 2, stories only (unless --reps / --models say otherwise)`;
@@ -52,7 +63,7 @@ async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
       threads: { type: 'string' }, reps: { type: 'string' }, models: { type: 'string' }, name: { type: 'string' },
-      npl: { type: 'string' }, skip: { type: 'string' },
+      npl: { type: 'string' }, skip: { type: 'string' }, only: { type: 'string' }, 'router-sizes': { type: 'string' }, 'router-calls': { type: 'string' },
       gpu: { type: 'boolean', default: false }, quick: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h' },
     },
   });
@@ -65,12 +76,19 @@ async function main(): Promise<void> {
   const npl = values.npl === undefined ? undefined : intList(values.npl, 'npl');
   const skip = new Set((values.skip ?? '').split(',').map((s) => s.trim()).filter(Boolean));
   for (const s of skip) if (!(SKIPPABLE as readonly string[]).includes(s)) throw new Error(`--skip: unknown "${s}" (known: ${SKIPPABLE.join(', ')})`);
+  const only = new Set((values.only ?? SECTIONS.join(',')).split(',').map((s) => s.trim()).filter(Boolean));
+  for (const s of only) if (!(SECTIONS as readonly string[]).includes(s)) throw new Error(`--only: unknown "${s}" (known: ${SECTIONS.join(', ')})`);
+  const runModels = only.has('models');
+  const runRouter = only.has('router') && !skip.has('router');
+  const routerSizes = values['router-sizes'] === undefined ? (quick ? ROUTER_SIZES.slice(0, 1) : ROUTER_SIZES) : intList(values['router-sizes'], 'router-sizes');
+  const routerCalls = positiveInt(values['router-calls'], 'router-calls', 20_000);
   const date = new Date();
-  const name = values.name ?? `${gpu ? 'gpu' : 'cpu'}-${os.hostname()}-${date.toISOString().slice(0, 10)}`;
+  // A run of the router alone gets its own file, so it does not overwrite the day's full run.
+  const name = values.name ?? `${gpu ? 'gpu' : 'cpu'}-${os.hostname()}-${date.toISOString().slice(0, 10)}${runModels ? '' : '-router'}`;
   if (!/^[\w.-]+$/.test(name)) throw new Error(`--name may hold letters, digits, '.', '_' and '-' only, got "${name}"`);
 
-  const tools = findReferenceTools();
-  if (!tools) {
+  const tools = runModels ? findReferenceTools() : null;
+  if (runModels && !tools) {
     log(`bench: llama-bench not found (looked in ${toolDirs().join(', ')}).\n` +
       `Build llama.cpp's reference tools from the vendored tree with \`npm run build:tools\` ` +
       `(or point UNDERSTUDY_TOOLS_DIR at a folder that holds them), then run this again.`);
@@ -79,10 +97,10 @@ async function main(): Promise<void> {
   if (!existsSync(join(repoRoot, 'build', 'Release', 'understudy.node')) && !existsSync(join(repoRoot, 'prebuilds'))) {
     log('bench: warning: build/Release/understudy.node is missing; build the addon with `npm run build:native`');
   }
-  const parallel = !skip.has('parallel') && tools.batchedBench !== undefined;
-  if (!skip.has('parallel') && !parallel) log(`bench: llama-batched-bench not found in ${tools.dir}: the parallel comparison is left out (npm run build:tools)`);
+  const parallel = runModels && !skip.has('parallel') && tools?.batchedBench !== undefined;
+  if (runModels && !skip.has('parallel') && !parallel) log(`bench: llama-batched-bench not found in ${tools?.dir}: the parallel comparison is left out (npm run build:tools)`);
   let nlcEntry: string | undefined;
-  let nlcNote: string | null = skip.has('node-llama-cpp') ? 'skipped (--skip)' : gpu ? 'left out with --gpu (only its CPU binaries are installed)' : null;
+  let nlcNote: string | null = !runModels ? 'not run (--only)' : skip.has('node-llama-cpp') ? 'skipped (--skip)' : gpu ? 'left out with --gpu (only its CPU binaries are installed)' : null;
   if (nlcNote === null) {
     const r = ensureNodeLlamaCpp(log);
     if ('entry' in r) nlcEntry = r.entry;
@@ -94,7 +112,7 @@ async function main(): Promise<void> {
   const oursOptions: OursOptions = { threads, reps, gpu, ...shape, contextSize: 1024 };
   const nplOf = (key: ModelKey) => npl ?? DEFAULT_NPL[key];
   const loadStart = loadavg();
-  log(`bench: ${models.map((m) => m.label).join(', ')}; threads ${threads}, reps ${reps}${gpu ? ', GPU' : ''}; tools: ${tools.dir}`);
+  log(`bench: ${models.map((m) => m.label).join(', ')}; threads ${threads}, reps ${reps}${gpu ? ', GPU' : ''}; tools: ${tools?.dir ?? '-'}; sections: ${[...only].join(', ')}`);
   if (parallel) log(`bench: parallel sequences: ${models.map((m) => `${m.label} ${nplOf(m.key as ModelKey).join(',')}`).join('; ')}${npl ? '' : ' (defaults; --npl to change)'}`);
   const busyStart = await cpuBusy();
   if (busyStart > 0.15) {
@@ -113,9 +131,9 @@ async function main(): Promise<void> {
   const serving: ServingRow[] = [];
   const panels: ChartPanel[] = [];
   const results: Record<string, unknown>[] = [];
-  for (const m of models) {
+  for (const m of runModels ? models : []) {
     phase(`${m.label}: llama-bench`);
-    const lb: LlamaBenchResult = await runLlamaBench(tools.llamaBench, m.path, { threads, reps, gpu, ...shape });
+    const lb: LlamaBenchResult = await runLlamaBench(tools!.llamaBench, m.path, { threads, reps, gpu, ...shape });
     log(`  llama-bench pp${shape.nPrompt}: ${lb.pp.mean.toFixed(2)} t/s, tg${shape.nGen}: ${lb.tg.mean.toFixed(2)} t/s (${lb.seconds.toFixed(0)} s)`);
     phase(`${m.label}: ours`);
     const { prompt, ...ours } = await runChild<OursResult>('ours.ts', m.path, oursOptions, `our side on ${m.label}`);
@@ -147,7 +165,7 @@ async function main(): Promise<void> {
       }
       if (seqs.includes(1)) {
         phase(`${m.label}: llama-bench tg${PARALLEL_SHAPE.nGen} @ d${PARALLEL_SHAPE.nPrompt}`);
-        single = await runLlamaBenchAtDepth(tools.llamaBench, m.path, { threads, reps, gpu, ...PARALLEL_SHAPE, batchSize: 512, depth: PARALLEL_SHAPE.nPrompt });
+        single = await runLlamaBenchAtDepth(tools!.llamaBench, m.path, { threads, reps, gpu, ...PARALLEL_SHAPE, batchSize: 512, depth: PARALLEL_SHAPE.nPrompt });
         log(`  llama-bench tg${PARALLEL_SHAPE.nGen} @ d${PARALLEL_SHAPE.nPrompt}: ${single.tg.mean.toFixed(2)} t/s`);
       }
     }
@@ -187,13 +205,23 @@ async function main(): Promise<void> {
     });
   }
 
-  console.log(`\n${comparisonTable(rows)}\n`);
-  console.log(`${extrasTable(extras)}\n`);
-  const low = rows.filter((r) => r.ratio < GOAL_RATIO);
-  console.log(low.length ? `below the ${GOAL_RATIO} goal: ${low.map((r) => `${r.model} ${r.test} (${r.ratio.toFixed(3)})`).join(', ')}`
-    : `all ratios meet the ${GOAL_RATIO} goal`);
-  if (rows.some(noisy)) console.log(`(noisy): runs spread by more than ${NOISY_CV * 100}% of the mean; rerun on an idle machine, with more --reps`);
-  if (nlcNote) console.log(`node-llama-cpp: ${nlcNote}`);
+  let router: RouterBenchResult | null = null;
+  const routerOptions: RouterBenchOptions = {
+    threads, gpu, hits: { calls: routerCalls, warmup: Math.ceil(routerCalls / 10) }, sizes: routerSizes,
+    semantic: { dim: 384, clusters: 100, queries: 2000, recallSample: 200 },
+    embed: models.map((m) => ({ label: m.label, path: m.path, ...ROUTER_EMBED[m.key as ModelKey] })), minTokens: 30,
+  };
+  if (runRouter) router = await runRouterBench(routerOptions, phase);
+
+  if (rows.length > 0) {
+    console.log(`\n${comparisonTable(rows)}\n`);
+    console.log(`${extrasTable(extras)}\n`);
+    const low = rows.filter((r) => r.ratio < GOAL_RATIO);
+    console.log(low.length ? `below the ${GOAL_RATIO} goal: ${low.map((r) => `${r.model} ${r.test} (${r.ratio.toFixed(3)})`).join(', ')}`
+      : `all ratios meet the ${GOAL_RATIO} goal`);
+    if (rows.some(noisy)) console.log(`(noisy): runs spread by more than ${NOISY_CV * 100}% of the mean; rerun on an idle machine, with more --reps`);
+  }
+  if (nlcNote && runModels) console.log(`node-llama-cpp: ${nlcNote}`);
   if (prows.length > 0) {
     console.log(`\nparallel generation, ${PARALLEL_SHAPE.nPrompt}-token prompt + ${PARALLEL_SHAPE.nGen} tokens per sequence; sequences: ` +
       `${models.map((m) => `${m.label} ${nplOf(m.key as ModelKey).join(',')}`).join('; ')}${npl ? '' : ' (defaults; --npl to change)'}`);
@@ -204,6 +232,7 @@ async function main(): Promise<void> {
       : `parallel generation meets the ${PARALLEL_GOAL} goal at 4 and 16 sequences`);
   }
   if (serving.length > 0) console.log(`\n${servingTable(serving)}\n`);
+  if (router) printRouter(router, models);
   const contention = monitor.stop();
   const contended = Object.entries(contention).filter(([, c]) => c.contended > 0.05 * c.samples);
   if (contended.length > 0) {
@@ -244,9 +273,31 @@ async function main(): Promise<void> {
       oursTgTps: r.oursTg.mean, oursTgStddev: r.oursTg.stddev, ratio: r.oursTg.mean / r.llamaTg.mean, llamaCppPpTps: r.llamaPp.mean, oursPpTps: r.oursPp.mean,
     })),
     serving,
+    router: router ? { settings: { ...routerOptions, hitRequest: HIT_REQUEST }, ...router } : null,
     results,
   });
   console.log(`wrote ${out}`);
+}
+
+function printRouter(r: RouterBenchResult, models: BenchModel[]): void {
+  const hit = r.hits.hit.ms.p50;
+  console.log(`\nrouter: ${r.hits.calls} sequential exact-cache hits through router.chat() (mock remote, no embedder), after ${r.hits.warmup} warm-up calls\n`);
+  console.log(`${routerHitTable(r.hits)}\n`);
+  console.log(`exact hit p50 ${(hit * 1000).toFixed(1)} µs: ${hit <= HIT_GOAL_P50_MS ? 'meets' : 'misses'} the ${HIT_GOAL_P50_MS * 1000} µs goal`);
+  if (r.semantic.length > 0) {
+    const s = r.semantic[0]!;
+    console.log(`\nsemantic index: SemanticIndex.nearest(), embedding excluded; random ${s.dim}-dim unit vectors (a typical sentence-embedding size) ` +
+      `around ${s.clusters} cluster centres; ${s.queries} queries, half near-duplicates of stored entries, half fresh points of the clusters; recall on ${s.recallSample} of each\n`);
+    console.log(`${semanticTable(r.semantic)}\n`);
+    const slow = r.semantic.filter((x) => x.nearestMs.all.p99 > SEMANTIC_GOAL_P99_MS);
+    console.log(slow.length ? `semantic lookup misses the ${SEMANTIC_GOAL_P99_MS} ms p99 goal at ${slow.map((x) => x.size).join(', ')} entries`
+      : `semantic lookup meets the ${SEMANTIC_GOAL_P99_MS} ms p99 goal`);
+  }
+  if (r.embed.length > 0) {
+    console.log(`\nembedding a prompt (apart from the lookup): createContext({ embeddings: true, contextSize: 512, sequences: 8 }), ~30-token prompts; ${models.map((m) => m.label).join(', ')}\n`);
+    console.log(`${embedPromptTable(r.embed)}\n`);
+  }
+  console.log(`router section: ${r.seconds.toFixed(0)} s`);
 }
 
 main().catch((err: unknown) => {
