@@ -162,7 +162,7 @@ async function measureSemantic(o: SemanticOptions, log: (m: string) => void): Pr
     const db = openDatabase(dir, 'cache.db', false);
     let index: SemanticIndex | undefined;
     const cache = new AnswerCache(db, { maxEntries: size + 1, onRemove: (rows) => index?.remove(rows) });
-    index = new SemanticIndex(join(dir, 'semantic'), cache);
+    index = new SemanticIndex(join(dir, 'semantic'), cache, (err) => { throw err; });
     const centres = Array.from({ length: o.clusters }, () => jitter(new Float32Array(dim), 1, g));
     const stored = new Float32Array(size * dim);
     const row = (i: number) => stored.subarray(i * dim, (i + 1) * dim);
@@ -224,7 +224,7 @@ async function measureSemantic(o: SemanticOptions, log: (m: string) => void): Pr
     const indexBytes = dirBytes(join(dir, 'semantic'));
     const sqliteBytes = readdirSync(dir).filter((f) => f.startsWith('cache.db')).reduce((a, f) => a + statSync(join(dir, f)).size, 0);
     t0 = performance.now();
-    index = new SemanticIndex(join(dir, 'semantic'), cache);
+    index = new SemanticIndex(join(dir, 'semantic'), cache, (err) => { throw err; });
     index.nearest(task, queries[0]!.v, signature);
     const reopenMs = performance.now() - t0;
     index.close();

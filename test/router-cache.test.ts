@@ -122,6 +122,20 @@ test('a semantic hit needs the same task and the same sampling settings', async 
   assert.is((await r.chat(ask(cat.replace('.', '!'), { maxTokens: 30 }))).route, 'remote');
 });
 
+test('a semantic hit needs the same system prompt (it is not embedded)', async () => {
+  const r = await router();
+  const doc = (name: string) => ({ task: 'qa', maxTokens: 24, messages: [{ role: 'system', content: `Context: doc ${name}` }, { role: 'user', content: cat }] });
+  await r.chat(doc('A'));
+  const other = await r.chat(doc('B'));
+  assert.is(other.route, 'remote');
+});
+
+test('a local answer the policy did not choose (forced) is not served to later callers', async () => {
+  const r = await router();
+  assert.is((await r.chat(ask('forced local answer', { route: 'local' }))).route, 'local');
+  assert.is((await r.chat(ask('forced local answer'))).route, 'remote');
+});
+
 test('the semantic index is saved, survives a restart, and is rebuilt if its files are lost', async () => {
   const cacheDir = freshDir('semantic');
   const first = await router({ cacheDir });

@@ -156,6 +156,23 @@ test('a local failure falls back to the remote once the task is local', async ()
   assert.is(fell.model, 'teacher');
 });
 
+test('a failing embedder or fits() check never stops a call', async () => {
+  const local = new MockBackend({ model: 'student' });
+  (local as unknown as { fits: () => boolean }).fits = () => { throw new Error('template not supported'); };
+  const warnings: string[] = [];
+  const r = await createRouter({
+    local, remote: new MockBackend({ model: 'teacher' }), embedder: async () => { throw new Error('embedding model crashed'); },
+    cacheDir: freshDir('robust'), quiet: true, env: {},
+  });
+  open.push(r);
+  r.on('warning', (w: string) => warnings.push(w));
+  const a = await r.chat({ task: 't', messages: [{ role: 'user', content: 'a' }] });
+  assert.is(a.route, 'remote');
+  assert.is(a.model, 'teacher');
+  assert.ok(warnings.some((w) => w.includes('semantic cache skipped: embedding model crashed')), warnings.join('\n'));
+  assert.is((await r.chat({ task: 't', messages: [{ role: 'user', content: 'a' }] })).route, 'cache');
+});
+
 test('UNDERSTUDY_DEVICE naming a GPU this build lacks is INVALID_CONFIG', async () => {
   const { systemInfo } = await import('../src/index.js');
   const other = systemInfo().gpu === 'cuda' ? 'hip' : 'cuda';

@@ -131,7 +131,7 @@ test('connection refused: REMOTE_UNAVAILABLE, then a cooldown skips the remote',
   await rejection(router.chat(ask('two')));
   const cooled = await rejection(router.chat(ask('three')));
   assert.is(cooled.code, 'REMOTE_UNAVAILABLE');
-  assert.match(cooled.message, /failed 2 times in a row; not trying it again for 60 s/);
+  assert.match(cooled.message, /failed 2 calls in a row; not trying it again for 60 s/);
 });
 
 test('during a cooldown, calls go to the local model without trying the remote', async () => {
@@ -192,6 +192,77 @@ test('health checks: the teacher lists its model; a refused remote is unhealthy'
   router = await routerFor(undefined, { apiBase: await refusedUrl(), apiKey: API_KEY, useApi: true, model: undefined });
   const down = await router.health();
   assert.is(down.remote?.ok, false);
+});
+
+test('the timeout covers the body too: headers then silence is REMOTE_TIMEOUT', async () => {
+  await router.close();
+  router = await routerFor(teacher, { timeout: 0.3, retries: 0, model: undefined });
+  teacher.faults.push({ kind: 'stall' });
+  const err = await rejection(router.chat(ask('stalled body')), 10_000);
+  assert.is(err.code, 'REMOTE_TIMEOUT');
+  assert.match(err.message, /did not answer in time/);
+});
+
+test('leaving a remote stream early settles the call as ABORTED, without a cooldown', async () => {
+  await router.close();
+  router = await routerFor(teacher, { cooldownAfter: 1, model: undefined });
+  teacher.setAnswer(() => 'word '.repeat(400));
+  for (let i = 0; i < 2; i++) {
+    const stream = router.chat({ ...ask('leave early'), stream: true });
+    for await (const piece of stream) if (piece) break;
+    const err = await rejection(stream.result, 10_000);
+    assert.is(err.code, 'ABORTED');
+  }
+  teacher.setAnswer(undefined);
+  const after = await router.chat(ask('leave early'));
+  assert.is(after.route, 'remote', 'the remote is not cooling down after the caller left');
+  assert.is(router.datasetRows().length, 1);
+});
+
+test('a call that joined an identical one gets its own answer when the first is aborted', async () => {
+  teacher.faults.push({ kind: 'delay', ms: 400 });
+  const controller = new AbortController();
+  const first = router.chat(ask('shared', { signal: controller.signal }));
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  const second = router.chat(ask('shared'));
+  controller.abort();
+  assert.is((await rejection(first)).code, 'ABORTED');
+  const r = await second;
+  assert.is(r.text, 'Answer: shared');
+  assert.is(router.datasetRows().length, 1);
+});
+
+test('calls made during a dataset export are answered and logged', async () => {
+  for (let i = 0; i < 600; i++) await router.chat(ask(`fill ${i}`, { cache: false }));
+  const exporting = router.exportDataset(`${router.cacheDir}/export.jsonl`);
+  const during = await Promise.all([router.chat(ask('during 1')), router.chat(ask('during 2'))]);
+  assert.equal(during.map((d) => d.route), ['remote', 'remote']);
+  assert.ok((await exporting) >= 600);
+  assert.is(router.datasetRows().length, 602);
+});
+
+test('a failed call gets its own line and a failure event, with the key redacted', async () => {
+  await router.close();
+  router = await routerFor(teacher, { model: undefined });
+  const failures: { code: string; message: string; task?: string }[] = [];
+  router.on('failure', (f) => failures.push(f));
+  teacher.faults.push({ kind: 'status', status: 401, body: JSON.stringify({ error: { message: `bad key ${API_KEY}` } }) });
+  const err = await rejection(router.chat(ask('rejected')));
+  assert.is(err.code, 'REMOTE_REJECTED');
+  assert.not.ok(err.message.includes(API_KEY), err.message);
+  assert.match(err.message, /\[REDACTED\]/);
+  assert.is(failures.length, 1);
+  assert.is(failures[0]!.code, 'REMOTE_REJECTED');
+  assert.is(failures[0]!.task, 'qa');
+  assert.not.ok(failures[0]!.message.includes(API_KEY));
+});
+
+test('an API base that is not an http(s) URL stops startup, without echoing credentials', async () => {
+  const err = await rejection(routerFor(teacher, { apiBase: 'localhost:11434/v1' }));
+  assert.is(err.code, 'INVALID_CONFIG');
+  assert.is(err.message, 'option apiBase must be an http:// or https:// URL, got "localhost:11434/v1"');
+  const env = await rejection(routerFor(undefined, { useApi: true, model: undefined, env: { UNDERSTUDY_API_BASE: 'ftp://user:pw@host/v1' } }));
+  assert.is(env.message, 'UNDERSTUDY_API_BASE must be an http:// or https:// URL, got "ftp://host/v1"');
 });
 
 test.run();

@@ -11,7 +11,9 @@ export type Fault =
   | { kind: 'delay'; ms: number }
   | { kind: 'malformed' }
   | { kind: 'cut-stream'; afterChunks: number }
-  | { kind: 'drop' };
+  | { kind: 'drop' }
+  /** Headers and the start of the body, then nothing: the socket stays open until close(). */
+  | { kind: 'stall' };
 
 export interface TeacherRequest {
   path: string;
@@ -225,6 +227,10 @@ export async function startTeacher(options: TeacherOptions = {}): Promise<Teache
       }
       case 'drop':
         req.socket.destroy();
+        return;
+      case 'stall':
+        res.writeHead(200, { 'content-type': 'application/json', 'content-length': 1000 });
+        res.write('{"id": "stalled", ');
         return;
       default:
         proceed(); // no fault, or cut-stream (handled while answering)

@@ -57,7 +57,7 @@ export async function datasetCommand(argv: string[]): Promise<number> {
   // Reading the dataset needs no model and no remote: a stand-in backend keeps the router from loading one.
   let router: Router | undefined;
   try {
-    router = await createRouter({ ...routerOptions(values), model: undefined, local: false, quiet: true, remote: STANDIN });
+    router = await createRouter({ ...routerOptions(values), model: undefined, local: false, quiet: true, useApi: true, remote: STANDIN, embedder: false });
     if (action === 'tasks') {
       const tasks = new Map<string, number>();
       for (const row of router.datasetRows()) tasks.set(row.task, (tasks.get(row.task) ?? 0) + 1);

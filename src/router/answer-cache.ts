@@ -39,6 +39,8 @@ export interface AnswerCacheOptions {
   ttl?: number;
   /** Told of entries removed by eviction or expiry, so the semantic index can drop them. */
   onRemove?: (removed: { id: number; task: string }[]) => void;
+  /** Told of a failed background write (the cache stays usable). */
+  onError?: (err: unknown) => void;
 }
 
 // Hits record their use in memory; the rows are updated in one transaction at
@@ -105,7 +107,13 @@ export class AnswerCache {
       return undefined;
     }
     this.#touched.set(row.id, this.#tick());
-    this.#timer ??= setTimeout(() => this.flush(), TOUCH_FLUSH_MS).unref();
+    this.#timer ??= setTimeout(() => {
+      try {
+        this.flush();
+      } catch (err) {
+        this.#options.onError?.(err);
+      }
+    }, TOUCH_FLUSH_MS).unref();
     return { id: row.id, task: row.task, signature: row.signature, answer: row.answer, usage: JSON.parse(row.usage) as Usage, model: row.model };
   }
 
@@ -153,6 +161,11 @@ export class AnswerCache {
       const copy = new Uint8Array(r.embedding);
       yield { id: r.id, embedding: new Float32Array(copy.buffer, 0, copy.byteLength / 4), signature: r.signature };
     }
+  }
+
+  /** Whether a task has any entry with an embedding. */
+  hasEmbedded(task: string): boolean {
+    return this.#db.prepare('SELECT 1 FROM entries WHERE task = ? AND embedding IS NOT NULL LIMIT 1').get(task) !== undefined;
   }
 
   /** Ids of a task's entries that have embeddings. */

@@ -33,7 +33,11 @@ export class Background {
       try {
         await job();
       } catch (err) {
-        this.#onError(err);
+        try {
+          this.#onError(err);
+        } catch {
+          // A failing error listener must not stop the queue.
+        }
       }
     }
     this.#running = false;

@@ -55,7 +55,7 @@ export interface RouterSettings {
   retryDelayMs?: number;
   /** Longest wait for one retry, Retry-After included (default 30000). */
   maxRetryDelayMs?: number;
-  /** Consecutive failed remote attempts that start a cooldown (default 3)... */
+  /** Consecutive remote calls that failed (after their retries) that start a cooldown (default 3)... */
   cooldownAfter?: number;
   /** ...during which the remote is not tried (default 30000 ms). */
   cooldownMs?: number;
@@ -76,7 +76,7 @@ export interface RouterSettings {
 export type ResolvedSettings = Required<Omit<RouterSettings, 'model' | 'embeddingModel' | 'apiKey' | 'cacheTtl' | 'contextSize'>>
   & Pick<RouterSettings, 'model' | 'embeddingModel' | 'apiKey' | 'cacheTtl' | 'contextSize'>;
 
-type Kind = 'string' | 'boolean' | 'number' | 'unit' | 'count' | 'device';
+type Kind = 'string' | 'boolean' | 'number' | 'unit' | 'count' | 'device' | 'url';
 
 // Each setting: its kind, its environment variable, its default and, for numbers, its range.
 const SPEC: Record<keyof RouterSettings, { kind: Kind; env?: string; fallback?: unknown; min?: number; max?: number }> = {
@@ -88,7 +88,7 @@ const SPEC: Record<keyof RouterSettings, { kind: Kind; env?: string; fallback?: 
   cacheThreshold: { kind: 'unit', env: 'UNDERSTUDY_CACHE_THRESHOLD', fallback: 0.95 },
   useApi: { kind: 'boolean', env: 'UNDERSTUDY_USE_API', fallback: true },
   trainLocal: { kind: 'boolean', env: 'UNDERSTUDY_TRAIN_LOCAL', fallback: true },
-  apiBase: { kind: 'string', env: 'UNDERSTUDY_API_BASE', fallback: 'https://api.openai.com/v1' },
+  apiBase: { kind: 'url', env: 'UNDERSTUDY_API_BASE', fallback: 'https://api.openai.com/v1' },
   apiModel: { kind: 'string', env: 'UNDERSTUDY_API_MODEL', fallback: 'gpt-4o-mini' },
   apiKey: { kind: 'string', env: 'UNDERSTUDY_API_KEY' },
   temperature: { kind: 'number', env: 'UNDERSTUDY_TEMPERATURE', fallback: 0, min: 0, max: 2 },
@@ -114,8 +114,25 @@ const SPEC: Record<keyof RouterSettings, { kind: Kind; env?: string; fallback?: 
   chatTemplate: { kind: 'string', fallback: 'chatml' },
 };
 
+function isHttpUrl(value: unknown): boolean {
+  if (typeof value !== 'string') return false;
+  try {
+    const url = new URL(value);
+    return url.protocol === 'http:' || url.protocol === 'https:';
+  } catch {
+    return false;
+  }
+}
+
+/** A URL without the credentials or query it may carry, for showing. */
+export function displayUrl(value: string): string {
+  return value.replace(/\/\/[^/@]*@/, '//').replace(/[?#].*$/, '');
+}
+
 function configError(source: string, expected: string, raw: unknown): UnderstudyError {
-  const shown = typeof raw === 'string' ? JSON.stringify(raw) : String(raw);
+  // A URL may carry credentials: never show more of it than its host and path.
+  const shown = source.includes('API_BASE') || source.endsWith('apiBase') ? JSON.stringify(displayUrl(String(raw)))
+    : typeof raw === 'string' ? JSON.stringify(raw) : String(raw);
   return new UnderstudyError('INVALID_CONFIG', `${source} must be ${expected}, got ${shown}`);
 }
 
@@ -125,6 +142,7 @@ function expectation(kind: Kind, min?: number, max?: number): string {
     case 'boolean': return 'true or false';
     case 'unit': return 'a number between 0 and 1';
     case 'device': return 'one of auto, cpu, cuda, hip';
+    case 'url': return 'an http:// or https:// URL';
     case 'count': return `an integer between ${min} and ${max}`;
     default: return `a number between ${min} and ${max}`;
   }
@@ -134,7 +152,7 @@ function expectation(kind: Kind, min?: number, max?: number): string {
 function fromEnv(name: string, kind: Kind, raw: string | undefined, min?: number, max?: number): unknown {
   if (raw === undefined || raw.trim() === '') return undefined;
   const text = raw.trim();
-  if (kind === 'string' || kind === 'device') return text;
+  if (kind === 'string' || kind === 'device' || kind === 'url') return text;
   if (kind === 'boolean') {
     if (/^(true|1|yes|on)$/i.test(text)) return true;
     if (/^(false|0|no|off)$/i.test(text)) return false;
@@ -149,6 +167,7 @@ function check(source: string, kind: Kind, value: unknown, min = 0, max = 1): un
   const ok = kind === 'string' ? typeof value === 'string' && value.length > 0
     : kind === 'boolean' ? typeof value === 'boolean'
     : kind === 'device' ? value === 'auto' || value === 'cpu' || value === 'cuda' || value === 'hip'
+    : kind === 'url' ? isHttpUrl(value)
     : typeof value === 'number' && Number.isFinite(value) && value >= min && value <= max
       && (kind !== 'count' || Number.isInteger(value));
   if (!ok) throw configError(source, expectation(kind, min, max), value);

@@ -57,24 +57,19 @@ export class Dataset {
     return this.#db.prepare(sql).pluck().get(...(task === undefined ? [] : [task])) as number;
   }
 
-  /** Rows in the order they were written, optionally of one task. */
+  /**
+   * Rows in the order they were written, optionally of one task. Read a page
+   * at a time: an open SQLite cursor would block the router's writes while an
+   * export waits on its file.
+   */
   *rows(task?: string): Generator<DatasetRow> {
-    const sql = `SELECT * FROM dataset ${task === undefined ? '' : 'WHERE task = ?'} ORDER BY id`;
-    for (const r of this.#db.prepare(sql).iterate(...(task === undefined ? [] : [task])) as Iterable<StoredRow>) {
-      const input = JSON.parse(r.input) as ChatMessage[] | string;
-      yield {
-        id: r.id,
-        task: r.task,
-        kind: r.kind as DatasetRow['kind'],
-        ...(typeof input === 'string' ? { prompt: input } : { messages: input }),
-        answer: r.answer,
-        params: JSON.parse(r.params) as Params,
-        usage: JSON.parse(r.usage) as Usage,
-        model: r.model,
-        source: r.source as DatasetRow['source'],
-        latencyMs: r.latency_ms,
-        createdAt: r.created_at,
-      };
+    const sql = `SELECT * FROM dataset WHERE id > ? ${task === undefined ? '' : 'AND task = ?'} ORDER BY id LIMIT 500`;
+    const page = this.#db.prepare(sql);
+    for (let last = 0; ;) {
+      const rows = page.all(last, ...(task === undefined ? [] : [task])) as StoredRow[];
+      if (rows.length === 0) return;
+      last = rows.at(-1)!.id;
+      yield* rows.map(toRow);
     }
   }
 
@@ -82,6 +77,23 @@ export class Dataset {
   tasks(): { task: string; rows: number }[] {
     return this.#db.prepare('SELECT task, count(*) AS rows FROM dataset GROUP BY task ORDER BY task').all() as { task: string; rows: number }[];
   }
+}
+
+function toRow(r: StoredRow): DatasetRow {
+  const input = JSON.parse(r.input) as ChatMessage[] | string;
+  return {
+    id: r.id,
+    task: r.task,
+    kind: r.kind as DatasetRow['kind'],
+    ...(typeof input === 'string' ? { prompt: input } : { messages: input }),
+    answer: r.answer,
+    params: JSON.parse(r.params) as Params,
+    usage: JSON.parse(r.usage) as Usage,
+    model: r.model,
+    source: r.source as DatasetRow['source'],
+    latencyMs: r.latency_ms,
+    createdAt: r.created_at,
+  };
 }
 
 /**

@@ -15,6 +15,14 @@ export interface CallEvent {
   usage: { promptTokens: number; completionTokens: number; totalTokens: number };
 }
 
+export interface FailureEvent {
+  /** The task, when the call named one. */
+  task?: string;
+  code: string;
+  message: string;
+  latencyMs: number;
+}
+
 export interface ShadowEvent {
   task: string;
   kind: 'shadow' | 'audit';
@@ -37,6 +45,10 @@ export function callLine(e: CallEvent): string {
   if (e.similarity !== undefined) parts.push(`sim=${e.similarity.toFixed(2)}`);
   if (e.fallbackFrom) parts.push(`(fallback: ${e.fallbackFrom} failed)`);
   return parts.join('  ');
+}
+
+export function failureLine(e: FailureEvent): string {
+  return `[understudy] failed  task=${e.task ?? '-'}  ${Math.round(e.latencyMs)} ms  ${e.code}: ${e.message}`;
 }
 
 export function shadowLine(e: ShadowEvent): string {

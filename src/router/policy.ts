@@ -32,14 +32,23 @@ export function decide(input: PolicyInput): Decision {
     if (!remote) throw new UnderstudyError('NO_BACKEND', 'route "remote" was asked for but the remote API is off or not configured');
     return { primary: 'remote', reason: 'forced' };
   }
-  const fits = local ? (local.fits?.(call) ?? true) : false;
   if (!remote) {
     if (!local) throw new UnderstudyError('NO_BACKEND', 'neither a local model nor a remote API is configured');
     return { primary: 'local', reason: 'api off' };
   }
   if (!local) return { primary: 'remote', reason: 'no local model' };
+  const fits = fitsLocally(local, call);
   if (readiness.ready && fits) return { primary: 'local', fallback: 'remote', reason: 'ready' };
   if (input.remoteCoolingMs > 0 && fits) return { primary: 'local', fallback: 'remote', reason: 'remote cooling down' };
   const reason = readiness.ready ? 'prompt does not fit the local context' : 'not ready';
   return { primary: 'remote', ...(fits ? { fallback: 'local' as const } : {}), reason };
+}
+
+/** Whether the local backend can take the call; a check that throws (say, an unsupported template) means no. */
+export function fitsLocally(local: Backend, call: BackendCall): boolean {
+  try {
+    return local.fits?.(call) ?? true;
+  } catch {
+    return false;
+  }
 }

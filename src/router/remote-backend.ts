@@ -5,6 +5,7 @@ import OpenAI from 'openai';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { UnderstudyError } from '../errors.js';
 import { timedHealth, type Backend, type BackendAnswer, type BackendCall, type Health, type Usage } from './backend.js';
+import { makeRedactor } from './redact.js';
 import { classify, type RemoteFailure } from './remote-errors.js';
 
 export interface RemoteBackendOptions {
@@ -30,12 +31,14 @@ export class RemoteBackend implements Backend {
   #where: string;
   #failures = 0;
   #coolUntil = 0;
+  #redact: (text: string) => string;
   /** Told about every retry, for the router's log. */
   onRetry: RetryListener | undefined;
 
   constructor(options: RemoteBackendOptions) {
     this.#options = options;
     this.model = options.model;
+    this.#redact = makeRedactor([options.apiKey]);
     // The host only: a base URL can carry credentials, and this string reaches messages.
     this.#where = safeOrigin(options.baseURL);
     this.#client = new OpenAI({
@@ -56,25 +59,37 @@ export class RemoteBackend implements Backend {
     const waiting = this.coolingFor();
     if (waiting > 0) {
       throw new UnderstudyError('REMOTE_UNAVAILABLE',
-        `${this.#where} failed ${this.#failures} times in a row; not trying it again for ${Math.ceil(waiting / 1000)} s`);
+        `${this.#where} failed ${this.#failures} calls in a row; not trying it again for ${Math.ceil(waiting / 1000)} s`);
     }
-    const { retries, retryDelayMs, maxRetryDelayMs } = this.#options;
+    const { retries, retryDelayMs, maxRetryDelayMs, timeoutMs } = this.#options;
     for (let attempt = 0; ; attempt++) {
       let delivered = false;
+      // The client's own timeout stops counting once the headers arrive; this one covers the body too.
+      const timeout = AbortSignal.timeout(timeoutMs);
+      const signal = call.signal ? AbortSignal.any([call.signal, timeout]) : timeout;
       try {
-        const onText = call.onText && ((t: string) => { delivered = true; call.onText!(t); });
-        const answer = call.onText ? await this.#stream(call, onText!) : await this.#once(call);
+        const attemptCall = { ...call, signal };
+        const answer = call.onText
+          ? await this.#stream(attemptCall, (t) => { delivered = true; call.onText!(t); })
+          : await this.#once(attemptCall);
         this.#failures = 0;
         return answer;
       } catch (err) {
-        const failure = classify(err, this.#where);
-        if (failure.countsAgainstRemote) this.#noteFailure();
+        const failure = call.signal?.aborted ? aborted(err)
+          : timeout.aborted ? timedOut(err, this.#where)
+          : classify(err, this.#where);
+        failure.error.message = this.#redact(failure.error.message);
+        if (failure.error.code === 'ABORTED') throw failure.error;
         // Text already streamed to the caller cannot be taken back, so no retry.
-        if (delivered && failure.error.code !== 'ABORTED') {
+        if (delivered) {
+          this.#noteFailure();
           throw new UnderstudyError('REMOTE_BAD_RESPONSE',
             `${this.#where} cut its stream off midway: ${failure.error.message}`, { cause: failure.error });
         }
-        if (!failure.retryable || attempt >= retries || this.coolingFor() > 0 || call.signal?.aborted) throw failure.error;
+        if (!failure.retryable || attempt >= retries) {
+          if (failure.countsAgainstRemote) this.#noteFailure();
+          throw failure.error;
+        }
         const delayMs = this.#delay(attempt, failure, retryDelayMs, maxRetryDelayMs);
         this.onRetry?.({ attempt: attempt + 1, delayMs, error: failure.error });
         try {
@@ -93,6 +108,7 @@ export class RemoteBackend implements Backend {
     return full / 2 + Math.random() * (full / 2);
   }
 
+  /** Counts a call that failed after its retries; enough in a row start the cooldown. */
   #noteFailure(): void {
     this.#failures++;
     if (this.#failures >= this.#options.cooldownAfter) this.#coolUntil = Date.now() + this.#options.cooldownMs;
@@ -136,7 +152,7 @@ export class RemoteBackend implements Backend {
     let model = this.model;
     let finishReason: string | undefined;
     let finished = false;
-    for await (const chunk of stream as AsyncIterable<Record<string, any>>) {
+    for await (const chunk of untilAborted(stream as AsyncIterable<Record<string, any>>, call.signal)) {
       if (chunk.model) model = chunk.model;
       if (chunk.usage) usage = usageOf(chunk.usage);
       const choice = chunk.choices?.[0];
@@ -168,6 +184,40 @@ export class RemoteBackend implements Backend {
   }
 }
 
+function aborted(err: unknown): RemoteFailure {
+  return { error: new UnderstudyError('ABORTED', 'the remote call was aborted', { cause: err }), retryable: false, countsAgainstRemote: false };
+}
+
+function timedOut(err: unknown, where: string): RemoteFailure {
+  return { error: new UnderstudyError('REMOTE_TIMEOUT', `${where} did not answer in time`, { cause: err }), retryable: true, countsAgainstRemote: true };
+}
+
+/**
+ * Iterates `source` until `signal` aborts. The client's stream ends quietly
+ * on an abort, or not at all when its body was already read, so the abort is
+ * raced here and turned into an error.
+ */
+async function* untilAborted<T>(source: AsyncIterable<T>, signal: AbortSignal | undefined): AsyncGenerator<T> {
+  const iterator = source[Symbol.asyncIterator]();
+  let onAbort: (() => void) | undefined;
+  const abortedPromise = new Promise<never>((_, reject) => {
+    onAbort = () => reject(new UnderstudyError('ABORTED', 'the remote call was aborted'));
+    if (signal?.aborted) onAbort();
+    else signal?.addEventListener('abort', onAbort, { once: true });
+  });
+  abortedPromise.catch(() => undefined);
+  try {
+    for (;;) {
+      const next = await Promise.race([iterator.next(), abortedPromise]);
+      if (next.done) return;
+      yield next.value;
+    }
+  } finally {
+    signal?.removeEventListener('abort', onAbort!);
+    void Promise.resolve(iterator.return?.()).catch(() => undefined);
+  }
+}
+
 function usageOf(raw: { prompt_tokens?: number; completion_tokens?: number; total_tokens?: number } | null | undefined): Usage {
   const prompt = Number(raw?.prompt_tokens) || 0;
   const completion = Number(raw?.completion_tokens) || 0;
@@ -179,6 +229,6 @@ function safeOrigin(url: string): string {
     const u = new URL(url);
     return `the remote at ${u.protocol}//${u.host}`;
   } catch {
-    throw new UnderstudyError('INVALID_CONFIG', `UNDERSTUDY_API_BASE must be a URL, got ${JSON.stringify(url)}`);
+    throw new UnderstudyError('INVALID_CONFIG', 'UNDERSTUDY_API_BASE must be an http:// or https:// URL');
   }
 }

@@ -115,7 +115,10 @@ export function cacheKey(request: NormalRequest, model: string): string {
 /** Sampling settings a semantic hit must share with the entry it finds. */
 export function paramsSignature(request: NormalRequest, model: string): string {
   const p = request.params;
-  return JSON.stringify([request.kind, model, p.temperature, p.maxTokens, p.topP, p.stop, p.seed ?? null]);
+  // The system prompt is not embedded (see embeddingText), so it must match exactly.
+  const system = request.messages?.filter((m) => m.role === 'system').map((m) => m.content) ?? [];
+  const systemHash = system.length ? createHash('sha256').update(JSON.stringify(system)).digest('base64url') : null;
+  return JSON.stringify([request.kind, model, systemHash, p.temperature, p.maxTokens, p.topP, p.stop, p.seed ?? null]);
 }
 
 /**

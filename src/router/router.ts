@@ -9,12 +9,12 @@ import { UnderstudyError, abortedError } from '../errors.js';
 import { AnswerCache } from './answer-cache.js';
 import { Background } from './background.js';
 import type { Backend, BackendAnswer, BackendCall, Health, Usage } from './backend.js';
-import { resolveSettings, type ResolvedSettings, type RouterSettings } from './config.js';
+import { displayUrl, resolveSettings, type ResolvedSettings, type RouterSettings } from './config.js';
 import { Dataset, exportJsonl, type DatasetRow } from './dataset.js';
 import { cosine, functionEmbedder, modelEmbedder, type EmbedFunction, type Embedder } from './embedder.js';
 import { gpuLayersFor, LocalBackend } from './local-backend.js';
-import { callLine, readinessLine, shadowLine, type CallEvent } from './log.js';
-import { decide, type Decision } from './policy.js';
+import { callLine, failureLine, readinessLine, shadowLine, type CallEvent, type FailureEvent } from './log.js';
+import { decide, fitsLocally, type Decision } from './policy.js';
 import { Readiness, type ReadinessState } from './readiness.js';
 import { makeRedactor } from './redact.js';
 import { RemoteBackend } from './remote-backend.js';
@@ -120,12 +120,14 @@ export class Router extends EventEmitter {
   #calls = new Set<Promise<unknown>>();
   #closed = false;
   #model: string;
+  /** Aborted by close(), so a slow shadow check or audit cannot hold it up. */
+  #stopBackground = new AbortController();
 
   /** @internal Use createRouter(). */
   constructor(settings: ResolvedSettings, local: Backend | undefined, remote: Backend | undefined,
     embedder: Embedder | undefined, owned: { close(): Promise<void> }[]) {
     super();
-    this.settings = Object.freeze({ ...settings, apiKey: settings.apiKey ? '[REDACTED]' : undefined });
+    this.settings = Object.freeze({ ...settings, apiKey: settings.apiKey ? '[REDACTED]' : undefined, apiBase: displayUrl(settings.apiBase) });
     this.local = local;
     this.remote = remote;
     this.#embedder = embedder;
@@ -140,9 +142,11 @@ export class Router extends EventEmitter {
       maxEntries: settings.cacheMaxEntries,
       ...(settings.cacheTtl ? { ttl: settings.cacheTtl } : {}),
       onRemove: (rows) => this.#semantic.remove(rows),
+      onError: (err) => this.#warn(`cache write failed: ${errorText(err)}`),
     });
-    this.#semantic = new SemanticIndex(join(this.cacheDir, 'semantic'), this.#cache);
-    this.#background = new Background(16, (err) => this.#warn(`background check failed: ${(err as Error).message}`));
+    this.#semantic = new SemanticIndex(join(this.cacheDir, 'semantic'), this.#cache,
+      (err) => this.#warn(`semantic index save failed: ${errorText(err)}`));
+    this.#background = new Background(16, (err) => this.#warn(`background check failed: ${errorText(err)}`));
     this.#redact = makeRedactor([settings.apiKey]);
     if (remote instanceof RemoteBackend) {
       remote.onRetry = ({ attempt, delayMs, error }) => {
@@ -170,7 +174,10 @@ export class Router extends EventEmitter {
     if (!stream) return this.#track(this.#call(kind, request, undefined));
     const controller = new AbortController();
     return new RouterStream<RouterResult>((push) => {
-      const signal = request.signal ? AbortSignal.any([request.signal, controller.signal]) : controller.signal;
+      const own = (request as { signal?: unknown })?.signal;
+      // A signal that is not one is left for the request check to report.
+      if (own !== undefined && !(own instanceof AbortSignal)) return this.#track(this.#call(kind, request, push));
+      const signal = own ? AbortSignal.any([own, controller.signal]) : controller.signal;
       return this.#track(this.#call(kind, { ...request, signal }, push));
     }, () => controller.abort());
   }
@@ -184,6 +191,20 @@ export class Router extends EventEmitter {
 
   async #call(kind: 'chat' | 'complete', raw: unknown, onText: ((t: string) => void) | undefined): Promise<RouterResult> {
     const started = performance.now();
+    try {
+      return await this.#route(kind, raw, onText, started);
+    } catch (err) {
+      const error = err instanceof UnderstudyError ? err : new UnderstudyError('NATIVE_ERROR', errorText(err), { cause: err });
+      error.message = this.#redact(error.message);
+      const task = (raw as { task?: unknown } | null)?.task;
+      const event: FailureEvent = { task: typeof task === 'string' ? task : undefined, code: error.code, message: error.message, latencyMs: performance.now() - started };
+      if (!this.settings.quiet) process.stderr.write(`${failureLine(event)}\n`);
+      this.emit('failure', event);
+      throw error;
+    }
+  }
+
+  async #route(kind: 'chat' | 'complete', raw: unknown, onText: ((t: string) => void) | undefined, started: number): Promise<RouterResult> {
     if (this.#closed) throw new UnderstudyError('CLOSED', 'the router has been closed');
     if (raw !== null && typeof raw === 'object' && 'stream' in raw) {
       const { stream: _ignored, ...rest } = raw as Record<string, unknown>;
@@ -195,17 +216,21 @@ export class Router extends EventEmitter {
     const key = cacheable(request, this.settings) ? cacheKey(request, this.#model) : undefined;
 
     if (useCache && key) {
-      const hit = this.#cache.get(key);
+      const hit = this.#cacheGet(key);
       if (hit) return this.#finish(request, started, { text: hit.answer, usage: hit.usage, model: hit.model }, 'cache', 'exact hit', onText, { cached: true });
       // An identical call already on its way: share its answer rather than pay twice.
-      const pending = this.#inflight.get(key);
+      // If it fails (its caller may have aborted it), this call makes its own way.
+      const pending = request.route === 'auto' ? this.#inflight.get(key) : undefined;
       if (pending) {
-        const first = await pending;
-        return this.#finish(request, started, { text: first.text, usage: first.usage, model: first.model }, 'cache', 'joined an identical call', onText, { cached: true });
+        const first = await untilAborted(pending, request.signal).catch((err: unknown) => {
+          if (err instanceof UnderstudyError && err.code === 'ABORTED' && request.signal?.aborted) throw err;
+          return undefined;
+        });
+        if (first) return this.#finish(request, started, { text: first.text, usage: first.usage, model: first.model }, 'cache', 'joined an identical call', onText, { cached: true });
       }
     }
     const work = this.#answer(request, started, key, useCache, onText);
-    if (!key || !useCache) return work;
+    if (!key || !useCache || request.route !== 'auto' || this.#inflight.has(key)) return work;
     this.#inflight.set(key, work);
     try {
       return await work;
@@ -214,21 +239,33 @@ export class Router extends EventEmitter {
     }
   }
 
+  #cacheGet(key: string) {
+    try {
+      return this.#cache.get(key);
+    } catch (err) {
+      this.#warn(`cache read failed: ${errorText(err)}`);
+      return undefined;
+    }
+  }
+
   async #answer(request: NormalRequest, started: number, key: string | undefined, useCache: boolean,
     onText: ((t: string) => void) | undefined): Promise<RouterResult> {
     const signature = paramsSignature(request, this.#model);
     let embedding: Float32Array | undefined;
     if (key && this.#embedder) {
-      [embedding] = await this.#embedder.embed([embeddingText(request)]);
-      if (useCache && embedding) {
-        const near = this.#semantic.nearest(request.task, embedding, signature);
-        if (near && near.similarity >= this.settings.cacheThreshold) {
-          const entry = this.#cache.byId(near.id);
-          if (entry) {
-            return this.#finish(request, started, { text: entry.answer, usage: entry.usage, model: entry.model }, 'semantic-cache',
-              'semantic hit', onText, { cached: true, similarity: near.similarity });
-          }
+      // The semantic cache only saves work: when it fails, the call goes on without it.
+      try {
+        [embedding] = await this.#embedder.embed([embeddingText(request)]);
+        const near = useCache && embedding ? this.#semantic.nearest(request.task, embedding, signature) : undefined;
+        const entry = near && near.similarity >= this.settings.cacheThreshold ? this.#cache.byId(near.id) : undefined;
+        if (near && entry) {
+          return this.#finish(request, started, { text: entry.answer, usage: entry.usage, model: entry.model }, 'semantic-cache',
+            'semantic hit', onText, { cached: true, similarity: near.similarity });
         }
+      } catch (err) {
+        if (request.signal?.aborted) throw abortedError('the call');
+        embedding = undefined;
+        this.#warn(`semantic cache skipped: ${errorText(err)}`);
       }
     }
     if (request.route === 'cache') {
@@ -252,16 +289,13 @@ export class Router extends EventEmitter {
       call,
     });
     const { answer, route, fallbackFrom } = await this.#ask(decision, call, onText);
-    // A fallback's answer stands in for a better one; it is not worth reusing.
-    if (key && !fallbackFrom && (route === 'remote' || decision.primary === 'local')) {
-      const id = this.#cache.put({
-        key, task: request.task, signature, answer: this.#redact(answer.text), usage: answer.usage, model: answer.model,
-        ...(embedding ? { embedding } : {}),
-      });
-      if (embedding) this.#semantic.add(request.task, id, embedding, signature);
-    }
+    // The dataset row first: an answer must never be cached without being logged.
+    if (route === 'remote') this.#log(request, answer, started, 'call');
+    // Only answers we would give again are reused: not a fallback's, nor a local
+    // one the policy did not choose (forced, or while the remote rests).
+    const trusted = route === 'remote' ? !fallbackFrom : decision.reason === 'ready' || decision.reason === 'api off';
+    if (key && trusted) this.#remember(request, key, signature, answer, embedding);
     if (route === 'remote') {
-      this.#log(request, answer, started, 'call');
       if (this.local && this.#embedder && Math.random() < this.settings.shadowRate) this.#shadow(call, answer);
     } else if (decision.reason === 'ready' && this.remote && this.#embedder && Math.random() < this.settings.auditRate) {
       this.#audit(call, answer);
@@ -270,6 +304,18 @@ export class Router extends EventEmitter {
     return this.#finish(request, started, answer, route, reason, undefined, {
       cached: false, ...(readiness.readiness === null ? {} : { similarity: readiness.readiness }), ...(fallbackFrom ? { fallbackFrom } : {}),
     });
+  }
+
+  #remember(request: NormalRequest, key: string, signature: string, answer: BackendAnswer, embedding: Float32Array | undefined): void {
+    try {
+      const id = this.#cache.put({
+        key, task: request.task, signature, answer: this.#redact(answer.text), usage: answer.usage, model: answer.model,
+        ...(embedding ? { embedding } : {}),
+      });
+      if (embedding) this.#semantic.add(request.task, id, embedding, signature);
+    } catch (err) {
+      this.#warn(`cache write failed: ${errorText(err)}`);
+    }
   }
 
   /** Asks the decided backend, and the fallback when it fails (unless text already streamed). */
@@ -281,14 +327,16 @@ export class Router extends EventEmitter {
       const answer = await backend(decision.primary).answer({ ...call, ...streaming });
       return { answer, route: decision.primary as Route, fallbackFrom: undefined };
     } catch (err) {
-      const error = err instanceof UnderstudyError ? err : new UnderstudyError('NATIVE_ERROR', String((err as Error)?.message ?? err), { cause: err });
-      if (!decision.fallback || delivered || error.code === 'ABORTED' || call.signal?.aborted) throw error;
-      this.#warn(`${decision.primary} failed (${error.code}: ${this.#redact(error.message)}); ${decision.fallback} answers instead`);
+      const error = err instanceof UnderstudyError ? err : new UnderstudyError('NATIVE_ERROR', errorText(err), { cause: err });
+      if (call.signal?.aborted) throw abortedError('the call');
+      if (!decision.fallback || delivered || error.code === 'ABORTED') throw error;
+      this.#warn(`${decision.primary} failed (${error.code}: ${error.message}); ${decision.fallback} answers instead`);
       try {
         const answer = await backend(decision.fallback).answer({ ...call, ...streaming });
         return { answer, route: decision.fallback as Route, fallbackFrom: decision.primary };
       } catch (second) {
-        const e2 = second instanceof UnderstudyError ? second : new UnderstudyError('NATIVE_ERROR', String(second));
+        if (call.signal?.aborted) throw abortedError('the call');
+        const e2 = second instanceof UnderstudyError ? second : new UnderstudyError('NATIVE_ERROR', errorText(second));
         throw new UnderstudyError(error.code,
           `${error.message}; the ${decision.fallback} fallback failed too (${e2.code}: ${e2.message})`, { cause: error });
       }
@@ -329,8 +377,8 @@ export class Router extends EventEmitter {
   /** In the background: the local model answers what the remote just did; their similarity updates readiness. */
   #shadow(call: BackendCall, remote: BackendAnswer): void {
     this.#background.push(async () => {
-      if (this.#closed || !(this.local!.fits?.(call) ?? true)) return;
-      const local = await this.local!.answer({ ...call, signal: undefined, onText: undefined });
+      if (this.#closed || !fitsLocally(this.local!, call)) return;
+      const local = await this.local!.answer({ ...call, signal: this.#stopBackground.signal, onText: undefined });
       await this.#compare(call.task, local.text, remote.text, 'shadow');
     });
   }
@@ -340,7 +388,7 @@ export class Router extends EventEmitter {
     this.#background.push(async () => {
       if (this.#closed) return;
       const started = performance.now();
-      const remote = await this.remote!.answer({ ...call, signal: undefined, onText: undefined });
+      const remote = await this.remote!.answer({ ...call, signal: this.#stopBackground.signal, onText: undefined });
       const request = { kind: call.kind, task: call.task, messages: call.messages, prompt: call.prompt, params: call.params } as NormalRequest;
       this.#log(request, remote, started, 'audit');
       await this.#compare(call.task, local.text, remote.text, 'audit');
@@ -363,8 +411,9 @@ export class Router extends EventEmitter {
   }
 
   #warn(message: string): void {
-    if (!this.settings.quiet) process.stderr.write(`[understudy] warning: ${message}\n`);
-    this.emit('warning', message);
+    const safe = this.#redact(message);
+    if (!this.settings.quiet) process.stderr.write(`[understudy] warning: ${safe}\n`);
+    this.emit('warning', safe);
   }
 
   /** A task's readiness: the rolling similarity of local to remote answers. */
@@ -399,11 +448,30 @@ export class Router extends EventEmitter {
     this.#closed = true;
     this.#background.clear();
     await Promise.allSettled([...this.#calls]);
+    this.#stopBackground.abort();
     await this.#background.idle();
-    this.#cache.close();
-    this.#semantic.close();
-    this.#cacheDb.close();
-    this.#dataDb.close();
-    for (const o of this.#owned) await o.close().catch(() => undefined);
+    try {
+      this.#cache.close();
+      this.#semantic.close();
+    } finally {
+      this.#cacheDb.close();
+      this.#dataDb.close();
+      for (const o of this.#owned) await o.close().catch(() => undefined);
+    }
   }
+}
+
+function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+/** Waits for `promise`, or fails with ABORTED as soon as `signal` aborts. */
+function untilAborted<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (!signal) return promise;
+  if (signal.aborted) return Promise.reject(abortedError('the call'));
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(abortedError('the call'));
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
 }

@@ -38,14 +38,19 @@ export class SemanticIndex {
   #tasks = new Map<string, TaskIndex>();
   #saveTimer: NodeJS.Timeout | undefined;
 
-  constructor(dir: string, cache: AnswerCache) {
+  #onError: (err: unknown) => void;
+
+  constructor(dir: string, cache: AnswerCache, onError: (err: unknown) => void) {
     this.#dir = dir;
     this.#cache = cache;
+    this.#onError = onError;
     mkdirSync(dir, { recursive: true });
   }
 
   /** The nearest live entry of `task` made with the same sampling `signature`. */
   nearest(task: string, embedding: Float32Array, signature: string): SemanticHit | undefined {
+    // No index is made (and kept in memory) for a task that has nothing to find.
+    if (!this.#tasks.has(task) && !this.#cache.hasEmbedded(task)) return undefined;
     const index = this.#open(task, embedding.length);
     if (!index || index.signatures.size === 0) return undefined;
     const found = index.hnsw.searchKnn(Array.from(embedding), 1, (label) => index.signatures.get(label) === signature);
@@ -151,7 +156,12 @@ export class SemanticIndex {
     index.dirty = true;
     this.#saveTimer ??= setTimeout(() => {
       this.#saveTimer = undefined;
-      this.save();
+      try {
+        this.save();
+      } catch (err) {
+        // The rows are the truth; the index is rebuilt from them on the next open.
+        this.#onError(err);
+      }
     }, SAVE_AFTER_MS).unref();
   }
 
@@ -159,6 +169,7 @@ export class SemanticIndex {
   save(): void {
     if (this.#saveTimer) clearTimeout(this.#saveTimer);
     this.#saveTimer = undefined;
+    mkdirSync(this.#dir, { recursive: true });
     for (const [task, index] of this.#tasks) {
       if (!index.dirty) continue;
       const paths = this.#paths(task);
