@@ -59,9 +59,7 @@ export async function datasetCommand(argv: string[]): Promise<number> {
   try {
     router = await createRouter({ ...routerOptions(values), model: undefined, local: false, quiet: true, useApi: true, remote: STANDIN, embedder: false });
     if (action === 'tasks') {
-      const tasks = new Map<string, number>();
-      for (const row of router.datasetRows()) tasks.set(row.task, (tasks.get(row.task) ?? 0) + 1);
-      for (const [task, rows] of tasks) {
+      for (const { task, rows } of router.datasetTasks()) {
         const r = router.readiness(task);
         const readiness = r.readiness === null ? '-' : r.readiness.toFixed(3);
         process.stdout.write(`${task}\t${rows} rows\treadiness ${readiness} over ${r.comparisons}${r.ready ? '\tlocal' : ''}\n`);

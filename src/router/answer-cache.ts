@@ -86,10 +86,6 @@ export class AnswerCache {
     return this.#clock;
   }
 
-  get size(): number {
-    return this.#count;
-  }
-
   /** The answer filed under `key`, or undefined; an expired one is removed. */
   get(key: string): CachedAnswer | undefined {
     return this.#hit(this.#byKey.get(key));
@@ -171,11 +167,6 @@ export class AnswerCache {
   /** Ids of a task's entries that have embeddings. */
   embeddedIds(task: string): Set<number> {
     return new Set(this.#db.prepare<[string], number>('SELECT id FROM entries WHERE task = ? AND embedding IS NOT NULL').pluck().all(task));
-  }
-
-  /** Tasks with semantic entries. */
-  embeddedTasks(): string[] {
-    return this.#db.prepare<[], string>('SELECT DISTINCT task FROM entries WHERE embedding IS NOT NULL').pluck().all();
   }
 
   /** Writes recorded uses to disk. */

@@ -212,8 +212,9 @@ export class Router extends EventEmitter {
     }
     const request = normalize(kind, raw, this.settings);
     if (request.signal?.aborted) throw abortedError('the call');
-    const useCache = cacheable(request, this.settings) && request.route !== 'local' && request.route !== 'remote';
     const key = cacheable(request, this.settings) ? cacheKey(request, this.#model) : undefined;
+    // A forced backend route still fills the caches, but does not read them.
+    const useCache = key !== undefined && request.route !== 'local' && request.route !== 'remote';
 
     if (useCache && key) {
       const hit = this.#cacheGet(key);
@@ -424,6 +425,11 @@ export class Router extends EventEmitter {
   /** The remote interactions logged so far, in order (optionally of one task). */
   datasetRows(task?: string): DatasetRow[] {
     return [...this.#dataset.rows(task)];
+  }
+
+  /** The tasks in the dataset, with their row counts. */
+  datasetTasks(): { task: string; rows: number }[] {
+    return this.#dataset.tasks();
   }
 
   /** Writes the dataset as JSONL in chat format; returns the number of rows. */

@@ -84,13 +84,6 @@ export class SemanticIndex {
     }
   }
 
-  /** Live entries across the open indexes. */
-  get size(): number {
-    let n = 0;
-    for (const index of this.#tasks.values()) n += index.signatures.size;
-    return n;
-  }
-
   #paths(task: string) {
     const slug = task.replace(/[^\w.-]/g, '_').slice(0, 40);
     const base = join(this.#dir, `${slug}-${createHash('sha256').update(task).digest('hex').slice(0, 8)}`);
