@@ -194,4 +194,91 @@ test('unsupported schemas throw, naming the JSON pointer', () => {
   throwsMessage({ properties: { x: false } }, 'schema false admits no value at #/properties/x');
 });
 
+// The conversion is linear: each property and enum value is spelled once.
+const optionalProperties = (n: number, required: number[] = []) => ({
+  type: 'object',
+  properties: Object.fromEntries(Array.from({ length: n }, (_, i) => [`p${i}`, { type: 'integer' }])),
+  required: required.map((i) => `p${i}`),
+});
+const bytes = (schema: unknown) => Buffer.byteLength(jsonSchemaToGrammar(schema));
+
+test('N optional properties make a grammar linear in N (1,000 gave 22 MB before, 20,000 ran V8 out of memory)', () => {
+  const ratio = bytes(optionalProperties(2000)) / bytes(optionalProperties(1000));
+  assert.ok(ratio > 1.9 && ratio < 2.2, `size ratio for 2N/N properties: ${ratio}`);
+  assert.ok(bytes(optionalProperties(1000)) < 200_000, `${bytes(optionalProperties(1000))} bytes`);
+  const big = jsonSchemaToGrammar(optionalProperties(20_000));
+  assert.ok(Buffer.byteLength(big) < 3_000_000, `${Buffer.byteLength(big)} bytes for 20,000 properties`);
+  parseGrammar(big); // (the recognizer's recursion is too deep for 20,000 chained rules; 150 are checked below)
+  assert.is(big.split('"\\"p19999\\""').length, 2, 'each property is spelled once');
+});
+
+test('many optional properties: each in-order subset is accepted, nothing else', () => {
+  const n = 150;
+  let seed = 5;
+  const rnd = () => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff);
+  const doc = (keys: number[]) => `{${keys.map((k) => `"p${k}":${k}`).join(',')}}`;
+  const all = Array.from({ length: n }, (_, i) => i);
+  for (const required of [[], [0], [77], [149], [3, 90]]) {
+    const text = jsonSchemaToGrammar(optionalProperties(n, required));
+    const grammar = parseGrammar(text);
+    for (let t = 0; t < 12; t++) {
+      const keys = all.filter((k) => required.includes(k) || rnd() < 0.2);
+      assert.ok(accepts(grammar, doc(keys)), `required ${required}: should accept ${doc(keys)}`);
+      if (keys.length >= 2) {
+        const swapped = [...keys];
+        [swapped[0], swapped[1]] = [swapped[1]!, swapped[0]!];
+        assert.not.ok(accepts(grammar, doc(swapped)), `out of order: ${doc(swapped)}`);
+        assert.not.ok(accepts(grammar, doc([...keys, keys[0]!])), 'a repeated key');
+      }
+    }
+    assert.is(accepts(grammar, '{}'), required.length === 0, 'the empty object');
+    for (const r of required) assert.not.ok(accepts(grammar, doc(all.filter((k) => k !== r))), `missing required p${r}`);
+    assert.ok(accepts(grammar, doc(all)), 'every property');
+    assert.not.ok(accepts(grammar, '{"p1":1,}'), 'a trailing comma');
+    assert.not.ok(accepts(grammar, '{,"p1":1}'), 'a leading comma');
+    assert.not.ok(accepts(grammar, `{"p${n}":1}`), 'an undeclared key');
+  }
+});
+
+test('a 100,000-value enum is linear in its text and shares prefixes', () => {
+  const values = (n: number) => Array.from({ length: n }, (_, i) => `value-${i}`);
+  const ratio = bytes({ enum: values(100_000) }) / bytes({ enum: values(50_000) });
+  assert.ok(ratio > 1.8 && ratio < 2.3, `size ratio ${ratio}`);
+  const text = jsonSchemaToGrammar({ enum: [...values(100_000), 7, null, 'é', '😀x', '😀y'] });
+  assert.ok(Buffer.byteLength(text) < 1_500_000, `${Buffer.byteLength(text)} bytes`);
+  const grammar = parseGrammar(text);
+  for (const v of ['"value-0"', '"value-99999"', '"value-5"', '"value-50"', '7', 'null', '"é"', '"😀x"', '"😀y"']) {
+    assert.ok(accepts(grammar, v), v);
+  }
+  for (const v of ['"value-100000"', '"value-"', '"value"', '"value-0', 'value-0', '"value-01"', '8', '"😀"', '""']) {
+    assert.not.ok(accepts(grammar, v), v);
+  }
+  // Only the values' own prefixes branch: no alternative appears twice in one rule.
+  for (const line of text.trim().split('\n')) {
+    const alternatives = line.split(' ::= ')[1]!.replace(/^\( | \)\?$/g, '').split(' | ');
+    const heads = alternatives.map((a) => a.split(' ')[0]);
+    assert.equal(heads.length, new Set(heads).size, line);
+  }
+});
+
+test('deep nesting, cycles, huge bounds and throwing getters give INVALID_ARGUMENT', () => {
+  let deep: unknown = { type: 'integer' };
+  for (let i = 0; i < 150; i++) deep = { type: 'array', items: deep };
+  throwsMessage(deep, `schema nested deeper than 100 levels at ${`#${'/items'.repeat(100)}`.slice(0, 200)}...`);
+  const cyclic: Record<string, unknown> = { type: 'object', properties: {} };
+  (cyclic.properties as Record<string, unknown>).self = cyclic;
+  throwsMessage(cyclic, `schema nested deeper than 100 levels at ${`#${'/properties/self'.repeat(100)}`.slice(0, 200)}...`);
+  let value: unknown = 1;
+  for (let i = 0; i < 150; i++) value = [value];
+  throwsMessage({ const: value }, 'JSON value nested deeper than 100 levels at #/const');
+  const strings = Object.fromEntries(Array.from({ length: 30 }, (_, i) => [`s${i}`, { type: 'string', maxLength: 2000 - i }]));
+  throwsMessage({ type: 'object', properties: strings },
+    'unsupported "maxLength" 1975 at #/properties/s25: the schema\'s distinct length and item bounds add up to more than 50000 repetitions');
+  // The same bound repeated costs nothing more: llama.cpp shares the rule.
+  const same = Object.fromEntries(Array.from({ length: 30 }, (_, i) => [`s${i}`, { type: 'string', maxLength: 2000 }]));
+  parseGrammar(jsonSchemaToGrammar({ type: 'object', properties: same }));
+  throwsMessage({ type: 'object', get properties() { throw new Error('boom'); } }, 'could not read the JSON schema: boom');
+  throwsMessage({ enum: [1n] }, 'invalid JSON value 1 at #/enum');
+});
+
 test.run();

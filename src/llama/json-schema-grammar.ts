@@ -23,12 +23,23 @@
 // - Numbers: at most 16 integer digits, 16 fraction digits, 3 exponent digits
 //   (more than a double carries), again so digits cannot run on forever.
 // - llama.cpp rejects repetition counts above 2000 (and silently makes larger
-//   maxima unbounded), so larger length/item bounds throw here.
-import { invalidArgument } from '../errors.js';
+//   maxima unbounded), so larger length/item bounds throw here. It also writes
+//   out one rule per allowed repetition, so the distinct bounds of a schema
+//   may add up to REPETITION_BUDGET at most.
+// - The output grows linearly with the schema: objects chain their optional
+//   members instead of listing every choice, large enums share their common
+//   prefixes (a trie, so the sampler follows one branch instead of thousands),
+//   and nesting deeper than MAX_DEPTH is refused rather than overflowing the
+//   stack.
+import { UnderstudyError } from '../errors.js';
 
 type Schema = Record<string, unknown>;
 
 const REPETITION_LIMIT = 2000;
+const REPETITION_BUDGET = 50_000;
+const MAX_DEPTH = 100;
+// Enums up to this size stay a plain alternation (easier to read); larger ones become a trie.
+const FLAT_ENUM = 32;
 const ANNOTATIONS = new Set([
   '$schema', '$id', '$comment', 'title', 'description', 'default', 'examples',
   'deprecated', 'readOnly', 'writeOnly', 'definitions', '$defs',
@@ -69,6 +80,7 @@ const PRIMITIVES: Record<string, [string, string[]]> = {
 const FORMATS: Record<string, string> = { date: 'date-string', time: 'time-string', 'date-time': 'date-time-string', uuid: 'uuid-string' };
 
 const isObject = (v: unknown): v is Schema => typeof v === 'object' && v !== null && !Array.isArray(v);
+const invalidArgument = (message: string, options?: { cause?: unknown }) => new UnderstudyError('INVALID_ARGUMENT', message, options);
 function fail(message: string): never {
   throw invalidArgument(message);
 }
@@ -99,19 +111,26 @@ const IS_TYPE: Record<string, (v: unknown) => boolean> = {
 };
 
 /** Throws unless `value` is plain JSON, so that JSON.stringify spells it exactly. */
-function checkJson(value: unknown, ptr: string): void {
+function checkJson(value: unknown, ptr: string, depth = 0): void {
   if (value === null || typeof value === 'string' || typeof value === 'boolean') return;
   if (typeof value === 'number' && Number.isFinite(value)) return;
-  if (Array.isArray(value)) return value.forEach((v) => checkJson(v, ptr));
-  if (isObject(value)) return Object.values(value).forEach((v) => checkJson(v, ptr));
-  fail(`invalid JSON value ${String(value)} at ${ptr}`);
+  if (depth >= MAX_DEPTH && typeof value === 'object') fail(`JSON value nested deeper than ${MAX_DEPTH} levels at ${ptr}`);
+  if (Array.isArray(value)) return value.forEach((v) => checkJson(v, ptr, depth + 1));
+  if (isObject(value)) return Object.values(value).forEach((v) => checkJson(v, ptr, depth + 1));
+  fail(`invalid JSON value ${typeof value === 'symbol' ? value.toString() : String(value)} at ${ptr}`);
 }
+
+
 
 class Converter {
   private readonly rules = new Map<string, string>(); // name → body, in output order
   private readonly byBody = new Map<string, string>(); // body → name, to share identical rules
   private readonly refs = new Map<string, string>(); // $ref → rule name
   private readonly used = new Set<string>(); // primitives in use
+  private readonly suffixes = new Map<string, number>(); // base name → next suffix to try
+  private readonly repeats = new Set<string>(); // distinct bounded repetitions emitted
+  private repeated = 0; // the copies llama.cpp will make of them, in all
+  private depth = 0; // schemas being visited, nested
 
   constructor(private readonly root: unknown) {}
 
@@ -135,7 +154,11 @@ class Converter {
   private fresh(hint: string): string {
     const base = hint.replace(/[^a-zA-Z0-9-]+/g, '-').replace(/-+/g, '-').replace(/^-|-$/g, '') || 'rule';
     let name = base;
-    for (let i = 2; this.rules.has(name) || name in PRIMITIVES; i++) name = `${base}-${i}`;
+    // Resume the suffix count where the last rule of this base stopped: counting
+    // from 2 each time would make N rules of one base cost N² look-ups.
+    let i = this.suffixes.get(base) ?? 2;
+    while (this.rules.has(name) || name in PRIMITIVES) name = `${base}-${i++}`;
+    this.suffixes.set(base, i);
     return name;
   }
 
@@ -156,6 +179,16 @@ class Converter {
    * recursion, which llama.cpp rejects (and which would never terminate).
    */
   private visit(schema: unknown, ptr: string, hint: string, leading: ReadonlySet<string>): string {
+    if (this.depth >= MAX_DEPTH) fail(`schema nested deeper than ${MAX_DEPTH} levels at ${ptr.length > 200 ? `${ptr.slice(0, 200)}...` : ptr}`);
+    this.depth++;
+    try {
+      return this.visitSchema(schema, ptr, hint, leading);
+    } finally {
+      this.depth--;
+    }
+  }
+
+  private visitSchema(schema: unknown, ptr: string, hint: string, leading: ReadonlySet<string>): string {
     if (schema === true) return this.prim('value');
     if (schema === false) fail(`schema false admits no value at ${ptr}`);
     if (!isObject(schema)) return fail(`invalid schema at ${ptr}: expected an object or a boolean`);
@@ -191,7 +224,7 @@ class Converter {
         return [...new Set(branches)].join(' | ');
       }
       case 'enum':
-      case 'const': return this.literals(schema, main, ptr);
+      case 'const': return this.literals(schema, main, ptr, hint);
     }
     const types = this.types(schema, ptr);
     if (types.length === 0) return this.prim('value');
@@ -224,7 +257,7 @@ class Converter {
     return name;
   }
 
-  private literals(schema: Schema, key: 'enum' | 'const', ptr: string): string {
+  private literals(schema: Schema, key: 'enum' | 'const', ptr: string, hint: string): string {
     const values = key === 'const' ? [schema.const] : schema.enum;
     if (!Array.isArray(values) || values.length === 0) return fail(`invalid "enum" at ${ptr}: expected a non-empty array`);
     values.forEach((v) => checkJson(v, `${ptr}/${key}`));
@@ -232,7 +265,75 @@ class Converter {
     const kept = values.filter((v) => types === undefined || types.some((t) => IS_TYPE[t]!(v)));
     if (kept.length === 0) fail(`no "${key}" value matches "type" at ${ptr}`);
     // JSON.stringify gives the compact spelling; duplicates would only add ambiguity.
-    return [...new Set(kept.map((v) => literal(JSON.stringify(v))))].join(' | ');
+    const texts = [...new Set(kept.map((v) => JSON.stringify(v)))];
+    return texts.length <= FLAT_ENUM ? texts.map(literal).join(' | ') : this.trie(texts, `${hint}-enum`);
+  }
+
+  /**
+   * Alternatives for many literal texts, sharing common prefixes: one rule per
+   * branching point, each alternative led by a different character, so the
+   * grammar grows with the total length of the texts and the sampler keeps one
+   * live branch where a flat list of 100,000 values kept 100,000. Built
+   * breadth-first without recursion: a trie is as deep as its longest text.
+   */
+  private trie(texts: string[], hint: string): string {
+    // Sorted, the texts below any trie node form one run [lo, hi) sharing a
+    // prefix of length `depth`; the shortest (a text ending there) comes first.
+    const sorted = [...texts].sort();
+    // Length of the character at `at` in UTF-16 units: a surrogate pair is never split.
+    const width = (text: string, at: number) => (/[\ud800-\udbff]/.test(text[at]!) && at + 1 < text.length ? 2 : 1);
+    const queue: { lo: number; hi: number; depth: number; name: string }[] = [{ lo: 0, hi: sorted.length, depth: 0, name: '' }];
+    let rootBody = '';
+    for (let q = 0; q < queue.length; q++) {
+      const { lo, hi, depth, name } = queue[q]!;
+      const ends = sorted[lo]!.length === depth;
+      const alternatives: string[] = [];
+      for (let i = ends ? lo + 1 : lo; i < hi;) {
+        const first = sorted[i]!;
+        const w = width(first, depth);
+        const head = first.slice(depth, depth + w);
+        let j = i + 1;
+        while (j < hi && sorted[j]!.startsWith(head, depth)) j++;
+        // Follow the run while all its texts go on with the same character:
+        // one literal for the whole stretch.
+        let d = depth + w;
+        const last = sorted[j - 1]!;
+        while (first.length > d) {
+          const cw = width(first, d);
+          if (last.length < d + cw || last.slice(d, d + cw) !== first.slice(d, d + cw)) break;
+          d += cw;
+        }
+        const text = first.slice(depth, d);
+        if (j - i === 1 && first.length === d) {
+          alternatives.push(literal(text));
+        } else {
+          const child = this.fresh(hint);
+          this.rules.set(child, ''); // reserved; filled when its turn in the queue comes
+          queue.push({ lo: i, hi: j, depth: d, name: child });
+          alternatives.push(`${literal(text)} ${child}`);
+        }
+        i = j;
+      }
+      const body = ends ? `( ${alternatives.join(' | ')} )?` : alternatives.join(' | ');
+      if (q === 0) rootBody = body;
+      else this.rules.set(name, body);
+    }
+    return rootBody;
+  }
+
+  /** `atom` repeated min..max times, counted against the budget of repetitions llama.cpp writes out. */
+  private bounded(atom: string, min: number, max: number, key: string, ptr: string): string {
+    const text = repeat(atom, min, max);
+    // llama.cpp copies the atom min times and adds a rule for each optional one up to max.
+    const copies = max === Infinity ? min : max;
+    if (copies > 1 && !this.repeats.has(text)) {
+      this.repeats.add(text);
+      this.repeated += copies;
+      if (this.repeated > REPETITION_BUDGET) {
+        fail(`unsupported "${key}" ${copies} at ${ptr}: the schema's distinct length and item bounds add up to more than ${REPETITION_BUDGET} repetitions`);
+      }
+    }
+    return text;
   }
 
   /** The listed types, or those the keywords imply (none: any JSON value). */
@@ -281,7 +382,7 @@ class Converter {
     // escape such as \n is one. (An escaped surrogate pair counts as two.)
     const [min, max] = this.range(schema, 'minLength', 'maxLength', ptr);
     if (min === 0 && max === Infinity) return this.prim('string');
-    return seq(String.raw`"\""`, repeat(this.prim('char'), min, max), String.raw`"\""`);
+    return seq(String.raw`"\""`, this.bounded(this.prim('char'), min, max, 'maxLength', ptr), String.raw`"\""`);
   }
 
   private array(schema: Schema, ptr: string, hint: string): string {
@@ -291,7 +392,7 @@ class Converter {
     if (max === 0) return '"[" ws "]"';
     const itemHint = childHint(hint, 'item');
     const item = schema.items === undefined ? this.prim('value') : this.atom(itemHint, this.visit(schema.items, `${ptr}/items`, itemHint, NONE));
-    const inner = seq(item, repeat(`( ws "," ws ${item} )`, Math.max(min - 1, 0), max - 1), 'ws');
+    const inner = seq(item, this.bounded(`( ws "," ws ${item} )`, Math.max(min - 1, 0), max - 1, 'maxItems', ptr), 'ws');
     return min === 0 ? `"[" ws ( ${inner} )? "]"` : `"[" ws ${inner} "]"`;
   }
 
@@ -308,8 +409,9 @@ class Converter {
     const names = new Set(required as string[]);
     const listed: [string, unknown, string][] = Object.entries((properties ?? {}) as Schema)
       .map(([key, sub]) => [key, sub, `${ptr}/properties/${pointerKey(key)}`]);
+    const declared = new Set(listed.map(([key]) => key));
     for (const key of names) {
-      if (listed.some(([k]) => k === key)) continue;
+      if (declared.has(key)) continue;
       if (extra === false) fail(`required property ${JSON.stringify(key)} is not allowed by "additionalProperties": false at ${ptr}`);
       listed.push([key, isObject(extra) ? extra : true, `${ptr}/additionalProperties`]);
     }
@@ -326,16 +428,36 @@ class Converter {
       return `"{" ws ( ${kv} ( ws "," ws ${kv} )* ws )? "}"`;
     }
     if (members.length === 0) return `"{" ws "}"`;
+    const body = this.members(members, hint);
+    return members.some((m) => m.required) ? `"{" ws ${body} ws "}"` : `"{" ws ( ${body} ws )? "}"`;
+  }
 
-    // Branch on the first property present: it can be any optional property up
-    // to and including the first required one. Each later property carries its
-    // own leading comma, optional ones wrapped in ( )?.
-    const firstRequired = members.findIndex((m) => m.required);
-    const last = firstRequired === -1 ? members.length - 1 : firstRequired;
-    const tail = (from: number) => members.slice(from).map((m) => (m.required ? `ws "," ws ${m.kv}` : `( ws "," ws ${m.kv} )?`));
-    const branches = members.slice(0, last + 1).map((m, i) => seq(m.kv, ...tail(i + 1)));
-    const body = branches.length === 1 ? branches[0]! : `( ${branches.join(' | ')} )`;
-    return firstRequired === -1 ? `"{" ws ( ${body} ws )? "}"` : `"{" ws ${body} ws "}"`;
+  /**
+   * The members of an object, in order, each optional one maybe left out, as a
+   * chain of rules: "from-i" is the language of "the first member present is
+   * one of i.., then the rest". Each member is spelled once, so the grammar
+   * grows linearly with the number of properties (writing out every choice of
+   * first member with its whole tail made it quadratic: 1,000 optional
+   * properties gave 22 MB). Every alternative starts with a different key, so
+   * the grammar stays deterministic.
+   */
+  private members(members: { required: boolean; kv: string }[], hint: string): string {
+    const n = members.length;
+    // requiredFrom[i]: some member at i or later is required, so "the rest" cannot be empty.
+    const requiredFrom = new Array<boolean>(n + 1).fill(false);
+    for (let i = n - 1; i >= 0; i--) requiredFrom[i] = members[i]!.required || requiredFrom[i + 1]!;
+    let next = ''; // the rule for "from-(i+1)"
+    let body = '';
+    for (let i = n - 1; i >= 0; i--) {
+      const m = members[i]!;
+      // After member i: the next present member, led by its comma, if any.
+      const rest = i + 1 === n ? '' : requiredFrom[i + 1] ? `ws "," ws ${next}` : `( ws "," ws ${next} )?`;
+      const present = seq(m.kv, rest);
+      // An optional member may be skipped: then the first present one comes later.
+      body = !m.required && i + 1 < n ? `${present} | ${next}` : present;
+      if (i > 0) next = this.atom(`${hint}-from-${i}`, body);
+    }
+    return body.includes(' | ') ? `( ${body} )` : body;
   }
 }
 
@@ -345,7 +467,13 @@ class Converter {
  * UnderstudyError naming the JSON pointer of anything it cannot express.
  */
 export function jsonSchemaToGrammar(schema: unknown): string {
-  return new Converter(schema).run();
+  try {
+    return new Converter(schema).run();
+  } catch (err) {
+    if (err instanceof UnderstudyError) throw err;
+    // A getter or Proxy trap of the schema threw, or the schema is not plain data.
+    throw invalidArgument(`could not read the JSON schema: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+  }
 }
 
 /** A GBNF grammar for any JSON value. */
