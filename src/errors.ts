@@ -2,32 +2,10 @@
 // programs can switch on. Messages say what was wrong and, where there is one,
 // what to do about it.
 
-export type ErrorCode =
-  | 'INVALID_ARGUMENT'
-  | 'MODEL_NOT_FOUND'
-  | 'INVALID_MODEL_FILE'
-  | 'CONTEXT_CREATION_FAILED'
-  | 'CONTEXT_OVERFLOW'
-  | 'DECODE_FAILED'
-  | 'ABORTED'
-  | 'DISPOSED'
-  | 'BUSY'
-  | 'QUEUE_FULL'
-  | 'INVALID_ADAPTER'
-  | 'INVALID_GRAMMAR'
-  | 'TEMPLATE_MISSING'
-  | 'TEMPLATE_UNSUPPORTED'
-  | 'BINDING_NOT_FOUND'
-  | 'OUT_OF_MEMORY'
-  | 'NATIVE_ERROR'
-  | 'INVALID_CONFIG'
-  | 'NO_BACKEND'
-  | 'CACHE_MISS'
-  | 'REMOTE_UNAVAILABLE'
-  | 'REMOTE_TIMEOUT'
-  | 'REMOTE_REJECTED'
-  | 'REMOTE_BAD_RESPONSE'
-  | 'CLOSED';
+import { ERROR_CODES, type ErrorCode } from './error-codes.js';
+
+export type { ErrorCode };
+export { ERROR_CODES };
 
 export class UnderstudyError extends Error {
   readonly code: ErrorCode;
@@ -39,12 +17,12 @@ export class UnderstudyError extends Error {
   }
 }
 
-const KNOWN_CODES = new Set<string>([
-  'INVALID_ARGUMENT', 'MODEL_NOT_FOUND', 'INVALID_MODEL_FILE', 'CONTEXT_CREATION_FAILED',
-  'CONTEXT_OVERFLOW', 'DECODE_FAILED', 'ABORTED', 'DISPOSED', 'BUSY', 'QUEUE_FULL', 'INVALID_ADAPTER',
-  'INVALID_GRAMMAR', 'TEMPLATE_MISSING', 'TEMPLATE_UNSUPPORTED', 'BINDING_NOT_FOUND',
-  'OUT_OF_MEMORY', 'NATIVE_ERROR',
-]);
+const KNOWN_CODES: ReadonlySet<string> = new Set<string>(ERROR_CODES);
+
+/** Whether `code` is one of ours. */
+export function isErrorCode(code: unknown): code is ErrorCode {
+  return typeof code === 'string' && KNOWN_CODES.has(code);
+}
 
 /**
  * Turns an error from the native binding into an UnderstudyError. `site` is an
@@ -54,7 +32,7 @@ const KNOWN_CODES = new Set<string>([
 export function fromNative(err: unknown, site?: Error): UnderstudyError {
   if (err instanceof UnderstudyError) return err;
   const e = err as { code?: unknown; message?: unknown };
-  const code = typeof e?.code === 'string' && KNOWN_CODES.has(e.code) ? (e.code as ErrorCode) : 'NATIVE_ERROR';
+  const code = isErrorCode(e?.code) ? e.code : 'NATIVE_ERROR';
   const message = typeof e?.message === 'string' ? e.message : String(err);
   const out = new UnderstudyError(code, message, { cause: err });
   if (site?.stack) out.stack = `UnderstudyError: ${message}\n${site.stack.split('\n').slice(1).join('\n')}`;

@@ -41,6 +41,8 @@ export interface AnswerCacheOptions {
   onRemove?: (removed: { id: number; task: string }[]) => void;
   /** Told of a failed background write (the cache stays usable). */
   onError?: (err: unknown) => void;
+  /** @internal The clock for expiry and recency (tests pass their own). */
+  now?: () => number;
 }
 
 // Hits record their use in memory; the rows are updated in one transaction at
@@ -50,6 +52,7 @@ const TOUCH_FLUSH_MS = 1000;
 export class AnswerCache {
   #db: Db;
   #options: AnswerCacheOptions;
+  #now: () => number;
   #touched = new Map<number, number>();
   #timer: NodeJS.Timeout | undefined;
   #count: number;
@@ -66,6 +69,7 @@ export class AnswerCache {
     db.exec(CACHE_SCHEMA);
     this.#db = db;
     this.#options = options;
+    this.#now = options.now ?? Date.now;
     const columns = 'id, task, signature, answer, usage, model, expires_at';
     this.#byKey = db.prepare<[string], Row>(`SELECT ${columns} FROM entries WHERE key = ?`);
     this.#byId = db.prepare<[number], Row>(`SELECT ${columns} FROM entries WHERE id = ?`);
@@ -82,7 +86,7 @@ export class AnswerCache {
   }
 
   #tick(): number {
-    this.#clock = Math.max(Date.now(), this.#clock + 1);
+    this.#clock = Math.max(this.#now(), this.#clock + 1);
     return this.#clock;
   }
 
@@ -97,7 +101,7 @@ export class AnswerCache {
 
   #hit(row: Row | undefined): CachedAnswer | undefined {
     if (!row) return undefined;
-    const now = Date.now();
+    const now = this.#now();
     if (row.expires_at !== null && row.expires_at <= now) {
       this.#remove([{ id: row.id, task: row.task }]);
       return undefined;
@@ -115,7 +119,7 @@ export class AnswerCache {
 
   /** Files an answer and returns its id; evicts the least recently used past the bound. */
   put(entry: NewEntry): number {
-    const now = Date.now();
+    const now = this.#now();
     const ttl = this.#options.ttl;
     const isNew = this.#byKey.get(entry.key) === undefined;
     const row = this.#insert.get({

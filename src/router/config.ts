@@ -19,6 +19,11 @@ export interface RouterSettings {
   simThreshold?: number;
   /** Similarity a semantic-cache hit needs (UNDERSTUDY_CACHE_THRESHOLD, default 0.95). */
   cacheThreshold?: number;
+  /**
+   * Also answer prompts that are similar, not only identical, to cached ones (UNDERSTUDY_SEMANTIC_CACHE,
+   * default false). Stays off, with a warning, unless the embedder tells unrelated texts apart.
+   */
+  semanticCache?: boolean;
   /** Use the remote API at all (UNDERSTUDY_USE_API, default true). False: everything local. */
   useApi?: boolean;
   /** Let the local model be trained on the dataset (UNDERSTUDY_TRAIN_LOCAL, default true). */
@@ -35,8 +40,12 @@ export interface RouterSettings {
   maxTokens?: number;
   /** Default nucleus sampling (UNDERSTUDY_TOP_P, default 1). */
   topP?: number;
-  /** Remote timeout per attempt, in seconds (UNDERSTUDY_TIMEOUT, default 60). */
+  /** Remote timeout per attempt, in seconds (UNDERSTUDY_TIMEOUT, default 60); for a stream, the longest silence between pieces. */
   timeout?: number;
+  /** Longest a streamed remote answer may take in all, in seconds (UNDERSTUDY_STREAM_TIMEOUT, default 600). */
+  streamTimeout?: number;
+  /** CPU threads for the local model (UNDERSTUDY_THREADS); default: shared out so that the generation and embedding contexts do not oversubscribe the machine. */
+  threads?: number;
   /** Exact and semantic caches on or off (UNDERSTUDY_ENABLE_CACHE, default true). */
   enableCache?: boolean;
   /** No per-call line on stderr (UNDERSTUDY_QUIET, default false). */
@@ -73,8 +82,8 @@ export interface RouterSettings {
   chatTemplate?: string;
 }
 
-export type ResolvedSettings = Required<Omit<RouterSettings, 'model' | 'embeddingModel' | 'apiKey' | 'cacheTtl' | 'contextSize'>>
-  & Pick<RouterSettings, 'model' | 'embeddingModel' | 'apiKey' | 'cacheTtl' | 'contextSize'>;
+type Optional = 'model' | 'embeddingModel' | 'apiKey' | 'cacheTtl' | 'contextSize' | 'threads';
+export type ResolvedSettings = Required<Omit<RouterSettings, Optional>> & Pick<RouterSettings, Optional>;
 
 type Kind = 'string' | 'boolean' | 'number' | 'unit' | 'count' | 'device' | 'url';
 
@@ -86,6 +95,7 @@ const SPEC: Record<keyof RouterSettings, { kind: Kind; env?: string; fallback?: 
   cacheDir: { kind: 'string', env: 'UNDERSTUDY_CACHE_DIR', fallback: './.understudy' },
   simThreshold: { kind: 'unit', env: 'UNDERSTUDY_SIM_THRESHOLD', fallback: 0.72 },
   cacheThreshold: { kind: 'unit', env: 'UNDERSTUDY_CACHE_THRESHOLD', fallback: 0.95 },
+  semanticCache: { kind: 'boolean', env: 'UNDERSTUDY_SEMANTIC_CACHE', fallback: false },
   useApi: { kind: 'boolean', env: 'UNDERSTUDY_USE_API', fallback: true },
   trainLocal: { kind: 'boolean', env: 'UNDERSTUDY_TRAIN_LOCAL', fallback: true },
   apiBase: { kind: 'url', env: 'UNDERSTUDY_API_BASE', fallback: 'https://api.openai.com/v1' },
@@ -95,6 +105,8 @@ const SPEC: Record<keyof RouterSettings, { kind: Kind; env?: string; fallback?: 
   maxTokens: { kind: 'count', env: 'UNDERSTUDY_MAX_TOKENS', fallback: 256, min: 1, max: 1 << 20 },
   topP: { kind: 'unit', env: 'UNDERSTUDY_TOP_P', fallback: 1 },
   timeout: { kind: 'number', env: 'UNDERSTUDY_TIMEOUT', fallback: 60, min: 0.001, max: 86400 },
+  streamTimeout: { kind: 'number', env: 'UNDERSTUDY_STREAM_TIMEOUT', fallback: 600, min: 0.001, max: 86400 },
+  threads: { kind: 'count', env: 'UNDERSTUDY_THREADS', min: 1, max: 1024 },
   enableCache: { kind: 'boolean', env: 'UNDERSTUDY_ENABLE_CACHE', fallback: true },
   quiet: { kind: 'boolean', env: 'UNDERSTUDY_QUIET', fallback: false },
   shadowRate: { kind: 'unit', env: 'UNDERSTUDY_SHADOW_RATE', fallback: 0.2 },
@@ -124,14 +136,33 @@ function isHttpUrl(value: unknown): boolean {
   }
 }
 
-/** A URL without the credentials or query it may carry, for showing. */
+/** Whether a URL carries a user name or password (`http://user:password@host`). */
+function hasCredentials(value: string): boolean {
+  try {
+    const url = new URL(value);
+    return url.username !== '' || url.password !== '';
+  } catch {
+    return value.includes('@');
+  }
+}
+
+/**
+ * A URL without the credentials, query or fragment it may carry, for showing.
+ * Everything up to the last '@' of the authority goes, even when the URL does
+ * not parse (a password may hold '/', which ends a naive authority match).
+ */
 export function displayUrl(value: string): string {
-  return value.replace(/\/\/[^/@]*@/, '//').replace(/[?#].*$/, '');
+  const bare = value.replace(/[?#].*$/s, '');
+  const at = bare.lastIndexOf('@');
+  if (at < 0) return bare;
+  const scheme = /^[a-z][a-z0-9+.-]*:\/\//i.exec(bare)?.[0] ?? '';
+  return scheme + bare.slice(at + 1);
 }
 
 function configError(source: string, expected: string, raw: unknown): UnderstudyError {
   // A URL may carry credentials: never show more of it than its host and path.
   const shown = source.includes('API_BASE') || source.endsWith('apiBase') ? JSON.stringify(displayUrl(String(raw)))
+    : source.includes('API_KEY') || source.endsWith('apiKey') ? '(hidden)'
     : typeof raw === 'string' ? JSON.stringify(raw) : String(raw);
   return new UnderstudyError('INVALID_CONFIG', `${source} must be ${expected}, got ${shown}`);
 }
@@ -148,18 +179,35 @@ function expectation(kind: Kind, min?: number, max?: number): string {
   }
 }
 
-/** Reads one environment value as the setting's kind; undefined when unset or blank. */
+// What an environment variable may hold for a number: plain decimal digits. No
+// hex, exponents, signs on zero, or spaces, which Number() would quietly accept.
+const DECIMAL = /^-?(0|[1-9]\d*)(\.\d+)?$/;
+
+function numberExpectation(kind: Kind, min?: number, max?: number): string {
+  switch (kind) {
+    case 'count': return `a decimal integer between ${min} and ${max}`;
+    case 'unit': return 'a decimal number between 0 and 1';
+    default: return `a decimal number between ${min} and ${max}`;
+  }
+}
+
+/**
+ * Reads one environment value as the setting's kind; undefined when unset (a
+ * blank string setting counts as unset). Numbers and booleans are read
+ * strictly: a value that is not exactly one is refused, naming the variable.
+ */
 function fromEnv(name: string, kind: Kind, raw: string | undefined, min?: number, max?: number): unknown {
-  if (raw === undefined || raw.trim() === '') return undefined;
-  const text = raw.trim();
-  if (kind === 'string' || kind === 'device' || kind === 'url') return text;
+  if (raw === undefined) return undefined;
+  if (kind === 'string' || kind === 'device' || kind === 'url') return raw.trim() === '' ? undefined : raw.trim();
   if (kind === 'boolean') {
-    if (/^(true|1|yes|on)$/i.test(text)) return true;
-    if (/^(false|0|no|off)$/i.test(text)) return false;
+    if (/^(true|1|yes|on)$/i.test(raw)) return true;
+    if (/^(false|0|no|off)$/i.test(raw)) return false;
     throw configError(name, expectation(kind), raw);
   }
-  const n = Number(text);
-  if (!Number.isFinite(n)) throw configError(name, expectation(kind, min, max), raw);
+  const n = Number(raw);
+  if (!DECIMAL.test(raw) || !Number.isFinite(n) || Object.is(n, -0) || (n === 0 && raw.startsWith('-'))) {
+    throw configError(name, numberExpectation(kind, min, max), raw);
+  }
   return n;
 }
 
@@ -171,8 +219,25 @@ function check(source: string, kind: Kind, value: unknown, min = 0, max = 1): un
     : typeof value === 'number' && Number.isFinite(value) && value >= min && value <= max
       && (kind !== 'count' || Number.isInteger(value));
   if (!ok) throw configError(source, expectation(kind, min, max), value);
+  if (kind === 'url' && hasCredentials(value as string)) {
+    // fetch refuses such URLs, and they would be printed wherever the URL is.
+    throw new UnderstudyError('INVALID_CONFIG', `${source} must not carry a user name or password ` +
+      `(put the key in UNDERSTUDY_API_KEY or the apiKey option), got ${JSON.stringify(displayUrl(value as string))}`);
+  }
   return value;
 }
+
+/** Where each setting came from: 'option x', the variable's name, or 'default'. */
+const SOURCES = new WeakMap<object, Record<string, string>>();
+
+/** The option or variable a resolved setting came from, for messages: "UNDERSTUDY_MODEL", "option model". */
+export function settingSource(settings: object, key: keyof RouterSettings): string {
+  return SOURCES.get(settings)?.[key] ?? `option ${key}`;
+}
+
+// Shorter keys cannot be told apart from ordinary text, so they could not be
+// kept out of the dataset and the logs without mangling both.
+const MIN_KEY_LENGTH = 4;
 
 /**
  * Resolves the router's settings from `options`, then `env`, then defaults.
@@ -186,19 +251,34 @@ export function resolveSettings(options: RouterSettings | undefined, env: NodeJS
     }
   }
   const out: Record<string, unknown> = {};
+  const sources: Record<string, string> = {};
   for (const [key, spec] of Object.entries(SPEC)) {
     const min = spec.kind === 'unit' ? 0 : spec.min;
     const max = spec.kind === 'unit' ? 1 : spec.max;
     let value: unknown;
-    if (o[key] !== undefined) value = check(`option ${key}`, spec.kind, o[key], min, max);
-    else if (spec.env) {
+    sources[key] = 'default';
+    if (o[key] !== undefined) {
+      value = check(`option ${key}`, spec.kind, o[key], min, max);
+      sources[key] = `option ${key}`;
+    } else if (spec.env) {
       const raw = fromEnv(spec.env, spec.kind, env[spec.env], min, max);
-      if (raw !== undefined) value = check(spec.env, spec.kind, raw, min, max);
+      if (raw !== undefined) {
+        value = check(spec.env, spec.kind, raw, min, max);
+        sources[key] = spec.env;
+      }
     }
     out[key] = value ?? spec.fallback;
   }
-  if (out.apiKey === undefined && env.OPENAI_API_KEY?.trim()) out.apiKey = env.OPENAI_API_KEY.trim();
+  if (out.apiKey === undefined && env.OPENAI_API_KEY?.trim()) {
+    out.apiKey = env.OPENAI_API_KEY.trim();
+    sources.apiKey = 'OPENAI_API_KEY';
+  }
+  if (typeof out.apiKey === 'string' && out.apiKey.length < MIN_KEY_LENGTH) {
+    throw new UnderstudyError('INVALID_CONFIG', `${sources.apiKey} is ${out.apiKey.length} characters long; a key needs at least ` +
+      `${MIN_KEY_LENGTH} to be kept out of the logs and the dataset (leave it unset for a server that takes no key)`);
+  }
   const settings = out as ResolvedSettings;
+  SOURCES.set(settings, sources);
   if (settings.readinessMin > settings.readinessWindow) {
     throw new UnderstudyError('INVALID_CONFIG',
       `readinessMin (${settings.readinessMin}) cannot exceed readinessWindow (${settings.readinessWindow})`);
@@ -207,4 +287,4 @@ export function resolveSettings(options: RouterSettings | undefined, env: NodeJS
 }
 
 /** Router options that are not settings (backends and hooks), allowed beside them. */
-export const EXTRA_OPTION_KEYS = new Set(['local', 'remote', 'embedder', 'env']);
+export const EXTRA_OPTION_KEYS = new Set(['local', 'remote', 'embedder', 'env', 'clock']);

@@ -3,8 +3,10 @@
 // loses no acknowledged row and leaves no half-written one. Exported as JSONL
 // in chat format for training.
 import { createWriteStream } from 'node:fs';
-import { rename } from 'node:fs/promises';
+import { rename, rm } from 'node:fs/promises';
 import { once } from 'node:events';
+import { dirname, resolve } from 'node:path';
+import { UnderstudyError } from '../errors.js';
 import type { ChatMessage } from '../llama/chat.js';
 import type { Usage } from './backend.js';
 import type { Params } from './request.js';
@@ -100,21 +102,46 @@ function toRow(r: StoredRow): DatasetRow {
  * One JSON object per line, in the chat format fine-tuning tools read:
  * `{"messages":[...the request..., {"role":"assistant","content":answer}]}`;
  * a completion becomes `{"prompt":..., "completion":...}`. Written to a
- * temporary file and renamed, so a reader never sees half an export.
+ * temporary file and renamed, so a reader never sees half an export; when
+ * anything fails, the temporary file is removed and the error is IO_ERROR.
  */
 export async function exportJsonl(rows: Iterable<DatasetRow>, path: string): Promise<number> {
-  const temp = `${path}.${process.pid}.tmp`;
+  const target = resolve(path);
+  const temp = `${target}.${process.pid}.tmp`;
   const out = createWriteStream(temp);
-  let n = 0;
-  for (const row of rows) {
-    const line = row.kind === 'chat'
-      ? { messages: [...row.messages!, { role: 'assistant', content: row.answer }], task: row.task }
-      : { prompt: row.prompt, completion: row.answer, task: row.task };
-    if (!out.write(`${JSON.stringify(line)}\n`)) await once(out, 'drain');
-    n++;
+  // An error is kept for the awaits below, never left to crash the process as an unhandled event.
+  let failed: unknown;
+  out.on('error', (err) => (failed ??= err));
+  try {
+    await once(out, 'ready');
+  } catch (err) {
+    throw ioError(`cannot write the export to ${target}`, err, dirname(target));
   }
-  out.end();
-  await once(out, 'finish');
-  await rename(temp, path);
-  return n;
+  try {
+    let n = 0;
+    for (const row of rows) {
+      const line = row.kind === 'chat'
+        ? { messages: [...row.messages!, { role: 'assistant', content: row.answer }], task: row.task }
+        : { prompt: row.prompt, completion: row.answer, task: row.task };
+      if (!out.write(`${JSON.stringify(line)}\n`)) await Promise.race([once(out, 'drain'), once(out, 'close')]);
+      if (failed) throw failed;
+      n++;
+    }
+    out.end();
+    await once(out, 'close');
+    if (failed) throw failed;
+    await rename(temp, target);
+    return n;
+  } catch (err) {
+    out.destroy();
+    await rm(temp, { force: true }).catch(() => undefined);
+    if (err instanceof UnderstudyError) throw err;
+    throw ioError(`the export to ${target} failed`, err);
+  }
+}
+
+function ioError(what: string, err: unknown, folder?: string): UnderstudyError {
+  const code = (err as NodeJS.ErrnoException)?.code;
+  const why = code === 'ENOENT' && folder ? `the folder ${folder} does not exist` : err instanceof Error ? err.message : String(err);
+  return new UnderstudyError('IO_ERROR', `${what}: ${why}`, { cause: err });
 }

@@ -16,7 +16,10 @@ export interface LocalBackendOptions {
   sequences?: number;
   /** Template for models whose GGUF has none (default 'chatml'). */
   chatTemplate?: string;
+  /** Threads of the generation context (default: the machine's cores). */
   threads?: number;
+  /** Threads of the embedding context, made when first needed (default: threads). */
+  embeddingThreads?: number;
 }
 
 /** Maps UNDERSTUDY_DEVICE to GPU layers, refusing a device this build cannot use. */
@@ -38,11 +41,13 @@ export class LocalBackend implements Backend {
   #context: Context;
   #embedder: Promise<Context> | undefined;
   #template: string | undefined;
+  #embeddingThreads: number | undefined;
 
-  private constructor(llama: Model, context: Context, template: string | undefined) {
+  private constructor(llama: Model, context: Context, template: string | undefined, embeddingThreads: number | undefined) {
     this.#llama = llama;
     this.#context = context;
     this.#template = template;
+    this.#embeddingThreads = embeddingThreads;
     this.model = llama.info.name || llama.info.path;
   }
 
@@ -57,11 +62,17 @@ export class LocalBackend implements Backend {
         ...(options.threads ? { threads: options.threads } : {}),
       });
       const template = llama.info.chatTemplate ? undefined : (options.chatTemplate ?? 'chatml');
-      return new LocalBackend(llama, context, template);
+      return new LocalBackend(llama, context, template, options.embeddingThreads ?? options.threads);
     } catch (err) {
-      llama.dispose();
+      await llama.dispose();
       throw err;
     }
+  }
+
+  /** CPU threads of the generation context and of the embedding context (once made). */
+  async threads(): Promise<{ generation: number; embedding?: number }> {
+    const embedder = await this.#embedder?.catch(() => undefined);
+    return { generation: this.#context.info().threads, ...(embedder ? { embedding: embedder.info().threads } : {}) };
   }
 
   /** Tokens one sequence holds: prompt and answer together. */
@@ -100,7 +111,10 @@ export class LocalBackend implements Backend {
   }
 
   embed(texts: string[]): Promise<Float32Array[]> {
-    this.#embedder ??= this.#llama.createContext({ embeddings: true, contextSize: 512, sequences: 8 });
+    this.#embedder ??= this.#llama.createContext({
+      embeddings: true, contextSize: 512, sequences: 8,
+      ...(this.#embeddingThreads ? { threads: this.#embeddingThreads } : {}),
+    });
     return this.#embedder.then((ctx) => ctx.embed(texts, { truncate: true }));
   }
 
@@ -111,10 +125,18 @@ export class LocalBackend implements Backend {
     });
   }
 
+  /** Frees the contexts and the model, all of them even when one fails; rejects with the first failure. */
   async close(): Promise<void> {
     const embedder = await this.#embedder?.catch(() => undefined);
-    embedder?.dispose();
-    this.#context.dispose();
-    this.#llama.dispose();
+    let first: unknown;
+    for (const dispose of [() => embedder?.dispose(), () => this.#context.dispose(), () => this.#llama.dispose()]) {
+      try {
+        // Awaited: dispose() resolves once native memory is released (and is harmless when it returns nothing).
+        await dispose();
+      } catch (err) {
+        first ??= err;
+      }
+    }
+    if (first !== undefined) throw first;
   }
 }

@@ -17,6 +17,8 @@ export interface ReadinessOptions {
   threshold: number;
   window: number;
   min: number;
+  /** @internal The clock for the comparisons' timestamps. */
+  now?: () => number;
 }
 
 export class Readiness {
@@ -45,7 +47,7 @@ export class Readiness {
   /** Records one comparison and returns the task's state before and after it. */
   record(task: string, similarity: number, source: 'shadow' | 'audit'): { before: ReadinessState; after: ReadinessState } {
     const before = this.state(task);
-    this.#insert.run(task, similarity, source, Date.now());
+    this.#insert.run(task, similarity, source, (this.#options.now ?? Date.now)());
     const recent = this.#window(task);
     recent.push(similarity);
     if (recent.length > this.#options.window) recent.shift();

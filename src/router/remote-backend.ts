@@ -2,23 +2,28 @@
 // We retry ourselves (the client's own retries are off) so that backoff,
 // Retry-After, the cooldown and the error codes follow one policy we can test.
 import OpenAI from 'openai';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { UnderstudyError } from '../errors.js';
 import { timedHealth, type Backend, type BackendAnswer, type BackendCall, type Health, type Usage } from './backend.js';
-import { makeRedactor } from './redact.js';
+import { AnswerTooLarge, boundedFetch, maxAnswerBytes, withLimits } from './bounded-fetch.js';
+import { realClock, type Clock } from './clock.js';
+import { makeRedactor, redactError } from './redact.js';
 import { classify, type RemoteFailure } from './remote-errors.js';
 
 export interface RemoteBackendOptions {
   baseURL: string;
   model: string;
   apiKey?: string;
-  /** Per attempt, in ms. */
+  /** Per attempt, in ms; for a stream, the longest silence between pieces. */
   timeoutMs: number;
+  /** Longest a streamed answer may take in all, in ms (default 600000). */
+  streamTimeoutMs?: number;
   retries: number;
   retryDelayMs: number;
   maxRetryDelayMs: number;
   cooldownAfter: number;
   cooldownMs: number;
+  /** @internal Time for the cooldown and the retry waits (tests pass their own). */
+  clock?: Clock;
 }
 
 export type RetryListener = (info: { attempt: number; delayMs: number; error: UnderstudyError }) => void;
@@ -32,6 +37,7 @@ export class RemoteBackend implements Backend {
   #failures = 0;
   #coolUntil = 0;
   #redact: (text: string) => string;
+  #clock: Clock;
   /** Told about every retry, for the router's log. */
   onRetry: RetryListener | undefined;
 
@@ -39,7 +45,8 @@ export class RemoteBackend implements Backend {
     this.#options = options;
     this.model = options.model;
     this.#redact = makeRedactor([options.apiKey]);
-    // The host only: a base URL can carry credentials, and this string reaches messages.
+    this.#clock = options.clock ?? realClock;
+    // The host only: this string reaches messages.
     this.#where = safeOrigin(options.baseURL);
     this.#client = new OpenAI({
       baseURL: options.baseURL,
@@ -47,11 +54,12 @@ export class RemoteBackend implements Backend {
       apiKey: options.apiKey ?? 'no-key',
       timeout: options.timeoutMs,
       maxRetries: 0,
+      fetch: boundedFetch,
     });
   }
 
   /** Milliseconds until the cooldown ends; 0 when the remote may be tried. */
-  coolingFor(now = Date.now()): number {
+  coolingFor(now = this.#clock.now()): number {
     return Math.max(0, this.#coolUntil - now);
   }
 
@@ -61,24 +69,24 @@ export class RemoteBackend implements Backend {
       throw new UnderstudyError('REMOTE_UNAVAILABLE',
         `${this.#where} failed ${this.#failures} calls in a row; not trying it again for ${Math.ceil(waiting / 1000)} s`);
     }
-    const { retries, retryDelayMs, maxRetryDelayMs, timeoutMs } = this.#options;
+    const { retries, retryDelayMs, maxRetryDelayMs } = this.#options;
     for (let attempt = 0; ; attempt++) {
       let delivered = false;
-      // The client's own timeout stops counting once the headers arrive; this one covers the body too.
-      const timeout = AbortSignal.timeout(timeoutMs);
-      const signal = call.signal ? AbortSignal.any([call.signal, timeout]) : timeout;
+      const timer = new AttemptTimer(call, this.#options, Boolean(call.onText), this.#where);
       try {
-        const attemptCall = { ...call, signal };
-        const answer = call.onText
-          ? await this.#stream(attemptCall, (t) => { delivered = true; call.onText!(t); })
-          : await this.#once(attemptCall);
+        const attemptCall = { ...call, signal: timer.signal };
+        const limits = { maxBytes: maxAnswerBytes(call.params.maxTokens), where: this.#where, onBytes: () => timer.heard() };
+        const answer = await withLimits(limits, () => (call.onText
+          ? this.#stream(attemptCall, (t) => { delivered = true; call.onText!(t); })
+          : this.#once(attemptCall)));
         this.#failures = 0;
         return answer;
       } catch (err) {
         const failure = call.signal?.aborted ? aborted(err)
-          : timeout.aborted ? timedOut(err, this.#where)
+          : timer.expired ? { error: timer.expired, retryable: true, countsAgainstRemote: true }
+          : err instanceof AnswerTooLarge ? { error: err, retryable: false, countsAgainstRemote: true }
           : classify(err, this.#where);
-        failure.error.message = this.#redact(failure.error.message);
+        redactError(failure.error, this.#redact);
         if (failure.error.code === 'ABORTED') throw failure.error;
         // Text already streamed to the caller cannot be taken back, so no retry.
         if (delivered) {
@@ -93,10 +101,13 @@ export class RemoteBackend implements Backend {
         const delayMs = this.#delay(attempt, failure, retryDelayMs, maxRetryDelayMs);
         this.onRetry?.({ attempt: attempt + 1, delayMs, error: failure.error });
         try {
-          await sleep(delayMs, undefined, call.signal ? { signal: call.signal } : undefined);
+          await this.#clock.sleep(delayMs, call.signal);
         } catch {
           throw new UnderstudyError('ABORTED', 'the remote call was aborted');
         }
+      } finally {
+        // Nothing of the attempt outlives it: no timer, no listener on the caller's signal.
+        timer.clear();
       }
     }
   }
@@ -111,7 +122,7 @@ export class RemoteBackend implements Backend {
   /** Counts a call that failed after its retries; enough in a row start the cooldown. */
   #noteFailure(): void {
     this.#failures++;
-    if (this.#failures >= this.#options.cooldownAfter) this.#coolUntil = Date.now() + this.#options.cooldownMs;
+    if (this.#failures >= this.#options.cooldownAfter) this.#coolUntil = this.#clock.now() + this.#options.cooldownMs;
   }
 
   #body(call: BackendCall) {
@@ -188,8 +199,63 @@ function aborted(err: unknown): RemoteFailure {
   return { error: new UnderstudyError('ABORTED', 'the remote call was aborted', { cause: err }), retryable: false, countsAgainstRemote: false };
 }
 
-function timedOut(err: unknown, where: string): RemoteFailure {
-  return { error: new UnderstudyError('REMOTE_TIMEOUT', `${where} did not answer in time`, { cause: err }), retryable: true, countsAgainstRemote: true };
+/**
+ * One attempt's deadlines, on a signal that also follows the caller's. A call
+ * must answer within `timeoutMs`; a stream may go on while pieces keep coming
+ * less than `timeoutMs` apart, up to `streamTimeoutMs` in all. clear() drops
+ * every timer and listener, so a settled attempt holds no memory.
+ */
+class AttemptTimer {
+  readonly #controller = new AbortController();
+  readonly #caller: AbortSignal | undefined;
+  readonly #onCallerAbort = () => this.#controller.abort();
+  readonly #where: string;
+  readonly #idleMs: number;
+  #idle: NodeJS.Timeout | undefined;
+  #total: NodeJS.Timeout | undefined;
+  expired: UnderstudyError | undefined;
+
+  constructor(call: BackendCall, options: RemoteBackendOptions, streaming: boolean, where: string) {
+    this.#caller = call.signal;
+    this.#where = where;
+    this.#idleMs = options.timeoutMs;
+    if (call.signal?.aborted) this.#controller.abort();
+    else call.signal?.addEventListener('abort', this.#onCallerAbort, { once: true });
+    if (streaming) {
+      const totalMs = options.streamTimeoutMs ?? 600_000;
+      this.#total = setTimeout(() => this.#expire(`${where} did not finish its stream within ${seconds(totalMs)}`), totalMs);
+      this.#idle = setTimeout(() => this.#expire(`${where} did not answer in time: nothing came for ${seconds(this.#idleMs)}`), this.#idleMs);
+    } else {
+      this.#total = setTimeout(() => this.#expire(`${where} did not answer in time (${seconds(options.timeoutMs)})`), options.timeoutMs);
+    }
+  }
+
+  get signal(): AbortSignal {
+    return this.#controller.signal;
+  }
+
+  /** Something arrived: a streaming attempt's silence starts again. */
+  heard(): void {
+    this.#idle?.refresh();
+  }
+
+  #expire(message: string): void {
+    if (this.#controller.signal.aborted) return;
+    this.expired = new UnderstudyError('REMOTE_TIMEOUT', message);
+    this.#controller.abort();
+  }
+
+  clear(): void {
+    clearTimeout(this.#idle);
+    clearTimeout(this.#total);
+    this.#idle = undefined;
+    this.#total = undefined;
+    this.#caller?.removeEventListener('abort', this.#onCallerAbort);
+  }
+}
+
+function seconds(ms: number): string {
+  return `${Number((ms / 1000).toFixed(3))} s`;
 }
 
 /**
@@ -225,10 +291,15 @@ function usageOf(raw: { prompt_tokens?: number; completion_tokens?: number; tota
 }
 
 function safeOrigin(url: string): string {
+  let u: URL;
   try {
-    const u = new URL(url);
-    return `the remote at ${u.protocol}//${u.host}`;
+    u = new URL(url);
   } catch {
     throw new UnderstudyError('INVALID_CONFIG', 'UNDERSTUDY_API_BASE must be an http:// or https:// URL');
   }
+  if (u.username || u.password) {
+    throw new UnderstudyError('INVALID_CONFIG',
+      `the remote's base URL must not carry a user name or password, got "${u.protocol}//${u.host}${u.pathname}"`);
+  }
+  return `the remote at ${u.protocol}//${u.host}`;
 }

@@ -3,30 +3,78 @@
 // moment: WAL with a sync on every commit. The cache can be rebuilt, so it
 // skips the per-commit sync for speed; WAL still keeps it from corrupting.
 import Database from 'better-sqlite3';
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, renameSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { UnderstudyError } from '../errors.js';
 
 export type Db = Database.Database;
 
-export function openDatabase(dir: string, file: string, durable: boolean): Db {
+/** Creates the cache directory; `source` names the option or variable it came from. */
+export function makeCacheDir(dir: string, source = 'the cache directory'): void {
   try {
     mkdirSync(dir, { recursive: true });
+    if (!statSync(dir).isDirectory()) throw new Error('not a directory');
   } catch (err) {
-    throw new UnderstudyError('INVALID_CONFIG', `cannot create the cache directory ${dir}: ${(err as Error).message}`, { cause: err });
+    throw new UnderstudyError('INVALID_CONFIG', `${source}: cannot create the cache directory ${dir}: ${(err as Error).message}`, { cause: err });
   }
-  let db: Db;
+}
+
+/**
+ * Opens one SQLite file and runs `build` on it (schema, first reads), so that a
+ * file that is not a database fails here and not at the first call.
+ */
+export function openStore<T = void>(dir: string, file: string, durable: boolean, build?: (db: Db) => T, source?: string): { db: Db; value: T } {
+  makeCacheDir(dir, source);
+  const path = join(dir, file);
+  let db: Db | undefined;
   try {
-    db = new Database(join(dir, file));
+    // A directory or other non-file in its place is no database.
+    if (existsSync(path) && !statSync(path).isFile()) throw new Error('it is not a file');
+    db = new Database(path);
     db.pragma('journal_mode = WAL');
     db.pragma(`synchronous = ${durable ? 'FULL' : 'NORMAL'}`);
     // Another router on the same directory may hold the write lock for a moment.
     db.pragma('busy_timeout = 5000');
+    const value = build ? build(db) : (undefined as T);
+    return { db, value };
   } catch (err) {
-    throw new UnderstudyError('INVALID_CONFIG',
-      `cannot open ${join(dir, file)} as a database: ${(err as Error).message}`, { cause: err });
+    try {
+      db?.close();
+    } catch {
+      // Already unusable.
+    }
+    throw new UnderstudyError('INVALID_CONFIG', `cannot open ${path} as a database: ${(err as Error).message}`, { cause: err });
   }
-  return db;
+}
+
+export function openDatabase(dir: string, file: string, durable: boolean): Db {
+  return openStore(dir, file, durable).db;
+}
+
+/**
+ * Opens a file that only holds what can be made again (the answer cache). When
+ * it cannot be opened (corrupt, truncated, a directory in its place), it is set
+ * aside under a timestamped name, with its WAL files, and a fresh one is made;
+ * `onReset` is told why. Never used for the dataset, which cannot be remade.
+ */
+export function openRebuildable<T>(dir: string, file: string, build: (db: Db) => T, onReset: (message: string) => void,
+  now: () => number = Date.now, source?: string): { db: Db; value: T } {
+  try {
+    return openStore(dir, file, false, build, source);
+  } catch (err) {
+    const path = join(dir, file);
+    if (!(err instanceof UnderstudyError) || !existsSync(path)) throw err;
+    const aside = `${path}.broken-${new Date(now()).toISOString().replace(/[:.]/g, '-')}`;
+    try {
+      for (const suffix of ['', '-wal', '-shm']) {
+        if (existsSync(path + suffix)) renameSync(path + suffix, aside + suffix);
+      }
+    } catch (renameErr) {
+      throw new UnderstudyError('INVALID_CONFIG', `${err.message}; it could not be set aside either: ${(renameErr as Error).message}`, { cause: err });
+    }
+    onReset(`${err.message}; set it aside as ${aside} and started an empty one`);
+    return openStore(dir, file, false, build, source);
+  }
 }
 
 export const DATASET_SCHEMA = `
