@@ -107,7 +107,7 @@ export interface SemanticResult extends SemanticOptions {
   saveMs: number;
   indexBytes: number;
   sqliteBytes: number;
-  /** A fresh SemanticIndex's first nearest(): reads the saved graph and reconciles it with the rows. */
+  /** A fresh SemanticIndex opening the saved index: the worker verifies its checksum and reconciles it with the rows, then hnswlib loads it. */
   reopenMs: number;
   /** nearest(): all queries, near-duplicates of stored entries, and fresh points of the same clusters. */
   nearestMs: { all: Pct; near: Pct; fresh: Pct };
@@ -162,7 +162,7 @@ async function measureSemantic(o: SemanticOptions, log: (m: string) => void): Pr
     const db = openDatabase(dir, 'cache.db', false);
     let index: SemanticIndex | undefined;
     const cache = new AnswerCache(db, { maxEntries: size + 1, onRemove: (rows) => index?.remove(rows) });
-    index = new SemanticIndex(join(dir, 'semantic'), cache, (err) => { throw err; });
+    index = new SemanticIndex(join(dir, 'semantic'), db, { onError: (err) => { throw err; } });
     const centres = Array.from({ length: o.clusters }, () => jitter(new Float32Array(dim), 1, g));
     const stored = new Float32Array(size * dim);
     const row = (i: number) => stored.subarray(i * dim, (i + 1) * dim);
@@ -188,12 +188,12 @@ async function measureSemantic(o: SemanticOptions, log: (m: string) => void): Pr
       const of = Math.floor(pick() * (near ? size : o.clusters));
       return { near, v: near ? jitter(row(of), NEAR_NOISE, g) : jitter(centres[of]!, CLUSTER_NOISE, g) };
     });
-    for (let i = 0; i < 100; i++) index.nearest(task, queries[i % queries.length]!.v, signature);
+    for (let i = 0; i < 100; i++) await index.nearest(task, queries[i % queries.length]!.v, signature);
     const hits: ({ id: number; similarity: number } | undefined)[] = [];
     const times: number[] = [];
     for (const q of queries) {
       const t0 = performance.now();
-      hits.push(index.nearest(task, q.v, signature));
+      hits.push(await index.nearest(task, q.v, signature));
       times.push(performance.now() - t0);
     }
     const kind = (near: boolean) => times.filter((_, i) => queries[i]!.near === near);
@@ -218,16 +218,17 @@ async function measureSemantic(o: SemanticOptions, log: (m: string) => void): Pr
     });
 
     let t0 = performance.now();
-    index.save();
+    await index.save();
     const saveMs = performance.now() - t0;
-    index.close();
+    await index.close();
     const indexBytes = dirBytes(join(dir, 'semantic'));
     const sqliteBytes = readdirSync(dir).filter((f) => f.startsWith('cache.db')).reduce((a, f) => a + statSync(join(dir, f)).size, 0);
     t0 = performance.now();
-    index = new SemanticIndex(join(dir, 'semantic'), cache, (err) => { throw err; });
-    index.nearest(task, queries[0]!.v, signature);
+    index = new SemanticIndex(join(dir, 'semantic'), db, { onError: (err) => { throw err; } });
+    await index.nearest(task, queries[0]!.v, signature);
+    await index.opened(task);
     const reopenMs = performance.now() - t0;
-    index.close();
+    await index.close();
     index = undefined;
 
     // The saved graph in a bare hnswlib index with the same search breadth, to

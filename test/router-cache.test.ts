@@ -1,11 +1,8 @@
-// The exact and semantic caches: what they answer, what they must not, and
-// that both survive restarts and stay consistent through eviction and expiry.
+// The exact cache: what it answers, what it must not, and that it survives
+// restarts and stays consistent through eviction and expiry.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { createHash } from 'node:crypto';
-import { existsSync, readdirSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
-import { createRouter, MockBackend, type Router } from '../src/index.js';
+import { type Router } from '../src/index.js';
 import { rejection } from './helpers.js';
 import { ask, freshDir, routerFor } from './router-fixture.js';
 import { startTeacher, type Teacher } from './teacher.js';
@@ -101,102 +98,12 @@ test('route "cache" answers from a cache or fails with CACHE_MISS', async () => 
   assert.is((await r.chat(ask('asked', { route: 'cache' }))).route, 'cache');
 });
 
-const cat = 'Tell me a story about a cat named Tom who likes milk.';
-
-test('a near-duplicate prompt is a semantic hit; an unrelated one is a miss', async () => {
-  const r = await router();
-  const original = await r.chat(ask(cat));
-  const near = await r.chat(ask(cat.replace('.', '!')));
-  assert.is(near.route, 'semantic-cache');
-  assert.is(near.text, original.text);
-  assert.ok(near.similarity! >= 0.95 && near.similarity! <= 1.0001, String(near.similarity));
-  const far = await r.chat(ask('What is the capital of France?'));
-  assert.is(far.route, 'remote');
-  assert.is(completions(), 2);
-});
-
-test('a semantic hit needs the same task and the same sampling settings', async () => {
-  const r = await router();
-  await r.chat(ask(cat));
-  assert.is((await r.chat(ask(cat.replace('.', '!'), { task: 'other' }))).route, 'remote');
-  assert.is((await r.chat(ask(cat.replace('.', '!'), { maxTokens: 30 }))).route, 'remote');
-});
-
-test('a semantic hit needs the same system prompt (it is not embedded)', async () => {
-  const r = await router();
-  const doc = (name: string) => ({ task: 'qa', maxTokens: 24, messages: [{ role: 'system', content: `Context: doc ${name}` }, { role: 'user', content: cat }] });
-  await r.chat(doc('A'));
-  const other = await r.chat(doc('B'));
-  assert.is(other.route, 'remote');
-});
-
 test('a local answer the policy did not choose (forced) is not served to later callers', async () => {
   const r = await router();
   assert.is((await r.chat(ask('forced local answer', { route: 'local' }))).route, 'local');
   assert.is((await r.chat(ask('forced local answer'))).route, 'remote');
 });
 
-test('the semantic index is saved, survives a restart, and is rebuilt if its files are lost', async () => {
-  const cacheDir = freshDir('semantic');
-  const first = await router({ cacheDir });
-  await first.chat(ask(cat));
-  await first.close();
-  assert.ok(readdirSync(join(cacheDir, 'semantic')).some((f) => f.endsWith('.hnsw')), 'no index file written');
-  const second = await router({ cacheDir });
-  assert.is((await second.chat(ask(cat.replace('.', '!')))).route, 'semantic-cache');
-  await second.close();
-  rmSync(join(cacheDir, 'semantic'), { recursive: true });
-  const third = await router({ cacheDir });
-  assert.is((await third.chat(ask(cat.replace('.', '?')))).route, 'semantic-cache');
-  assert.is(completions(), 1);
-});
-
-test('an evicted entry leaves the semantic index too, across a restart', async () => {
-  const cacheDir = freshDir('evict');
-  const first = await router({ cacheDir, cacheMaxEntries: 1 });
-  await first.chat(ask(cat));
-  await first.close();
-  // A saved index that still holds the first entry; evicting it must not leave a dangling hit.
-  const second = await router({ cacheDir, cacheMaxEntries: 1 });
-  await second.chat(ask('What is the capital of France?'));
-  assert.is((await second.chat(ask(cat.replace('.', '!')))).route, 'remote');
-  await second.close();
-  const third = await router({ cacheDir, cacheMaxEntries: 1 });
-  const r = await third.chat(ask(cat.replace('.', '?')));
-  assert.ok(r.route === 'remote' || r.text === `Answer: ${cat.replace('.', '!')}`, `stale answer: ${r.route} ${r.text}`);
-});
-
-/** Deterministic unit vectors from text: a stand-in embedder to fill an index quickly. */
-function hashEmbed(texts: string[]): Promise<Float32Array[]> {
-  return Promise.resolve(texts.map((t) => {
-    const v = new Float32Array(32);
-    const bytes = createHash('sha256').update(t).digest();
-    for (let i = 0; i < 32; i++) v[i] = bytes[i]! - 127.5;
-    const n = Math.hypot(...v);
-    return v.map((x) => x / n);
-  }));
-}
-
-test('the semantic index grows past its initial capacity and reloads whole', async () => {
-  const cacheDir = freshDir('grow');
-  const options = { cacheDir, local: false as const, remote: new MockBackend(), embedder: hashEmbed, quiet: true, env: {} };
-  const first = await createRouter(options);
-  open.push(first);
-  for (let i = 0; i < 1500; i++) await first.chat({ task: 'bulk', messages: [{ role: 'user', content: `question ${i}` }] });
-  await first.close();
-  const second = await createRouter(options);
-  open.push(second);
-  for (const i of [0, 777, 1499]) {
-    // Same embedding, different text: only the semantic index can answer it.
-    const embed = hashEmbed;
-    const r = await createRouter({ ...options, embedder: async (texts) => embed(texts.map(() => `user: question ${i}`)) });
-    open.push(r);
-    const hit = await r.chat({ task: 'bulk', messages: [{ role: 'user', content: `unseen ${i}` }] });
-    assert.is(hit.route, 'semantic-cache');
-    assert.is(hit.text, `Echo: question ${i}`);
-    await r.close();
-  }
-  assert.ok(existsSync(join(cacheDir, 'cache.db')));
-});
+// The semantic cache (opt-in) is tested in router-semantic-cache.test.ts.
 
 test.run();

@@ -22,6 +22,8 @@ import {
   cacheable, cacheKey, embeddingText, normalize, paramsSignature,
   type ChatRequest, type CompleteRequest, type NormalRequest, type Route,
 } from './request.js';
+import { semanticState, type SemanticState } from './semantic-fitness.js';
+import { semanticSignature } from './semantic-guard.js';
 import { SemanticIndex } from './semantic-index.js';
 import { openDatabase, type Db } from './store.js';
 import { RouterStream } from './stream.js';
@@ -72,12 +74,15 @@ export async function createRouter(options: RouterOptions = {}): Promise<Router>
     if (embed) owned.push(embed);
     // Made now, so the first call does not pay for creating the embedding context.
     if (embed && !embedder) await embed.embed(['warm up']);
+    // Opt-in, and only with an embedder that tells unrelated texts apart (a model's is checked now).
+    const semantic = await semanticState(settings.semanticCache && settings.enableCache, embed?.embed, !embedder,
+      settings.cacheThreshold, settings.embeddingModel ? 'the embedding model' : 'the local model, as the embedder,');
     if (!localBackend && !remoteBackend) {
       throw new UnderstudyError('NO_BACKEND', settings.useApi
         ? 'no backend: set UNDERSTUDY_MODEL to a local GGUF model, or UNDERSTUDY_API_KEY (or OPENAI_API_KEY) / UNDERSTUDY_API_BASE for a remote API'
         : 'UNDERSTUDY_USE_API is false and no local model is set: set UNDERSTUDY_MODEL to a GGUF model');
     }
-    return new Router(settings, localBackend, remoteBackend, embed, owned);
+    return new Router(settings, localBackend, remoteBackend, embed, owned, semantic);
   } catch (err) {
     for (const o of owned) await o.close().catch(() => undefined);
     throw err;
@@ -106,6 +111,8 @@ export class Router extends EventEmitter {
   readonly local: Backend | undefined;
   readonly remote: Backend | undefined;
   readonly cacheDir: string;
+  /** Whether the semantic cache is on: asked for (semanticCache) and the embedder is fit for it. */
+  readonly semanticCache: boolean = false;
   #embedder: Embedder | undefined;
   #owned: { close(): Promise<void> }[];
   #dataDb: Db;
@@ -113,7 +120,7 @@ export class Router extends EventEmitter {
   #dataset: Dataset;
   #readiness: Readiness;
   #cache: AnswerCache;
-  #semantic: SemanticIndex;
+  #semantic: SemanticIndex | undefined;
   #background: Background;
   #redact: (text: string) => string;
   #inflight = new Map<string, Promise<RouterResult>>();
@@ -125,7 +132,7 @@ export class Router extends EventEmitter {
 
   /** @internal Use createRouter(). */
   constructor(settings: ResolvedSettings, local: Backend | undefined, remote: Backend | undefined,
-    embedder: Embedder | undefined, owned: { close(): Promise<void> }[]) {
+    embedder: Embedder | undefined, owned: { close(): Promise<void> }[], semantic: SemanticState = { on: false }) {
     super();
     this.settings = Object.freeze({ ...settings, apiKey: settings.apiKey ? '[REDACTED]' : undefined, apiBase: displayUrl(settings.apiBase) });
     this.local = local;
@@ -141,11 +148,17 @@ export class Router extends EventEmitter {
     this.#cache = new AnswerCache(this.#cacheDb, {
       maxEntries: settings.cacheMaxEntries,
       ...(settings.cacheTtl ? { ttl: settings.cacheTtl } : {}),
-      onRemove: (rows) => this.#semantic.remove(rows),
+      onRemove: (rows) => this.#semantic?.remove(rows),
       onError: (err) => this.#warn(`cache write failed: ${errorText(err)}`),
     });
-    this.#semantic = new SemanticIndex(join(this.cacheDir, 'semantic'), this.#cache,
-      (err) => this.#warn(`semantic index save failed: ${errorText(err)}`));
+    this.#semantic = semantic.on ? new SemanticIndex(join(this.cacheDir, 'semantic'), this.#cacheDb, {
+      onError: (err) => this.#warn(`semantic index: ${errorText(err)}`),
+      onWarning: (message) => this.#warn(message),
+    }) : undefined;
+    this.semanticCache = semantic.on;
+    // Its event waits until the caller could have listened.
+    const warning = semantic.warning;
+    if (warning) setImmediate(() => this.#warn(warning));
     this.#background = new Background(16, (err) => this.#warn(`background check failed: ${errorText(err)}`));
     this.#redact = makeRedactor([settings.apiKey]);
     if (remote instanceof RemoteBackend) {
@@ -251,15 +264,18 @@ export class Router extends EventEmitter {
 
   async #answer(request: NormalRequest, started: number, key: string | undefined, useCache: boolean,
     onText: ((t: string) => void) | undefined): Promise<RouterResult> {
-    const signature = paramsSignature(request, this.#model);
+    let signature = paramsSignature(request, this.#model);
     let embedding: Float32Array | undefined;
-    if (key && this.#embedder) {
+    if (key && this.#semantic && this.#embedder) {
       // The semantic cache only saves work: when it fails, the call goes on without it.
       try {
-        [embedding] = await this.#embedder.embed([embeddingText(request)]);
-        const near = useCache && embedding ? this.#semantic.nearest(request.task, embedding, signature) : undefined;
+        const text = embeddingText(request);
+        // A hit must also agree on the prompt's numbers, quotes, code, names and negations (semantic-guard.ts).
+        signature = semanticSignature(signature, text);
+        [embedding] = await this.#embedder.embed([text]);
+        const near = useCache && embedding ? await this.#semantic.nearest(request.task, embedding, signature) : undefined;
         const entry = near && near.similarity >= this.settings.cacheThreshold ? this.#cache.byId(near.id) : undefined;
-        if (near && entry) {
+        if (near && entry && entry.signature === signature) {
           return this.#finish(request, started, { text: entry.answer, usage: entry.usage, model: entry.model }, 'semantic-cache',
             'semantic hit', onText, { cached: true, similarity: near.similarity });
         }
@@ -313,7 +329,7 @@ export class Router extends EventEmitter {
         key, task: request.task, signature, answer: this.#redact(answer.text), usage: answer.usage, model: answer.model,
         ...(embedding ? { embedding } : {}),
       });
-      if (embedding) this.#semantic.add(request.task, id, embedding, signature);
+      if (embedding) this.#semantic?.add(request.task, id, embedding, signature);
     } catch (err) {
       this.#warn(`cache write failed: ${errorText(err)}`);
     }
@@ -458,7 +474,7 @@ export class Router extends EventEmitter {
     await this.#background.idle();
     try {
       this.#cache.close();
-      this.#semantic.close();
+      await this.#semantic?.close();
     } finally {
       this.#cacheDb.close();
       this.#dataDb.close();

@@ -1,87 +1,203 @@
 // The semantic cache's index: one HNSW graph (hnswlib-node, cosine) per task,
 // whose labels are answer-cache row ids. The SQLite rows (which keep each
-// entry's embedding) are the truth; the index file is a saved copy that is
-// reconciled with them when a task's index opens, so a crash, an eviction or
-// an expiry while it was unsaved leaves it consistent all the same.
+// entry's embedding) are the truth; the saved graph is a copy, checked against
+// a checksum before hnswlib ever reads it, and reconciled with the rows when a
+// task's index opens, so a crash, an eviction, an expiry or a corrupted file
+// leaves it consistent all the same.
+//
+// Nothing heavy runs on the event loop: opening a task's index (verifying,
+// rebuilding, reconciling) and sealing a save (hashing, renaming) run in a
+// Piscina worker (semantic-worker.ts), and hnswlib reads and writes graph
+// files on a libuv thread. While a task's index opens, its lookups wait a
+// moment and then miss; while its graph is being written, changes queue.
+// A lookup is only ever answered from a whole index that holds no entry the
+// rows have lost.
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import hnswlib from 'hnswlib-node';
-import type { AnswerCache } from './answer-cache.js';
+import { Piscina } from 'piscina';
+import { HNSW_PARAMS } from './semantic-files.js';
+import type { OpenResult, WorkerTask } from './semantic-worker.js';
+import type { Db } from './store.js';
 
 const { HierarchicalNSW } = hnswlib;
 type Hnsw = InstanceType<typeof HierarchicalNSW>;
 
-const INITIAL_CAPACITY = 1024;
-const M = 16;
-const EF_CONSTRUCTION = 200;
 // Search breadth: wider than hnswlib's default (10) for near-exact recall at 100k entries.
 const EF_SEARCH = 64;
 const SAVE_AFTER_MS = 5000;
+/** How long a lookup waits for its task's index to open before it misses. */
+const WAIT_MS = 1000;
+/** After a failed open, the task's lookups miss for this long before it is tried again. */
+const RETRY_AFTER_MS = 30_000;
+/** The worker thread goes once idle this long; the next open or save starts another. */
+const WORKER_IDLE_MS = 30_000;
+/** Longest the event loop spends applying queued changes at a time. */
+const DRAIN_SLICE_MS = 8;
+
+// Run as TypeScript under tsx (tests), as JavaScript from dist.
+const WORKER = new URL(import.meta.url.endsWith('.ts') ? './semantic-worker.ts' : './semantic-worker.js', import.meta.url).href;
 
 export interface SemanticHit {
   id: number;
   similarity: number;
 }
 
+export interface SemanticIndexOptions {
+  /** Told of a failed save or open (the cache goes on without the index). */
+  onError: (err: unknown) => void;
+  /** Told when a saved index could not be used and was rebuilt from the rows. */
+  onWarning?: (message: string) => void;
+  /** How long a lookup waits for its task's index to open (default 1000 ms). */
+  waitMs?: number;
+}
+
+type Change = { id: number; embedding: Float32Array; signature: string } | { id: number; embedding?: undefined };
+
 interface TaskIndex {
-  hnsw: Hnsw;
+  task: string;
   dim: number;
-  /** Live labels and the sampling signature their answer was made with. */
+  /** Set once the index is open; never a partial one. */
+  hnsw?: Hnsw;
+  opening?: Promise<void>;
+  /** Live labels and the signature (sampling settings and prompt facts) their answer was made with. */
   signatures: Map<number, string>;
+  /** Changes made while the index was opening or its graph was being written, applied after. */
+  pending: Change[];
+  writing: boolean;
+  draining?: NodeJS.Immediate;
+  saving?: Promise<void>;
   dirty: boolean;
 }
 
 export class SemanticIndex {
   #dir: string;
-  #cache: AnswerCache;
+  #db: Db;
+  #options: SemanticIndexOptions;
   #tasks = new Map<string, TaskIndex>();
+  #retryAt = new Map<string, number>();
   #saveTimer: NodeJS.Timeout | undefined;
+  #pool: Piscina<WorkerTask, unknown> | undefined;
+  #stop = new AbortController();
+  #closed = false;
+  #count;
 
-  #onError: (err: unknown) => void;
-
-  constructor(dir: string, cache: AnswerCache, onError: (err: unknown) => void) {
+  constructor(dir: string, db: Db, options: SemanticIndexOptions) {
     this.#dir = dir;
-    this.#cache = cache;
-    this.#onError = onError;
+    this.#db = db;
+    this.#options = options;
     mkdirSync(dir, { recursive: true });
+    // Up to 2: whether a task has nothing, only the entry just added, or more.
+    this.#count = db.prepare<[string], number>(
+      'SELECT count(*) FROM (SELECT 1 FROM entries WHERE task = ? AND embedding IS NOT NULL LIMIT 2)').pluck();
   }
 
-  /** The nearest live entry of `task` made with the same sampling `signature`. */
-  nearest(task: string, embedding: Float32Array, signature: string): SemanticHit | undefined {
-    // No index is made (and kept in memory) for a task that has nothing to find.
-    if (!this.#tasks.has(task) && !this.#cache.hasEmbedded(task)) return undefined;
-    const index = this.#open(task, embedding.length);
-    if (!index || index.signatures.size === 0) return undefined;
-    const found = index.hnsw.searchKnn(Array.from(embedding), 1, (label) => index.signatures.get(label) === signature);
+  /** The nearest live entry of `task` made with the same `signature`; waits briefly while the task's index opens. */
+  async nearest(task: string, embedding: Float32Array, signature: string): Promise<SemanticHit | undefined> {
+    let index = this.#tasks.get(task);
+    if (!index) {
+      // No index is made (and kept in memory) for a task that has nothing to find.
+      if (this.#closed || (this.#retryAt.get(task) ?? 0) > Date.now() || this.#count.get(task) === 0) return undefined;
+      index = this.#open(task, embedding.length);
+    }
+    if (index.dim !== embedding.length) return undefined;
+    if (!index.hnsw && index.opening) await waitFor(index.opening, this.#options.waitMs ?? WAIT_MS);
+    const hnsw = index.hnsw;
+    if (!hnsw || index.signatures.size === 0) return undefined;
+    const found = hnsw.searchKnn(Array.from(embedding), 1, (label) => index.signatures.get(label) === signature);
     if (found.neighbors.length === 0) return undefined;
     return { id: found.neighbors[0]!, similarity: 1 - found.distances[0]! };
   }
 
+  /** Adds a stored entry (its row must already be in the cache). */
   add(task: string, id: number, embedding: Float32Array, signature: string): void {
-    const index = this.#open(task, embedding.length);
-    if (!index) return;
-    if (index.signatures.has(id)) return;
-    const point = Array.from(embedding);
-    try {
-      index.hnsw.addPoint(point, id, true);
-    } catch {
-      // Full: grow by doubling, so that adding stays amortised O(log n).
-      index.hnsw.resizeIndex(Math.max(INITIAL_CAPACITY, index.hnsw.getMaxElements() * 2));
-      index.hnsw.addPoint(point, id, true);
+    if (this.#closed) return;
+    let index = this.#tasks.get(task);
+    if (!index) {
+      // A task with other rows is built from them when a lookup opens it; this row will be among them.
+      if (this.#count.get(task) !== 1) return;
+      index = { task, dim: embedding.length, hnsw: this.#empty(embedding.length), signatures: new Map(), pending: [], writing: false, dirty: false };
+      this.#tasks.set(task, index);
     }
-    index.signatures.set(id, signature);
-    this.#changed(index);
+    if (index.dim !== embedding.length) return;
+    if (this.#busy(index)) {
+      index.pending.push({ id, embedding, signature });
+      return;
+    }
+    this.#insert(index, id, embedding, signature);
   }
 
   /** Drops entries the answer cache removed. */
   remove(rows: { id: number; task: string }[]): void {
     for (const { id, task } of rows) {
       const index = this.#tasks.get(task);
-      if (!index || !index.signatures.delete(id)) continue;
-      index.hnsw.markDelete(id);
-      this.#changed(index);
+      if (!index) continue;
+      // Out of the filter at once: a removed entry is never a hit, even before its point goes.
+      index.signatures.delete(id);
+      if (this.#busy(index)) index.pending.push({ id });
+      else this.#delete(index, id);
     }
+  }
+
+  /** Resolves once `task`'s index has opened (or failed to); for benchmarks and tests. */
+  async opened(task: string): Promise<boolean> {
+    await this.#tasks.get(task)?.opening;
+    return this.#tasks.get(task)?.hnsw !== undefined;
+  }
+
+  #empty(dim: number): Hnsw {
+    const hnsw = new HierarchicalNSW('cosine', dim);
+    hnsw.initIndex({ ...HNSW_PARAMS });
+    hnsw.setEf(EF_SEARCH);
+    return hnsw;
+  }
+
+  #insert(index: TaskIndex, id: number, embedding: Float32Array, signature: string): void {
+    const hnsw = index.hnsw!;
+    if (index.signatures.has(id)) return;
+    if (hnsw.getCurrentCount() >= hnsw.getMaxElements()) {
+      // Full: grow by doubling, so that adding stays amortised O(log n).
+      hnsw.resizeIndex(Math.max(HNSW_PARAMS.maxElements, hnsw.getMaxElements() * 2));
+    }
+    hnsw.addPoint(Array.from(embedding), id, true);
+    index.signatures.set(id, signature);
+    this.#changed(index);
+  }
+
+  #delete(index: TaskIndex, id: number): void {
+    index.signatures.delete(id);
+    try {
+      index.hnsw!.markDelete(id);
+      this.#changed(index);
+    } catch {
+      // Not in the graph (it was never added, or is deleted already).
+    }
+  }
+
+  /** Whether changes must queue: the index is opening, its graph is being written, or earlier changes still wait. */
+  #busy(index: TaskIndex): boolean {
+    return !index.hnsw || index.writing || index.pending.length > 0;
+  }
+
+  /**
+   * Applies queued changes in order, a slice of at most DRAIN_SLICE_MS at a
+   * time (each insert costs about a millisecond at 50k entries): thousands of
+   * entries added during a rebuild must not block the event loop at once.
+   */
+  #drain(index: TaskIndex): void {
+    if (index.draining || !index.hnsw || index.writing) return;
+    const started = performance.now();
+    while (index.pending.length > 0 && performance.now() - started < DRAIN_SLICE_MS) {
+      const change = index.pending.shift()!;
+      if (change.embedding) this.#insert(index, change.id, change.embedding, change.signature);
+      else this.#delete(index, change.id);
+    }
+    if (index.pending.length === 0 || this.#closed) return;
+    index.draining = setImmediate(() => {
+      index.draining = undefined;
+      this.#drain(index);
+    });
   }
 
   #paths(task: string) {
@@ -90,94 +206,117 @@ export class SemanticIndex {
     return { graph: `${base}.hnsw`, meta: `${base}.json` };
   }
 
-  #open(task: string, dim: number): TaskIndex | undefined {
-    const open = this.#tasks.get(task);
-    if (open) return open.dim === dim ? open : undefined;
-    const paths = this.#paths(task);
-    const hnsw = new HierarchicalNSW('cosine', dim);
-    let loaded = false;
-    if (existsSync(paths.graph) && existsSync(paths.meta)) {
-      try {
-        const meta = JSON.parse(readFileSync(paths.meta, 'utf8')) as { dim: number; signatures: [number, string][] };
-        if (meta.dim === dim) {
-          hnsw.readIndexSync(paths.graph, true);
-          const index: TaskIndex = { hnsw, dim, signatures: new Map(meta.signatures), dirty: false };
-          this.#tasks.set(task, index);
-          this.#reconcile(task, index);
-          loaded = true;
-        }
-      } catch {
-        // An unreadable saved index is rebuilt from the rows below.
-        this.#tasks.delete(task);
-      }
-    }
-    if (!loaded) {
-      const fresh = new HierarchicalNSW('cosine', dim);
-      fresh.initIndex({ maxElements: INITIAL_CAPACITY, m: M, efConstruction: EF_CONSTRUCTION, allowReplaceDeleted: true });
-      const index: TaskIndex = { hnsw: fresh, dim, signatures: new Map(), dirty: false };
-      this.#tasks.set(task, index);
-      this.#reconcile(task, index);
-    }
-    const index = this.#tasks.get(task)!;
-    index.hnsw.setEf(EF_SEARCH);
+  #worker(): Piscina<WorkerTask, unknown> {
+    this.#pool ??= new Piscina<WorkerTask, unknown>({ filename: WORKER, minThreads: 0, maxThreads: 1, idleTimeout: WORKER_IDLE_MS });
+    return this.#pool;
+  }
+
+  /** Starts opening a task's index in the worker; lookups miss until it is whole. */
+  #open(task: string, dim: number): TaskIndex {
+    const index: TaskIndex = { task, dim, signatures: new Map(), pending: [], writing: false, dirty: false };
+    this.#tasks.set(task, index);
+    index.opening = this.#load(index).catch((err: unknown) => {
+      if (this.#tasks.get(task) === index) this.#tasks.delete(task);
+      if (this.#closed) return;
+      this.#retryAt.set(task, Date.now() + RETRY_AFTER_MS);
+      this.#options.onError(err);
+    }).finally(() => {
+      index.opening = undefined;
+    });
     return index;
   }
 
-  /** Makes the index hold exactly the task's stored entries. */
-  #reconcile(task: string, index: TaskIndex): void {
-    const stored = this.#cache.embeddedIds(task);
-    for (const id of [...index.signatures.keys()]) {
-      if (stored.has(id)) continue;
-      index.signatures.delete(id);
-      try {
-        index.hnsw.markDelete(id);
-      } catch {
-        // Already deleted in the saved graph.
-      }
-      index.dirty = true;
+  async #load(index: TaskIndex): Promise<void> {
+    const { graph, meta } = this.#paths(index.task);
+    const result = await this.#worker().run({ op: 'open', db: this.#db.name, task: index.task, dim: index.dim, graph, meta },
+      { signal: this.#stop.signal }) as OpenResult;
+    if (result.rebuilt !== undefined && result.rebuilt !== 'no saved index') {
+      this.#options.onWarning?.(`the saved semantic index of task ${index.task} was not used (${result.rebuilt}); rebuilt it from ${result.ids.length} cached entries`);
     }
-    const missing = [...stored].filter((id) => !index.signatures.has(id));
-    if (missing.length === 0) return;
-    const want = new Set(missing);
-    for (const { id, embedding, signature } of this.#cache.embeddings(task)) {
-      if (want.has(id) && embedding.length === index.dim) this.add(task, id, embedding, signature);
-    }
-    index.dirty = true;
+    // The worker left a verified graph that holds exactly the rows it read: hnswlib reads it off the event loop.
+    const hnsw = new HierarchicalNSW('cosine', index.dim);
+    await hnsw.readIndex(graph, true);
+    hnsw.setEf(EF_SEARCH);
+    if (this.#closed) return;
+    for (let i = 0; i < result.ids.length; i++) index.signatures.set(result.ids[i]!, result.signatures[result.signatureOf[i]!]!);
+    index.hnsw = hnsw;
+    // Entries added or removed since the worker read the rows.
+    this.#drain(index);
   }
 
   #changed(index: TaskIndex): void {
     index.dirty = true;
+    if (this.#closed) return;
     this.#saveTimer ??= setTimeout(() => {
       this.#saveTimer = undefined;
-      try {
-        this.save();
-      } catch (err) {
-        // The rows are the truth; the index is rebuilt from them on the next open.
-        this.#onError(err);
-      }
+      // The rows are the truth; an index that failed to save is rebuilt from them on the next open.
+      this.save().catch(this.#options.onError);
     }, SAVE_AFTER_MS).unref();
   }
 
-  /** Writes changed indexes to disk, each through a temporary file and a rename. */
-  save(): void {
+  /** Writes changed indexes to disk: the graph on a libuv thread, its checksum and renames in the worker. */
+  async save(): Promise<void> {
     if (this.#saveTimer) clearTimeout(this.#saveTimer);
     this.#saveTimer = undefined;
+    const errors: unknown[] = [];
+    for (const index of [...this.#tasks.values()]) {
+      while (index.saving) await index.saving;
+      if (!index.hnsw || !index.dirty) continue;
+      index.saving = this.#saveOne(index).catch((err: unknown) => {
+        index.dirty = true;
+        errors.push(err);
+      }).finally(() => {
+        index.saving = undefined;
+      });
+      await index.saving;
+    }
+    if (errors.length > 0) throw errors[0];
+  }
+
+  async #saveOne(index: TaskIndex): Promise<void> {
+    const { graph, meta } = this.#paths(index.task);
     mkdirSync(this.#dir, { recursive: true });
-    for (const [task, index] of this.#tasks) {
-      if (!index.dirty) continue;
-      const paths = this.#paths(task);
-      index.hnsw.writeIndexSync(`${paths.graph}.tmp`);
-      writeFileSync(`${paths.meta}.tmp`, JSON.stringify({ task, dim: index.dim, signatures: [...index.signatures] }));
-      // Graph first: a crash between the renames leaves a graph newer than its
-      // labels, which reconciling on open repairs.
-      renameSync(`${paths.graph}.tmp`, paths.graph);
-      renameSync(`${paths.meta}.tmp`, paths.meta);
-      index.dirty = false;
+    const tmp = `${graph}.tmp`;
+    index.dirty = false;
+    // While hnswlib writes the graph, it must not change: changes queue until it is done.
+    index.writing = true;
+    const count = index.hnsw!.getCurrentCount();
+    try {
+      await index.hnsw!.writeIndex(tmp);
+    } finally {
+      index.writing = false;
+      this.#drain(index);
+    }
+    await this.#worker().run({ op: 'seal', tmp, graph, meta, task: index.task, dim: index.dim, count });
+  }
+
+  /** Stops opens in flight, saves what changed and lets the worker go; rejects with a failed save's error, after all that. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#stop.abort();
+    // Changes still queued are not lost: the rows hold them, and the next open adds them.
+    for (const index of this.#tasks.values()) clearImmediate(index.draining);
+    await Promise.allSettled([...this.#tasks.values()].map((i) => i.opening));
+    try {
+      await this.save();
+    } finally {
+      const pool = this.#pool;
+      this.#pool = undefined;
+      this.#tasks.clear();
+      await pool?.destroy();
     }
   }
 
-  close(): void {
-    this.save();
-    this.#tasks.clear();
+  /** Whether a saved graph exists for `task` (for tests). */
+  hasSaved(task: string): boolean {
+    return existsSync(this.#paths(task).graph);
   }
+}
+
+/** Waits for `promise`, at most `ms`. */
+async function waitFor(promise: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([promise, new Promise<void>((resolve) => { timer = setTimeout(resolve, ms); })]);
+  clearTimeout(timer);
 }

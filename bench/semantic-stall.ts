@@ -1,0 +1,213 @@
+// The semantic index and the event loop: the longest stall of the main thread
+// while a task's index of 50k entries is rebuilt from the cache rows (its files
+// lost), while it is saved periodically as entries keep coming, and while a
+// verified index is reopened. Before the index moved its heavy work to a
+// Piscina worker, the rebuild ran on the event loop (61 s frozen at 50k) and a
+// save stalled it for 100-240 ms every 5 s.
+//
+//   node --import tsx bench/semantic-stall.ts [--size 50000] [--dim 384] [--adds-per-second 50] [--legacy FILE]
+//
+// A stall is the longest gap between ticks of a 1 ms interval timer (and, for
+// comparison, perf_hooks.monitorEventLoopDelay's max). --legacy FILE measures
+// an older SemanticIndex module with the synchronous API instead, for the
+// "before" figures: `git show c4a2b78:src/router/semantic-index.ts >
+// node_modules/.cache/legacy-semantic-index.ts` (inside the repository, so that
+// its imports resolve). Prints one JSON object; nothing is asserted.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { pathToFileURL } from 'node:url';
+import { parseArgs } from 'node:util';
+import { AnswerCache } from '../src/router/answer-cache.js';
+import { SemanticIndex } from '../src/router/semantic-index.js';
+import { openDatabase, type Db } from '../src/router/store.js';
+import { rng } from './ours.js';
+
+export interface Stall {
+  /** Longest gap between two ticks of a 1 ms interval, in ms: how long the event loop was blocked. */
+  maxGapMs: number;
+  /** monitorEventLoopDelay's max and p99 over the same span, in ms. */
+  delayMaxMs: number;
+  delayP99Ms: number;
+  seconds: number;
+}
+
+/** Watches the event loop until stop(). */
+export function watchStalls(): { stop(): Stall } {
+  const histogram = monitorEventLoopDelay({ resolution: 1 });
+  histogram.enable();
+  const started = performance.now();
+  let last = started;
+  let maxGap = 0;
+  const timer = setInterval(() => {
+    const now = performance.now();
+    maxGap = Math.max(maxGap, now - last);
+    last = now;
+  }, 1);
+  return {
+    stop() {
+      clearInterval(timer);
+      histogram.disable();
+      const now = performance.now();
+      maxGap = Math.max(maxGap, now - last);
+      return { maxGapMs: maxGap, delayMaxMs: histogram.max / 1e6, delayP99Ms: histogram.percentile(99) / 1e6, seconds: (now - started) / 1000 };
+    },
+  };
+}
+
+const TASK = 'bench';
+const SIGNATURE = 'bench-signature';
+const USAGE = { promptTokens: 30, completionTokens: 20, totalTokens: 50 };
+
+function randomUnit(dim: number, next: () => number): Float32Array {
+  const v = new Float32Array(dim);
+  let n = 0;
+  for (let i = 0; i < dim; i++) n += (v[i] = next() - 0.5) ** 2;
+  n = Math.sqrt(n);
+  for (let i = 0; i < dim; i++) v[i]! /= n;
+  return v;
+}
+
+/** The synchronous API of the index before the worker (for --legacy). */
+interface LegacyIndex {
+  nearest(task: string, embedding: Float32Array, signature: string): unknown;
+  add(task: string, id: number, embedding: Float32Array, signature: string): void;
+  save(): void;
+  close(): void;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({ options: {
+    size: { type: 'string', default: '50000' }, dim: { type: 'string', default: '384' },
+    'adds-per-second': { type: 'string', default: '50' }, 'save-seconds': { type: 'string', default: '12' },
+    legacy: { type: 'string' },
+  } });
+  const size = Number(values.size);
+  const dim = Number(values.dim);
+  const addsPerSecond = Number(values['adds-per-second']);
+  const log = (m: string) => console.error(m);
+  const dir = mkdtempSync(join(tmpdir(), 'understudy-bench-stall-'));
+  const next = rng(7);
+  try {
+    // 1. The rows: `size` entries of one task, as the router files them.
+    const db: Db = openDatabase(dir, 'cache.db', false);
+    let index: SemanticIndex | LegacyIndex | undefined;
+    const cache = new AnswerCache(db, { maxEntries: size * 2, onRemove: (rows) => (index as SemanticIndex | undefined)?.remove(rows) });
+    let t0 = performance.now();
+    db.transaction(() => {
+      for (let i = 0; i < size; i++) {
+        cache.put({ key: `k${i}`, task: TASK, signature: SIGNATURE, answer: `answer ${i}`, usage: USAGE, model: 'mock', embedding: randomUnit(dim, next) });
+      }
+    })();
+    const fillSeconds = (performance.now() - t0) / 1000;
+    log(`filled ${size} rows of dimension ${dim} in ${fillSeconds.toFixed(1)} s`);
+
+    // 2. What reading every embedding on the main thread costs (the old rebuild did), all at once and a page at a time.
+    t0 = performance.now();
+    const all = db.prepare('SELECT id, embedding, signature FROM entries WHERE task = ? AND embedding IS NOT NULL').all(TASK);
+    const readAllMs = performance.now() - t0;
+    const page = db.prepare('SELECT id, embedding, signature FROM entries WHERE task = ? AND embedding IS NOT NULL AND id > ? ORDER BY id LIMIT 1000');
+    let maxPageMs = 0;
+    for (let from = 0; ;) {
+      const p0 = performance.now();
+      const rows = page.all(TASK, from) as { id: number }[];
+      maxPageMs = Math.max(maxPageMs, performance.now() - p0);
+      if (rows.length < 1000) break;
+      from = rows[rows.length - 1]!.id;
+    }
+    log(`reading ${all.length} embeddings on the main thread: ${readAllMs.toFixed(0)} ms at once, ${maxPageMs.toFixed(1)} ms for the slowest page of 1000`);
+
+    const query = randomUnit(dim, next);
+    const semanticDir = join(dir, 'semantic');
+    const legacy = values.legacy
+      ? (await import(pathToFileURL(resolve(values.legacy)).href) as { SemanticIndex: new (dir: string, cache: AnswerCache, onError: (e: unknown) => void) => LegacyIndex }).SemanticIndex
+      : undefined;
+    const make = () => legacy
+      ? new legacy(semanticDir, cache, (err) => { throw err; })
+      : new SemanticIndex(semanticDir, db, { onError: (err) => { throw err; }, onWarning: log });
+
+    // 3. The first lookup of a task whose index files are missing: a rebuild from every row.
+    //    Lookups keep coming every 10 ms meanwhile; they miss until the index is whole.
+    index = make();
+    let watch = watchStalls();
+    t0 = performance.now();
+    let lookups = 0;
+    let missed = 0;
+    let slowestLookupMs = 0;
+    let stop = false;
+    const looking = (async () => {
+      while (!stop) {
+        const l0 = performance.now();
+        const hit = await index!.nearest(TASK, query, SIGNATURE);
+        slowestLookupMs = Math.max(slowestLookupMs, performance.now() - l0);
+        lookups++;
+        if (!hit) missed++;
+        await sleep(10);
+      }
+    })();
+    if (index instanceof SemanticIndex) {
+      await index.nearest(TASK, query, SIGNATURE);
+      await index.opened(TASK);
+    } else {
+      index.nearest(TASK, query, SIGNATURE);
+    }
+    const rebuildSeconds = (performance.now() - t0) / 1000;
+    await sleep(50);
+    stop = true;
+    await looking;
+    const rebuild = { ...watch.stop(), rebuildSeconds, lookups, missed, slowestLookupMs };
+    log(`rebuild of ${size}: ${rebuildSeconds.toFixed(1)} s; longest stall ${rebuild.maxGapMs.toFixed(1)} ms; ${lookups} lookups meanwhile, ${missed} missed, slowest ${slowestLookupMs.toFixed(0)} ms`);
+
+    // 4. Periodic saves (every 5 s after a change) while entries keep coming.
+    const saveSeconds = Number(values['save-seconds']);
+    let added = 0;
+    let slowestAddMs = 0;
+    watch = watchStalls();
+    const until = performance.now() + saveSeconds * 1000;
+    while (performance.now() < until) {
+      const a0 = performance.now();
+      const v = randomUnit(dim, next);
+      const id = cache.put({ key: `new${added}`, task: TASK, signature: SIGNATURE, answer: `new ${added}`, usage: USAGE, model: 'mock', embedding: v });
+      index.add(TASK, id, v, SIGNATURE);
+      slowestAddMs = Math.max(slowestAddMs, performance.now() - a0);
+      added++;
+      await sleep(1000 / addsPerSecond);
+    }
+    const periodic = { ...watch.stop(), added, slowestAddMs };
+    log(`periodic saves over ${saveSeconds} s with ${added} adds: longest stall ${periodic.maxGapMs.toFixed(1)} ms (slowest add ${slowestAddMs.toFixed(1)} ms)`);
+
+    // 5. One explicit save of the whole index, and 6. reopening the saved (verified) index.
+    index.add(TASK, cache.put({ key: 'last', task: TASK, signature: SIGNATURE, answer: 'last', usage: USAGE, model: 'mock', embedding: query }), query, SIGNATURE);
+    watch = watchStalls();
+    t0 = performance.now();
+    await index.save();
+    const saveMs = performance.now() - t0;
+    const save = { ...watch.stop(), saveMs };
+    log(`one save: ${saveMs.toFixed(0)} ms; longest stall ${save.maxGapMs.toFixed(1)} ms`);
+    await index.close();
+
+    index = make();
+    watch = watchStalls();
+    t0 = performance.now();
+    if (index instanceof SemanticIndex) {
+      await index.nearest(TASK, query, SIGNATURE);
+      await index.opened(TASK);
+    } else {
+      index.nearest(TASK, query, SIGNATURE);
+    }
+    const reopen = { ...watch.stop(), reopenMs: performance.now() - t0, hit: (await index.nearest(TASK, query, SIGNATURE)) !== undefined };
+    log(`reopening the saved index: ${reopen.reopenMs.toFixed(0)} ms; longest stall ${reopen.maxGapMs.toFixed(1)} ms`);
+    await index.close();
+    cache.close();
+    db.close();
+    process.stdout.write(`${JSON.stringify({ implementation: legacy ? 'legacy (synchronous)' : 'worker', size, dim, fillSeconds,
+      mainThreadRead: { allMs: readAllMs, slowestPageMs: maxPageMs }, rebuild, periodic, save, reopen }, null, 2)}\n`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+await main();

@@ -1,0 +1,89 @@
+// The semantic index's files: a saved graph is checked against the checksum
+// written beside it before hnswlib reads it (hnswlib trusts its files blindly:
+// a few hundred changed bytes made it crash on the first lookup, and on every
+// restart after). A graph that does not match is rebuilt from the cache rows,
+// with a warning. Each restart runs in a child process, so a crash fails the
+// test instead of ending the run.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { cpSync, readdirSync, readFileSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { root, run } from './helpers.js';
+import { freshDir } from './router-fixture.js';
+
+const ENTRIES = 200;
+
+/** A seeded uniform generator in [0, 1) (mulberry32). */
+function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = Math.imul(a ^ (a >>> 15), 1 | a);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+const child = (cacheDir: string, mode: string, n: number) =>
+  run(process.execPath, ['--import', 'tsx', join(root, 'test', 'fixtures', 'semantic-child.ts'), cacheDir, mode, String(n)], 120_000);
+
+let filled: string;
+const files = (dir: string) => {
+  const names = readdirSync(join(dir, 'semantic'));
+  return { graph: join(dir, 'semantic', names.find((f) => f.endsWith('.hnsw'))!), meta: join(dir, 'semantic', names.find((f) => f.endsWith('.json'))!) };
+};
+
+test.before(async () => {
+  filled = freshDir('semantic-filled');
+  const r = await child(filled, 'fill', ENTRIES);
+  assert.is(r.signal, null, r.stderr);
+  assert.is(r.code, 0, r.stderr);
+});
+
+/** A copy of the filled cache directory, its files then spoiled by `spoil`. */
+function spoiled(spoil: (f: { graph: string; meta: string }) => void): string {
+  const dir = freshDir('semantic-spoiled');
+  cpSync(filled, dir, { recursive: true });
+  spoil(files(dir));
+  return dir;
+}
+
+/** Restarts on `dir`, asks a paraphrase of question `i`: it must be answered from the rebuilt index, with one warning. */
+async function restartsAndHits(dir: string, i: number, warning: RegExp | undefined): Promise<void> {
+  const r = await child(dir, 'ask', i);
+  assert.is(r.signal, null, `child died by ${r.signal}: ${r.stderr.slice(-2000)}`);
+  assert.is(r.code, 0, r.stderr.slice(-2000));
+  const out = JSON.parse(r.stdout.trim().split('\n').pop()!) as { route: string; text: string; warnings: string[] };
+  assert.is(out.route, 'semantic-cache');
+  assert.is(out.text, `Echo: Tell me about item number ${i} in the warehouse.`);
+  if (warning) {
+    assert.is(out.warnings.length, 1, out.warnings.join('\n'));
+    assert.match(out.warnings[0]!, /^the saved semantic index of task qa was not used \(.+\); rebuilt it from 200 cached entries$/);
+    assert.match(out.warnings[0]!, warning);
+  } else {
+    assert.equal(out.warnings, []);
+  }
+}
+
+test('a graph with a few hundred changed bytes is rebuilt from the rows, not loaded, and later restarts load the rebuilt one', async () => {
+  // Seeds 11, 19 and 20 spoil this (deterministic) graph so that loading it
+  // unchecked and searching it killed the process with SIGSEGV; seed 1 so that hnswlib refused it.
+  for (const seed of [11, 19, 20, 1]) {
+    const dir = spoiled(({ graph }) => {
+      const bytes = readFileSync(graph);
+      const next = rng(seed);
+      for (let k = 0; k < 300; k++) bytes[Math.floor(next() * bytes.length)] ^= 1 + Math.floor(next() * 255);
+      writeFileSync(graph, bytes);
+    });
+    await restartsAndHits(dir, seed, /graph does not match its sha256/);
+    if (seed === 11) await restartsAndHits(dir, 5, undefined);
+  }
+});
+
+test('a truncated graph, a garbled or missing meta file, or a missing graph are rebuilt too', async () => {
+  await restartsAndHits(spoiled(({ graph }) => truncateSync(graph, Math.floor(statSync(graph).size / 2))), 1, /graph is \d+ bytes, the meta file says \d+/);
+  await restartsAndHits(spoiled(({ meta }) => writeFileSync(meta, '{"format": 2, "dim": ')), 2, /unreadable meta file/);
+  await restartsAndHits(spoiled(({ meta }) => writeFileSync(meta, readFileSync(meta, 'utf8').replace(/"count":\d+/, '"count":7'))), 3, /graph holds \d+ points, the meta file says 7/);
+  await restartsAndHits(spoiled(({ graph }) => truncateSync(graph, 0)), 4, /graph is 0 bytes/);
+});
+
+test.run();
