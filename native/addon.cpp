@@ -30,6 +30,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   });
   auto* state = new AddonState();
   env.SetInstanceData(state);
+  state->WatchTeardown(env);
   Napi::Function model = Model::Define(env);
   Napi::Function context = Context::Define(env);
   Napi::Function abort = AbortFlag::Define(env);
@@ -47,6 +48,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("setLogLevel", Napi::Function::New<SetLogLevel>(env, "setLogLevel"));
   Napi::Object testing = Napi::Object::New(env);
   testing.Set("textStreamChunks", Napi::Function::New<TextStreamChunks>(env, "textStreamChunks"));
+  testing.Set("liveHandles", Napi::Function::New<LiveHandleCounts>(env, "liveHandles"));
   exports.Set("testing", testing);
   return exports;
 }

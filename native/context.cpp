@@ -7,6 +7,7 @@
 #include "lora.h"
 #include "log.h"
 #include "promise-worker.h"
+#include "release.h"
 
 namespace understudy {
 namespace {
@@ -15,6 +16,12 @@ namespace {
 // dispose() cut a long prompt short instead of waiting for it.
 bool ShouldAbort(void* data) {
   auto* h = static_cast<ContextHandle*>(data);
+  // Only the scheduler thread decodes on a generation context (embeddings
+  // contexts have none): remember it, so that disposal can wait for its exit.
+  if (!h->embeddings) {
+    const long self = SchedulerLease::CurrentThread();
+    if (h->lease->scheduler_thread.load(std::memory_order_relaxed) != self) h->lease->scheduler_thread.store(self);
+  }
   if (h->disposed.load(std::memory_order_relaxed)) return true;
   const SharedFlag& flag = h->active_abort;
   return flag && flag->load(std::memory_order_relaxed);
@@ -75,7 +82,9 @@ Napi::Function Context::Define(Napi::Env env) {
 }
 
 Context::Context(const Napi::CallbackInfo& info)
-    : Napi::ObjectWrap<Context>(info), handle_(NativeConstruct<ContextHandle>::Take(info.Env(), "Context cannot be constructed directly: use model.createContext()")) {}
+    : Napi::ObjectWrap<Context>(info),
+      handle_(NativeConstruct<ContextHandle>::Take(info.Env(), "Context cannot be constructed directly: use model.createContext()")),
+      lease_(std::make_shared<SchedulerLease>(handle_->lease)) {}
 
 Napi::Object Context::Wrap(Napi::Env env, std::shared_ptr<ContextHandle> handle) {
   return NativeConstruct<ContextHandle>::New(env, AddonState::kContext, std::move(handle));
@@ -108,8 +117,11 @@ Napi::Value Context::Create(const Napi::CallbackInfo& info, std::shared_ptr<Mode
   return worker->Start();
 }
 
+// The generation gets the context through the lease: if it starts the scheduler
+// thread, that thread keeps the lease, not the context.
 Napi::Value Context::Generate(const Napi::CallbackInfo& info) {
-  return StartGeneration(info, Handle(info.Env()), Value());
+  auto h = Handle(info.Env());
+  return StartGeneration(info, std::shared_ptr<ContextHandle>(lease_, h.get()), Value());
 }
 
 Napi::Value Context::Embed(const Napi::CallbackInfo& info) {
@@ -176,19 +188,29 @@ Napi::Value Context::ClearCache(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// dispose() -> Promise<void>, resolved once the context's memory and threads are
+// gone (after any call still running on it has stopped).
 Napi::Value Context::Dispose(const Napi::CallbackInfo& info) {
-  Shutdown();
-  return info.Env().Undefined();
+  Napi::Promise promise;
+  auto signal = ReleaseSignal::New(info.Env(), &promise);
+  if (handle_) handle_->released.Add(std::move(signal));
+  else signal->Fire();
+  Shutdown(true);
+  return promise;
 }
 
-Context::~Context() { Shutdown(); }
+// Collected without dispose(): nothing runs on it (a running call holds this
+// object), so its threads stop at once and it is freed here.
+Context::~Context() { Shutdown(false); }
 
 // Running generations see the flag (ggml polls it between graph nodes) and fail
-// with DISPOSED; the memory goes when the scheduler thread lets go of its handle.
-void Context::Shutdown() {
+// with DISPOSED; the memory goes when the last call running on it lets go.
+void Context::Shutdown(bool later) {
   if (!handle_) return;
   handle_->disposed.store(true);
   handle_->scheduler->Shutdown();
+  lease_.reset();
+  if (later) DropLater(Env(), std::move(handle_));
   handle_.reset();
 }
 

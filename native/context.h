@@ -26,9 +26,13 @@ class Context : public Napi::ObjectWrap<Context> {
   Napi::Value ClearCache(const Napi::CallbackInfo& info);
   Napi::Value Dispose(const Napi::CallbackInfo& info);
   Napi::Value Disposed(const Napi::CallbackInfo& info);
-  void Shutdown();
+  // Stops the context's work and lets go of it: on a libuv thread when `later`
+  // (dispose()), here otherwise (finalization, when the context is idle).
+  void Shutdown(bool later);
 
   std::shared_ptr<ContextHandle> handle_;
+  // What the scheduler thread holds instead of the context (see handles.h).
+  std::shared_ptr<SchedulerLease> lease_;
 };
 
 }  // namespace understudy

@@ -1,13 +1,19 @@
 // Owners of llama.cpp objects. JS wrappers and in-flight workers hold shared
 // pointers to these, so memory is freed the moment the last holder lets go:
-// at dispose() when nothing is running, or when the running call ends.
+// at dispose() when nothing is running, or when the running call ends. Each
+// destructor fires the handle's release signals last, once everything it owned
+// is freed (see release.h); a context holds its model, an adapter its model, so
+// a model is freed after them.
 #pragma once
 #include <atomic>
+#include <condition_variable>
 #include <memory>
+#include <mutex>
 #include <vector>
 #include "abort-flag.h"
 #include "ggml-cpu.h"
 #include "llama.h"
+#include "release.h"
 #include "scheduler.h"
 
 namespace understudy {
@@ -17,8 +23,13 @@ struct ModelHandle {
   const llama_vocab* vocab = nullptr;
   std::string path;
   bool vocab_only = false;  // no weights and no hyperparameters: tokenizer only
-  explicit ModelHandle(llama_model* m) : model(m), vocab(llama_model_get_vocab(m)) {}
-  ~ModelHandle() { llama_model_free(model); }
+  ReleaseWaiters released;
+  explicit ModelHandle(llama_model* m) : model(m), vocab(llama_model_get_vocab(m)) { LiveHandles::models++; }
+  ~ModelHandle() {
+    llama_model_free(model);
+    LiveHandles::models--;
+    released.FireAll();
+  }
   ModelHandle(const ModelHandle&) = delete;
   ModelHandle& operator=(const ModelHandle&) = delete;
 };
@@ -28,11 +39,46 @@ struct AdapterHandle {
   std::shared_ptr<ModelHandle> model;
   llama_adapter_lora* adapter = nullptr;
   std::string path;
+  ReleaseWaiters released;
   AdapterHandle(std::shared_ptr<ModelHandle> m, llama_adapter_lora* a, std::string p)
-      : model(std::move(m)), adapter(a), path(std::move(p)) {}
-  ~AdapterHandle() { llama_adapter_lora_free(adapter); }
+      : model(std::move(m)), adapter(a), path(std::move(p)) { LiveHandles::adapters++; }
+  ~AdapterHandle() {
+    llama_adapter_lora_free(adapter);
+    LiveHandles::adapters--;
+    released.FireAll();
+  }
   AdapterHandle(const AdapterHandle&) = delete;
   AdapterHandle& operator=(const AdapterHandle&) = delete;
+};
+
+// The scheduler thread must never hold the last reference to its context: the
+// context would then be freed on that thread, which nobody can join (it is
+// detached), so nobody could tell when its memory and threads are gone. The
+// thread holds a lease instead (a shared pointer that aliases the context but
+// owns only the lease), and the context's destructor waits until the lease is
+// let go and, when the scheduler thread let go last, until that thread has
+// exited.
+class SchedulerLease {
+ public:
+  struct State {
+    std::mutex mutex;
+    std::condition_variable cv;
+    bool held = false;
+    long exiting = 0;                      // the scheduler thread, when it let go last
+    std::atomic<long> scheduler_thread{0};  // OS id of the thread that decodes, once seen
+  };
+
+  // JS thread.
+  explicit SchedulerLease(std::shared_ptr<State> state);
+  // Any thread: the scheduler thread at the end of its run, a parse thread, the JS thread.
+  ~SchedulerLease();
+  // Waits until the lease is gone and the scheduler thread has exited if it let go last.
+  static void Wait(State& state);
+  // The calling thread's OS id (0 where there is none to wait on).
+  static long CurrentThread();
+
+ private:
+  std::shared_ptr<State> state_;
 };
 
 struct ContextHandle {
@@ -42,6 +88,7 @@ struct ContextHandle {
   int32_t batch_capacity = 0;
   // Generations, on their own thread (created with the context).
   std::unique_ptr<Scheduler> scheduler;
+  std::shared_ptr<SchedulerLease::State> lease = std::make_shared<SchedulerLease::State>();
   // Held by embed(), which needs the whole context.
   std::atomic<bool> busy{false};
   // Raised by the running call's AbortFlag or by dispose(); ggml polls it
@@ -51,6 +98,7 @@ struct ContextHandle {
   bool embeddings = false;  // made for embed(), with pooling
   // Adapters applied to this context; held so they outlive their use here.
   std::vector<std::shared_ptr<AdapterHandle>> adapters;
+  ReleaseWaiters released;
 
   // CPU threads that live as long as the context. Without them ggml starts and
   // joins its threads for every decode, which costs more than the decode itself
@@ -59,14 +107,23 @@ struct ContextHandle {
   ggml_threadpool* threadpool_batch = nullptr;
 
   ContextHandle(std::shared_ptr<ModelHandle> m, llama_context* c, int32_t capacity)
-      : model(std::move(m)), ctx(c), batch(llama_batch_init(capacity, 0, 1)), batch_capacity(capacity) {}
+      : model(std::move(m)), ctx(c), batch(llama_batch_init(capacity, 0, 1)), batch_capacity(capacity) {
+    LiveHandles::contexts++;
+  }
   ~ContextHandle() {
+    if (scheduler) {
+      disposed.store(true);
+      scheduler->Shutdown();
+      SchedulerLease::Wait(*lease);
+    }
     scheduler.reset();
     llama_batch_free(batch);
     llama_free(ctx);
     adapters.clear();
     if (threadpool_batch) ggml_threadpool_free(threadpool_batch);
     if (threadpool) ggml_threadpool_free(threadpool);
+    LiveHandles::contexts--;
+    released.FireAll();
   }
   ContextHandle(const ContextHandle&) = delete;
   ContextHandle& operator=(const ContextHandle&) = delete;

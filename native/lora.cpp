@@ -4,6 +4,7 @@
 #include "log.h"
 #include "native-construct.h"
 #include "promise-worker.h"
+#include "release.h"
 
 namespace understudy {
 namespace {
@@ -82,10 +83,16 @@ Napi::Value LoraAdapter::Metadata(const Napi::CallbackInfo& info) {
   return out;
 }
 
-// The adapter's memory goes once no context uses it any more.
+// dispose() -> Promise<void>, resolved once the adapter's memory is freed: when
+// no context applies it any more.
 Napi::Value LoraAdapter::Dispose(const Napi::CallbackInfo& info) {
+  Napi::Promise promise;
+  auto signal = ReleaseSignal::New(info.Env(), &promise);
+  if (handle_) handle_->released.Add(std::move(signal));
+  else signal->Fire();
+  DropLater(info.Env(), std::move(handle_));
   handle_.reset();
-  return info.Env().Undefined();
+  return promise;
 }
 
 Napi::Value LoraAdapter::Disposed(const Napi::CallbackInfo& info) {

@@ -10,6 +10,7 @@
 #include "log.h"
 #include "lora.h"
 #include "promise-worker.h"
+#include "release.h"
 
 namespace understudy {
 namespace {
@@ -346,9 +347,16 @@ Napi::Value Model::CheckGrammar(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// dispose() -> Promise<void>, resolved once the model's memory is freed: after
+// every context and adapter made from it (they hold it) is gone too.
 Napi::Value Model::Dispose(const Napi::CallbackInfo& info) {
+  Napi::Promise promise;
+  auto signal = ReleaseSignal::New(info.Env(), &promise);
+  if (handle_) handle_->released.Add(std::move(signal));
+  else signal->Fire();
+  DropLater(info.Env(), std::move(handle_));
   handle_.reset();
-  return info.Env().Undefined();
+  return promise;
 }
 
 Napi::Value Model::Disposed(const Napi::CallbackInfo& info) {

@@ -3,6 +3,7 @@
 // straddle tokens).
 #include "testing.h"
 #include "args.h"
+#include "release.h"
 #include "text-stream.h"
 
 namespace understudy {
@@ -37,6 +38,18 @@ Napi::Value TextStreamChunks(const Napi::CallbackInfo& info) {
   Napi::Object out = Napi::Object::New(env);
   out.Set("chunks", chunks);
   out.Set("stopped", stopped);
+  return out;
+}
+
+}  // namespace understudy
+
+namespace understudy {
+
+Napi::Value LiveHandleCounts(const Napi::CallbackInfo& info) {
+  Napi::Object out = Napi::Object::New(info.Env());
+  out.Set("models", LiveHandles::models.load());
+  out.Set("contexts", LiveHandles::contexts.load());
+  out.Set("adapters", LiveHandles::adapters.load());
   return out;
 }
 

@@ -3,4 +3,6 @@
 
 namespace understudy {
 Napi::Value TextStreamChunks(const Napi::CallbackInfo& info);
+// liveHandles() -> { models, contexts, adapters }: native handles alive in the process.
+Napi::Value LiveHandleCounts(const Napi::CallbackInfo& info);
 }

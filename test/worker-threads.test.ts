@@ -1,10 +1,12 @@
 // The addon works in worker threads: each has its own addon state, loads and
-// generates on its own, and a worker that ends (even with a model still loaded)
-// leaves the process healthy.
+// generates on its own, and a worker that ends (even with a model still loaded,
+// or right after an unawaited dispose()) leaves the process healthy and frees
+// every native handle it made.
 import { Worker } from 'node:worker_threads';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { loadModel } from '../src/index.js';
+import { binding } from '../src/llama/binding.js';
 import { storiesModel, within } from './helpers.js';
 
 const WORKER = `
@@ -46,6 +48,41 @@ test('the main thread still works after workers have come and gone', async () =>
   const model = await within(loadModel(storiesModel));
   assert.is(model.tokenize('hi').length > 0, true);
   model.dispose();
+});
+
+const ENDING_WORKER = `
+  import { workerData, parentPort } from 'node:worker_threads';
+  const { loadModel } = await import(workerData.entry);
+  const model = await loadModel(workerData.model);
+  const ctx = await model.createContext({ contextSize: 128, threads: 2 });
+  await ctx.complete('Once upon a time', { maxTokens: 4, temperature: 0 });
+  if (workerData.how === 'dispose-and-exit') {
+    ctx.dispose();
+    model.dispose();
+    process.exit(0);
+  }
+  parentPort.postMessage('ready');
+`;
+
+function endWorker(how: 'dispose-and-exit' | 'terminate'): Promise<number> {
+  const entry = new URL('../dist/index.js', import.meta.url).href;
+  const worker = new Worker(new URL(`data:text/javascript,${encodeURIComponent(ENDING_WORKER)}`), {
+    workerData: { entry, model: storiesModel, how },
+  });
+  worker.on('message', () => void worker.terminate());
+  return new Promise((resolve, reject) => {
+    worker.on('error', reject);
+    worker.on('exit', resolve);
+  });
+}
+
+test('a worker that exits right after dispose(), or is terminated with a context alive, frees what it made', async () => {
+  binding();
+  for (const how of ['dispose-and-exit', 'terminate'] as const) {
+    const code = await within(endWorker(how), 120_000);
+    assert.is(code, how === 'terminate' ? 1 : 0, how);
+    assert.equal(binding().testing.liveHandles(), { models: 0, contexts: 0, adapters: 0 }, how);
+  }
 });
 
 test.run();

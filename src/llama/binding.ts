@@ -60,7 +60,8 @@ export interface NativeContextInfo {
 
 export interface NativeLoraAdapter {
   metadata(): Record<string, string>;
-  dispose(): void;
+  /** Resolves once the adapter's memory is freed (no context applies it any more). */
+  dispose(): Promise<void>;
   readonly disposed: boolean;
 }
 
@@ -70,7 +71,8 @@ export interface NativeContext {
   generate(tokens: Int32Array, sampling: object, onText?: (text: string) => void, abort?: NativeAbortFlag): Promise<NativeGenerationResult>;
   info(): NativeContextInfo;
   clearCache(): void;
-  dispose(): void;
+  /** Resolves once the context's memory and threads are gone. */
+  dispose(): Promise<void>;
   readonly disposed: boolean;
 }
 
@@ -83,7 +85,8 @@ export interface NativeModel {
   loadLora(path: string): Promise<NativeLoraAdapter>;
   checkGrammar(grammar: string): void;
   applyChatTemplate(messages: Array<{ role: string; content: string }>, template: string | null, addAssistant: boolean): string;
-  dispose(): void;
+  /** Resolves once the model's memory is freed: after every context and adapter made from it. */
+  dispose(): Promise<void>;
   readonly disposed: boolean;
 }
 
@@ -115,6 +118,8 @@ export interface NativeBinding {
   /** Hooks for the tests only. */
   testing: {
     textStreamChunks(pieces: Uint8Array[], stops: string[]): { chunks: string[]; stopped: boolean };
+    /** Native models, contexts and adapters alive in the process (all threads). */
+    liveHandles(): { models: number; contexts: number; adapters: number };
   };
 }
 

@@ -10,6 +10,7 @@ import type { NativeContext, NativeContextInfo } from './binding.js';
 import { binding } from './binding.js';
 import { checkMessages, formatChat, type ChatMessage, type ChatTemplateOptions } from './chat.js';
 import { Generation, type Completion } from './generation.js';
+import { asyncDispose, settled, syncDispose } from './lifecycle.js';
 import { LoraAdapter } from './lora.js';
 import type { Model } from './model.js';
 import { toTokenArray } from './model.js';
@@ -53,6 +54,7 @@ export class Context {
   readonly model: Model;
   #native: NativeContext | undefined;
   #onDispose: () => void;
+  #disposal: Promise<void> | undefined;
   // Exclusive calls (adapters, embedding) run alone, in order; generations wait
   // for exclusive calls made before them, and exclusive calls for everything
   // made before them.
@@ -179,18 +181,24 @@ export class Context {
     });
   }
 
-  /** Applies `adapter` at `scale` (default 1) from the next call on; a new scale replaces the old. */
-  setLora(adapter: LoraAdapter, scale = 1): Promise<void> {
+  /**
+   * Applies `adapter` at `scale` (default 1) from the next call on; a new scale
+   * replaces the old. Waits for the calls made before it. Rejects (never throws).
+   */
+  async setLora(adapter: LoraAdapter, scale = 1): Promise<void> {
     if (!(adapter instanceof LoraAdapter)) v.fail('LoraAdapter', 'adapter', adapter);
     v.number(scale, 'scale', 1, -100, 100);
+    adapter._native(); // DISPOSED now rather than after the queue
     return this.#enqueue((native) => {
+      adapter._native(); // disposed while waiting
       const next = new Map(this.#loras).set(adapter, scale);
       this.#applyLoras(native, next);
     });
   }
 
-  /** Stops applying `adapter`; output is again exactly the base model's. */
-  removeLora(adapter: LoraAdapter): Promise<void> {
+  /** Stops applying `adapter`; output is again exactly the base model's. Rejects (never throws). */
+  async removeLora(adapter: LoraAdapter): Promise<void> {
+    if (!(adapter instanceof LoraAdapter)) v.fail('LoraAdapter', 'adapter', adapter);
     return this.#enqueue((native) => {
       const next = new Map(this.#loras);
       next.delete(adapter);
@@ -208,20 +216,34 @@ export class Context {
     this.#live().clearCache();
   }
 
-  /** Frees the context's memory; a running generation stops and fails with DISPOSED. */
-  dispose(): void {
-    if (!this.#native) return;
-    const native = this.#native;
-    this.#native = undefined;
-    native.dispose();
-    this.#onDispose();
+  /**
+   * Frees the context: running and waiting calls fail with DISPOSED. The promise
+   * resolves once its native memory is released and its threads have ended; it
+   * never rejects, and calling dispose() again returns the same promise.
+   */
+  dispose(): Promise<void> {
+    if (!this.#disposal) {
+      const native = this.#native;
+      this.#native = undefined;
+      this.#onDispose();
+      this.#disposal = settled(native?.dispose());
+    }
+    return this.#disposal;
   }
 
-  [Symbol.dispose](): void {
-    this.dispose();
+  /** For `using`: starts disposal without waiting for it. */
+  [syncDispose](): void {
+    void this.dispose();
+  }
+
+  /** For `await using`: disposal, awaited. */
+  [asyncDispose](): Promise<void> {
+    return this.dispose();
   }
 
   #applyLoras(native: NativeContext, next: Map<LoraAdapter, number>): void {
+    // An adapter disposed since it was applied is being detached: leave it out.
+    for (const adapter of next.keys()) if (adapter.disposed) next.delete(adapter);
     try {
       native.setAdapters([...next].map(([adapter, scale]) => [adapter._native(), scale]));
     } catch (err) {

@@ -1,11 +1,13 @@
 // Model: the typed face of native/model.cpp. loadModel() checks the file, picks
 // the GPU layers, loads on a worker thread with progress and abort, and returns a
-// Model whose memory dispose() frees at once.
+// Model. dispose() frees it with every context and adapter made from it, and
+// resolves once their native memory is gone.
 import { UnderstudyError, abortedError, callNative, disposedError, fromNative } from '../errors.js';
 import * as v from '../validate.js';
 import { binding, type NativeModel, type NativeModelInfo } from './binding.js';
 import { Context, type ContextOptions } from './context.js';
 import { checkMessages, formatChat, type ChatMessage, type ChatTemplateOptions } from './chat.js';
+import { asyncDispose, settled, syncDispose, WeakChildren } from './lifecycle.js';
 import { LoraAdapter } from './lora.js';
 import { checkModelFile } from './model-file.js';
 import { resolveGpuLayers, type GpuLayers } from './system.js';
@@ -73,7 +75,11 @@ export class Model {
   readonly path: string;
   #native: NativeModel | undefined;
   #info: ModelInfo;
-  #contexts = new Set<Context>();
+  // Held weakly: a context or adapter nobody references is collected (and its
+  // native memory freed) even while the model lives.
+  #contexts = new WeakChildren<Context>();
+  #adapters = new WeakChildren<LoraAdapter>();
+  #disposal: Promise<void> | undefined;
 
   /** @internal Use loadModel(). */
   constructor(native: NativeModel, path: string, fileSize: number, vocabOnly: boolean, gpuLayers: number) {
@@ -118,8 +124,14 @@ export class Model {
     }
     const parsed = Context.parseOptions(options, this.#info.trainContextSize ?? 0, this.#poolingDeclared());
     const native = await callNative(this.#live().createContext(parsed), site);
-    const context = new Context(this, native, () => this.#contexts.delete(context), parsed.maxQueued);
-    this.#contexts.add(context);
+    if (this.disposed) {
+      // dispose() ran while the context was being made: free it, then fail.
+      await settled(native.dispose());
+      throw new UnderstudyError('DISPOSED', 'the model was disposed while the context was being created');
+    }
+    let forget = () => {};
+    const context = new Context(this, native, () => forget(), parsed.maxQueued);
+    forget = this.#contexts.add(context);
     return context;
   }
 
@@ -133,7 +145,17 @@ export class Model {
     v.nonEmptyString(path, 'path');
     await checkModelFile(path, 'LoRA adapter');
     const native = await callNative(this.#live().loadLora(path), site);
-    return new LoraAdapter(native, path);
+    if (this.disposed) {
+      await settled(native.dispose());
+      throw new UnderstudyError('DISPOSED', 'the model was disposed while the LoRA adapter was being loaded');
+    }
+    let forget = () => {};
+    const adapter: LoraAdapter = new LoraAdapter(native, path, (): Promise<void> => {
+      forget();
+      return this.#detach(adapter);
+    });
+    forget = this.#adapters.add(adapter);
+    return adapter;
   }
 
   /** Formats chat messages into a prompt with the model's chat template (or `options.template`). */
@@ -141,15 +163,37 @@ export class Model {
     return formatChat(this.#live(), checkMessages(messages), v.options(options));
   }
 
-  /** Frees the model and every context made from it, now rather than at GC. */
-  dispose(): void {
-    for (const context of [...this.#contexts]) context.dispose();
-    this.#native?.dispose();
-    this.#native = undefined;
+  /**
+   * Frees the model and every context and adapter made from it, now rather than
+   * at GC. Calls still running on its contexts fail with DISPOSED. The promise
+   * resolves once all of their native memory is released (the model's last);
+   * it never rejects, and calling dispose() again returns the same promise.
+   */
+  dispose(): Promise<void> {
+    if (!this.#disposal) {
+      const native = this.#native;
+      this.#native = undefined;
+      // Contexts first, so that disposing the adapters finds nothing to detach from.
+      const children = [...this.#contexts.live(), ...this.#adapters.live()].map((child) => child.dispose());
+      this.#disposal = settled(Promise.all([...children, native?.dispose()]));
+    }
+    return this.#disposal;
   }
 
-  [Symbol.dispose](): void {
-    this.dispose();
+  /** For `using`: starts disposal without waiting for it. */
+  [syncDispose](): void {
+    void this.dispose();
+  }
+
+  /** For `await using`: disposal, awaited. */
+  [asyncDispose](): Promise<void> {
+    return this.dispose();
+  }
+
+  // A disposed adapter stops being applied wherever it still is.
+  async #detach(adapter: LoraAdapter): Promise<void> {
+    const using = this.#contexts.live().filter((context) => !context.disposed && context.loras.has(adapter));
+    await Promise.all(using.map((context) => settled(context.removeLora(adapter))));
   }
 
   /** @internal */
