@@ -105,6 +105,9 @@ const OTHER_TYPE_LAYOUT: Record<number, GgmlTypeInfo> = {
   34: { name: 'TQ1_0', blockSize: 256, bytesPerBlock: 54 },
   35: { name: 'TQ2_0', blockSize: 256, bytesPerBlock: 66 },
   39: { name: 'MXFP4', blockSize: 32, bytesPerBlock: 17 },
+  40: { name: 'NVFP4', blockSize: 64, bytesPerBlock: 36 },
+  41: { name: 'Q1_0', blockSize: 128, bytesPerBlock: 18 },
+  42: { name: 'Q2_0', blockSize: 64, bytesPerBlock: 18 },
 };
 
 /** Layout of any ggml type this module can size, or undefined. */
