@@ -95,29 +95,38 @@ class EmbedWorker : public PromiseWorker {
 
 Napi::Value StartEmbedding(const Napi::CallbackInfo& info, std::shared_ptr<ContextHandle> handle, Napi::Value owner) {
   Napi::Env env = info.Env();
-  if (!handle->embeddings) {
-    ThrowError(env, "INVALID_ARGUMENT", "this context was not created for embeddings: create one with { embeddings: true }");
-  }
-  if (info.Length() < 1 || !info[0].IsArray()) ThrowTypeError(env, "Expected Int32Array[] for texts");
-  Napi::Array list = info[0].As<Napi::Array>();
-  const int32_t n_vocab = llama_vocab_n_tokens(handle->model->vocab);
-  std::vector<std::vector<llama_token>> texts(list.Length());
-  for (uint32_t i = 0; i < list.Length(); i++) {
-    Napi::Value v = list.Get(i);
-    if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array) {
-      ThrowTypeError(env, "Expected Int32Array[] for texts");
+  return GuardNative(env, [&]() -> Napi::Value {
+    if (!handle->embeddings) {
+      ThrowError(env, "INVALID_ARGUMENT", "this context was not created for embeddings: create one with { embeddings: true }");
     }
-    Napi::Int32Array tokens = v.As<Napi::Int32Array>();
-    texts[i].assign(tokens.Data(), tokens.Data() + tokens.ElementLength());
-    if (texts[i].empty()) ThrowError(env, "INVALID_ARGUMENT", "text " + std::to_string(i) + " has no tokens");
-    for (llama_token t : texts[i]) {
-      if (t < 0 || t >= n_vocab) ThrowError(env, "INVALID_ARGUMENT", "token " + std::to_string(t) + " is outside the vocabulary");
+    if (info.Length() < 1 || !info[0].IsArray()) ThrowTypeError(env, "Expected Int32Array[] for texts");
+    Napi::Array list = info[0].As<Napi::Array>();
+    const int32_t n_vocab = llama_vocab_n_tokens(handle->model->vocab);
+    // Grown element by element: an array's length says nothing about what it holds.
+    std::vector<std::vector<llama_token>> texts;
+    for (uint32_t i = 0; i < list.Length(); i++) {
+      Napi::Value v = list.Get(i);
+      if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array) {
+        ThrowTypeError(env, "Expected Int32Array[] for texts");
+      }
+      Napi::Int32Array tokens = v.As<Napi::Int32Array>();
+      texts.emplace_back(tokens.Data(), tokens.Data() + tokens.ElementLength());
+      if (texts.back().empty()) ThrowError(env, "INVALID_ARGUMENT", "text " + std::to_string(i) + " has no tokens");
+      for (llama_token t : texts.back()) {
+        if (t < 0 || t >= n_vocab) ThrowError(env, "INVALID_ARGUMENT", "token " + std::to_string(t) + " is outside the vocabulary");
+      }
     }
-  }
-  SharedFlag abort = AbortFlag::From(env, info.Length() > 1 ? info[1] : env.Undefined());
-  if (handle->busy.exchange(true)) ThrowError(env, "BUSY", "the context is busy");
-  auto* worker = new EmbedWorker(env, owner.As<Napi::Object>(), std::move(handle), std::move(texts), std::move(abort));
-  return worker->Start();
+    SharedFlag abort = AbortFlag::From(env, info.Length() > 1 ? info[1] : env.Undefined());
+    if (handle->busy.exchange(true)) ThrowError(env, "BUSY", "the context is busy");
+    ContextHandle* h = handle.get();
+    try {
+      auto* worker = new EmbedWorker(env, owner.As<Napi::Object>(), std::move(handle), std::move(texts), std::move(abort));
+      return worker->Start();
+    } catch (...) {
+      h->busy.store(false);  // the worker that would have cleared it never ran
+      throw;
+    }
+  });
 }
 
 }  // namespace understudy

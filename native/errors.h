@@ -3,6 +3,7 @@
 // parse messages.
 #pragma once
 #include <napi.h>
+#include <new>
 #include <stdexcept>
 #include <string>
 
@@ -31,6 +32,34 @@ inline Napi::Error MakeError(Napi::Env env, const std::string& code, const std::
   Napi::TypeError err = Napi::TypeError::New(env, message);
   err.Set("code", Napi::String::New(env, "INVALID_ARGUMENT"));
   throw err;
+}
+
+// The code for a C++ exception that escaped llama.cpp or the standard library.
+inline std::string CodeOf(const std::exception& e) {
+  if (const auto* f = dynamic_cast<const Failure*>(&e)) return f->code;
+  if (dynamic_cast<const std::bad_alloc*>(&e)) return "OUT_OF_MEMORY";
+  return "NATIVE_ERROR";
+}
+
+inline std::string MessageOf(const std::exception& e) {
+  if (dynamic_cast<const std::bad_alloc*>(&e)) return "out of memory";
+  return e.what();
+}
+
+// For binding methods on the JS thread that call into llama.cpp: node-addon-api
+// passes only Napi::Error on to JavaScript, and any other C++ exception leaving
+// a callback would terminate the process. This turns those into coded JS errors.
+template <typename Fn>
+Napi::Value GuardNative(Napi::Env env, Fn&& fn) {
+  try {
+    return fn();
+  } catch (const Napi::Error&) {
+    throw;
+  } catch (const std::exception& e) {
+    throw MakeError(env, CodeOf(e), MessageOf(e));
+  } catch (...) {
+    throw MakeError(env, "NATIVE_ERROR", "an unknown native exception");
+  }
 }
 
 }  // namespace understudy

@@ -1,8 +1,10 @@
 // Base for every blocking call: runs Execute() on a libuv worker thread and settles
 // a Promise on the JS thread. It keeps a strong reference to its owner (the JS
 // object whose native state it uses) until it settles, so the owner cannot be
-// garbage collected mid-call. A Failure thrown in Execute() becomes a rejection
-// whose error has the Failure's code.
+// garbage collected mid-call. A Failure thrown in Run() becomes a rejection whose
+// error has the Failure's code; any other exception (llama.cpp throws
+// std::runtime_error and std::bad_alloc) becomes NATIVE_ERROR or OUT_OF_MEMORY,
+// never an uncaught exception on a worker thread.
 #pragma once
 #include <napi.h>
 #include "errors.h"
@@ -43,6 +45,9 @@ class PromiseWorker : public Napi::AsyncWorker {
     } catch (const std::exception& e) {
       code_ = "NATIVE_ERROR";
       SetError(e.what());
+    } catch (...) {
+      code_ = "NATIVE_ERROR";
+      SetError("an unknown native exception");
     }
   }
 
@@ -56,6 +61,9 @@ class PromiseWorker : public Napi::AsyncWorker {
     } catch (const Napi::Error& e) {
       deferred_.Reject(e.Value());
       return;
+    } catch (const std::exception& e) {  // building the result ran out of memory, say
+      deferred_.Reject(MakeError(env, CodeOf(e), MessageOf(e)).Value());
+      return;
     }
     deferred_.Resolve(value);
   }
@@ -65,7 +73,7 @@ class PromiseWorker : public Napi::AsyncWorker {
     Napi::HandleScope scope(env);
     try {
       Settle(env);
-    } catch (const Napi::Error&) {
+    } catch (const std::exception&) {
       // The rejection below matters more than a failure while flushing.
     }
     deferred_.Reject(MakeError(env, code_.empty() ? "NATIVE_ERROR" : code_, e.Message()).Value());

@@ -1,4 +1,5 @@
 #include "sampling.h"
+#include <cmath>
 #include "args.h"
 #include "log.h"
 
@@ -36,20 +37,19 @@ SamplingOptions ReadSamplingOptions(const Napi::Object& o) {
   return s;
 }
 
-Sampler::Sampler(const llama_vocab* vocab, const SamplingOptions& o) {
+Sampler::Sampler(const llama_vocab* vocab, const SamplingOptions& o) : vocab_(vocab) {
+  if (!o.grammar.empty()) {
+    log::BeginCapture();
+    grammar_ = llama_sampler_init_grammar(vocab, o.grammar.c_str(), "root");
+    std::string why = log::TakeCaptured();
+    if (!grammar_) {
+      throw Failure("INVALID_GRAMMAR", "the grammar does not parse" + (why.empty() ? "" : ": " + why) +
+                    " (with the log level at error or below, llama.cpp prints the parser's reason on stderr)");
+    }
+  }
   llama_sampler_chain_params params = llama_sampler_chain_default_params();
   params.no_perf = true;
   chain_ = llama_sampler_chain_init(params);
-  if (!o.grammar.empty()) {
-    log::BeginCapture();
-    llama_sampler* grammar = llama_sampler_init_grammar(vocab, o.grammar.c_str(), "root");
-    std::string why = log::TakeCaptured();
-    if (!grammar) {
-      llama_sampler_free(chain_);
-      throw Failure("INVALID_GRAMMAR", "the grammar does not parse" + (why.empty() ? "" : ": " + why));
-    }
-    llama_sampler_chain_add(chain_, grammar);
-  }
   const bool penalties = o.repeat_penalty != 1.0f || o.frequency_penalty != 0 || o.presence_penalty != 0;
   if (penalties && o.repeat_last_n != 0) {
     window_ = o.repeat_last_n;
@@ -66,6 +66,67 @@ Sampler::Sampler(const llama_vocab* vocab, const SamplingOptions& o) {
   if (o.min_p > 0) llama_sampler_chain_add(chain_, llama_sampler_init_min_p(o.min_p, 1));
   llama_sampler_chain_add(chain_, llama_sampler_init_temp(o.temperature));
   llama_sampler_chain_add(chain_, llama_sampler_init_dist(o.seed));
+}
+
+Sampler::~Sampler() {
+  if (chain_) llama_sampler_free(chain_);
+  if (grammar_) llama_sampler_free(grammar_);
+}
+
+// llama_sampler_sample() with the grammar taken apart, because llama.cpp does
+// not survive a grammar that rules out every token (a character or token id the
+// vocabulary cannot produce): it picks a token anyway and then throws while
+// accepting it, or aborts the process when that token ends the generation. So
+// the grammar filters first, and if nothing is left the request fails here.
+llama_token Sampler::Sample(llama_context* ctx, int32_t at) {
+  const float* logits = llama_get_logits_ith(ctx, at);
+  if (!logits) throw Failure("NATIVE_ERROR", "llama.cpp has no logits for this sequence");
+  const int32_t n_vocab = llama_vocab_n_tokens(vocab_);
+  cur_.resize(static_cast<size_t>(n_vocab));
+  for (llama_token t = 0; t < n_vocab; t++) cur_[t] = llama_token_data{t, logits[t], 0.0f};
+  llama_token_data_array arr{cur_.data(), cur_.size(), -1, false};
+  if (grammar_) {
+    try {
+      llama_sampler_apply(grammar_, &arr);
+    } catch (const std::bad_alloc&) {
+      throw;
+    } catch (const std::exception& e) {
+      throw Failure("INVALID_GRAMMAR", std::string("the grammar failed while sampling: ") + e.what());
+    }
+    allowed_.assign(static_cast<size_t>(n_vocab), 0);
+    bool any = false;
+    for (size_t i = 0; i < arr.size; i++) {
+      if (arr.data[i].logit != -INFINITY) {
+        allowed_[arr.data[i].id] = 1;
+        any = true;
+      }
+    }
+    if (!any) {
+      throw Failure("INVALID_GRAMMAR", "the grammar allows no token this model can produce after " +
+                    std::to_string(sampled_) + " generated tokens: its vocabulary cannot spell what the grammar asks for next");
+    }
+  }
+  llama_sampler_apply(chain_, &arr);
+  if (arr.selected < 0 || static_cast<size_t>(arr.selected) >= arr.size) {
+    throw Failure("NATIVE_ERROR", "sampling selected no token (check the sampling options)");
+  }
+  const llama_token token = arr.data[arr.selected].id;
+  if (token < 0 || token >= n_vocab) throw Failure("NATIVE_ERROR", "sampling selected a token outside the vocabulary");
+  if (grammar_) {
+    // A token the grammar ruled out (reachable only through odd penalties that
+    // turn logits into NaN) would make llama.cpp abort while accepting it.
+    if (!allowed_[token]) throw Failure("INVALID_GRAMMAR", "sampling chose a token the grammar does not allow");
+    try {
+      llama_sampler_accept(grammar_, token);
+    } catch (const std::bad_alloc&) {
+      throw;
+    } catch (const std::exception& e) {
+      throw Failure("INVALID_GRAMMAR", std::string("the grammar failed while sampling: ") + e.what());
+    }
+  }
+  llama_sampler_accept(chain_, token);
+  sampled_++;
+  return token;
 }
 
 // Only the penalty window sees the prompt: the grammar constrains the output

@@ -31,21 +31,30 @@ SamplingOptions ReadSamplingOptions(const Napi::Object& o);
 
 class Sampler {
  public:
-  // Throws Failure("INVALID_GRAMMAR") when the grammar does not parse.
+  // Parses the grammar, if any: then it may take long, and it recurses as deep
+  // as the grammar nests, so it runs on a parse thread (parse-thread.h). Throws
+  // Failure("INVALID_GRAMMAR") when the grammar does not parse.
   Sampler(const llama_vocab* vocab, const SamplingOptions& opts);
-  ~Sampler() { llama_sampler_free(chain_); }
+  ~Sampler();
   Sampler(const Sampler&) = delete;
   Sampler& operator=(const Sampler&) = delete;
 
   // Feeds the prompt's tail to the penalty window.
   void AcceptHistory(const std::vector<llama_token>& tokens);
   // Samples from the logits of batch position `at` and records the choice.
-  llama_token Sample(llama_context* ctx, int32_t at) { return llama_sampler_sample(chain_, ctx, at); }
+  // Throws Failure("INVALID_GRAMMAR") when the grammar allows no token the
+  // model can produce, and Failure("NATIVE_ERROR") when sampling finds none.
+  llama_token Sample(llama_context* ctx, int32_t at);
 
  private:
-  llama_sampler* chain_;
+  const llama_vocab* vocab_;
+  llama_sampler* grammar_ = nullptr;  // apart from the chain: see Sample()
+  llama_sampler* chain_ = nullptr;
   llama_sampler* penalties_ = nullptr;  // owned by the chain
   int32_t window_ = 0;
+  int32_t sampled_ = 0;                  // tokens sampled so far
+  std::vector<llama_token_data> cur_;    // candidates, reused between tokens
+  std::vector<char> allowed_;            // by token id: the grammar allows it now
 };
 
 }  // namespace understudy

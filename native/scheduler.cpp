@@ -1,6 +1,7 @@
 #include "scheduler.h"
 #include <algorithm>
 #include <thread>
+#include "errors.h"
 #include "handles.h"
 
 namespace understudy {
@@ -35,13 +36,18 @@ bool Scheduler::Submit(std::shared_ptr<Request> request, std::shared_ptr<Context
     }
     const size_t free_slots = slots_.size() - active_;
     if (queue_.size() >= max_queued_ + free_slots) return false;
-    queue_.push_back(std::move(request));
     if (!running_) {
-      running_ = true;
       // Detached: the thread holds the context; it ends at Shutdown(), and if it
       // is the last holder, the context is freed on it.
-      std::thread([this, self]() mutable { Run(std::move(self)); }).detach();
+      try {
+        std::thread([this, self]() mutable { Run(std::move(self)); }).detach();
+      } catch (const std::exception& e) {
+        request->Fail("NATIVE_ERROR", std::string("could not start the generation thread: ") + e.what());
+        return true;
+      }
+      running_ = true;
     }
+    queue_.push_back(std::move(request));
   }
   wake_.notify_one();
   return true;
@@ -84,8 +90,16 @@ void Scheduler::Run(std::shared_ptr<ContextHandle> self) {
       if (stopping_) break;
     }
     std::lock_guard<std::mutex> step(step_mutex_);
-    Admit();
-    Step();
+    // Nothing may escape this thread: an exception here would abort the
+    // process. What the step was doing fails; the context goes on serving.
+    try {
+      Admit();
+      Step();
+    } catch (const std::exception& e) {
+      FailActive(CodeOf(e), "generation failed in llama.cpp: " + MessageOf(e));
+    } catch (...) {
+      FailActive("NATIVE_ERROR", "generation failed in llama.cpp with an unknown exception");
+    }
   }
   FailAll("DISPOSED", "the context was disposed during generation");
   self.reset();  // may free the context, here on this thread
@@ -109,18 +123,39 @@ void Scheduler::Admit() {
   llama_memory_t mem = llama_get_memory(owner_->ctx);
   for (auto& [seq, request] : admitted) {
     Slot& slot = slots_[seq];
-    size_t keep = CommonPrefix(slot.cached, request->prompt);
-    if (keep == request->prompt.size()) keep--;  // the last prompt token is evaluated again, for its logits
-    if (!llama_memory_seq_rm(mem, static_cast<llama_seq_id>(seq), static_cast<llama_pos>(keep), -1)) {
-      llama_memory_seq_rm(mem, static_cast<llama_seq_id>(seq), -1, -1);  // cannot cut a tail: start over
-      keep = 0;
+    try {
+      AdmitTo(mem, seq, slot, *request);
+    } catch (const std::exception& e) {
+      Forget(seq);
+      Release(slot)->Fail(CodeOf(e), MessageOf(e));
     }
-    slot.cached.resize(keep);
-    slot.prompt_pos = keep;
-    slot.next = -1;
-    request->reused = static_cast<int32_t>(keep);
-    request->admitted = Clock::now();
-    request->sampler->AcceptHistory(request->prompt);
+  }
+}
+
+// Points the slot's cache at the request's prompt: keeps the shared prefix.
+void Scheduler::AdmitTo(llama_memory_t mem, size_t seq, Slot& slot, Request& r) {
+  if (!r.sampler) throw Failure("NATIVE_ERROR", "the request reached the scheduler without a sampler");
+  size_t keep = CommonPrefix(slot.cached, r.prompt);
+  if (keep == r.prompt.size()) keep--;  // the last prompt token is evaluated again, for its logits
+  if (!llama_memory_seq_rm(mem, static_cast<llama_seq_id>(seq), static_cast<llama_pos>(keep), -1)) {
+    llama_memory_seq_rm(mem, static_cast<llama_seq_id>(seq), -1, -1);  // cannot cut a tail: start over
+    keep = 0;
+  }
+  slot.cached.resize(keep);
+  slot.prompt_pos = keep;
+  slot.next = -1;
+  r.reused = static_cast<int32_t>(keep);
+  r.admitted = Clock::now();
+  r.sampler->AcceptHistory(r.prompt);
+}
+
+// Drops a sequence's cache: after a failure, what it holds is not known.
+void Scheduler::Forget(size_t seq) {
+  slots_[seq].cached.clear();
+  try {
+    llama_memory_seq_rm(llama_get_memory(owner_->ctx), static_cast<llama_seq_id>(seq), -1, -1);
+  } catch (...) {
+    // Already failing; the next admission into this slot starts from nothing anyway.
   }
 }
 
@@ -210,7 +245,15 @@ bool Scheduler::Step() {
       s.prompt_pos += evaluating[seq];
       if (s.prompt_pos == prompt.size()) s.request->prompt_done = Clock::now();
     }
-    if (s.logits_at >= 0) Sample(s);
+    if (s.logits_at < 0) continue;
+    try {
+      Sample(s);
+    } catch (const std::exception& e) {
+      // This request alone fails (a grammar the vocabulary cannot satisfy, say);
+      // its cache holds exactly what was evaluated, so it stays usable.
+      s.next = -1;
+      Release(s)->Fail(CodeOf(e), MessageOf(e));
+    }
   }
   return true;
 }
@@ -243,6 +286,14 @@ void Scheduler::Sample(Slot& slot) {
   if (reason != "stop") r.Emit(r.stream.Finish());
   r.stop_reason = reason;
   Release(slot)->Finish();
+}
+
+void Scheduler::FailActive(const std::string& code, const std::string& message) {
+  for (size_t seq = 0; seq < slots_.size(); seq++) {
+    if (!slots_[seq].request) continue;
+    Forget(seq);
+    Release(slots_[seq])->Fail(code, message);
+  }
 }
 
 void Scheduler::FailAll(const std::string& code, const std::string& message) {

@@ -55,10 +55,14 @@ class Scheduler {
 
   void Run(std::shared_ptr<ContextHandle> self);
   void Admit();
+  void AdmitTo(llama_memory_t mem, size_t seq, Slot& slot, Request& r);
+  void Forget(size_t seq);
   size_t PickSlot(const std::vector<llama_token>& prompt);
   std::shared_ptr<Request> Release(Slot& slot);
   bool Step();
   void Sample(Slot& slot);
+  // Fails the requests in slots (after an exception in a step).
+  void FailActive(const std::string& code, const std::string& message);
   void FailAll(const std::string& code, const std::string& message);
 
   ContextHandle* owner_;

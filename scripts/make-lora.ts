@@ -2,7 +2,7 @@
 // weights, for tests that need an adapter matching (or deliberately not matching) a base.
 //
 //   node --import tsx scripts/make-lora.ts --model BASE.gguf --out ADAPTER.gguf [--rank 4] [--alpha 8]
-//        [--scale-std 0.5] [--targets attn_q,attn_v] [--seed 1] [--arch-mismatch] [--wrong-shape]
+//        [--scale-std 0.5] [--targets attn_q,attn_v] [--seed 1] [--arch-mismatch] [--wrong-shape] [--no-base]
 //
 // Format, as llama_adapter_lora_init_impl (vendor/llama.cpp/src/llama-adapter.cpp) reads it:
 // - general.type must be "adapter", adapter.type "lora", general.architecture must parse to
@@ -16,11 +16,15 @@
 //   token_embd.weight = [n_embd, n_vocab] is the exception: the delta is B·get_rows(A, tokens),
 //   so A = [rank, n_vocab], B = [rank, n_embd], checked as W.ne0 == B.ne1, W.ne1 == A.ne1.
 // - the applied scale is user_scale * alpha / rank (rank = B.ne0), or user_scale if alpha is 0.
+// The adapter also records its base model (general.base_model.*, understudy.base_model.*;
+// see src/llama/lora-base.ts), so that loadLora() can refuse it for another model of
+// the same shape.
 import { parseArgs } from 'node:util';
 import { GgmlType, GgufError, GgufValueType, type GgufKeyValue } from '../src/gguf/format.js';
 import { readGguf } from '../src/gguf/reader.js';
 import { deriveSeed, scratchBytes, tensorSource } from '../src/gguf/random-tensors.js';
 import { writeGguf, type GgufTensorSpec } from '../src/gguf/writer.js';
+import { baseMetadata, modelFingerprint } from '../src/llama/lora-base.js';
 import { isMain } from './is-main.js';
 
 export interface MakeLoraOptions {
@@ -46,6 +50,8 @@ export interface MakeLoraOptions {
   wrongArchitecture?: boolean;
   /** Error-test variant: every lora_a gets n_in + 1 (A·B stay consistent, so the base-shape check is what fails). */
   wrongShape?: boolean;
+  /** Record the base model in the adapter's metadata (default true; false writes an adapter that names no base). */
+  recordBase?: boolean;
 }
 
 export interface LoraTensorInfo {
@@ -64,7 +70,7 @@ export interface MakeLoraResult {
   tensors: LoraTensorInfo[];
 }
 
-export const LORA_DEFAULTS = { rank: 4, alpha: 8, scaleStd: 0.5, targets: ['attn_q', 'attn_v'], seed: 1 };
+export const LORA_DEFAULTS = { rank: 4, alpha: 8, scaleStd: 0.5, targets: ['attn_q', 'attn_v'], seed: 1, recordBase: true };
 
 const bad = (msg: string) => new GgufError('INVALID_ARGUMENT', msg);
 
@@ -110,6 +116,7 @@ export async function makeLoraAdapter(options: MakeLoraOptions): Promise<MakeLor
     { key: 'general.name', type: GgufValueType.STRING, value: o.name ?? `understudy-random-lora-r${o.rank}` },
     { key: 'adapter.type', type: GgufValueType.STRING, value: 'lora' },
     { key: 'adapter.lora.alpha', type: GgufValueType.FLOAT32, value: o.alpha },
+    ...(o.recordBase ? baseMetadata(await modelFingerprint(o.model, base)) : []),
   ];
 
   const scratch = new ArrayBuffer(scratchBytes()); // writeGguf streams one tensor at a time
@@ -139,10 +146,11 @@ function definedOnly<T extends object>(obj: T): T {
 
 const USAGE = `usage: node --import tsx scripts/make-lora.ts --model BASE.gguf --out ADAPTER.gguf
        [--rank N] [--alpha X] [--scale-std X] [--targets attn_q,attn_v] [--seed N] [--name NAME]
-       [--arch-mismatch] [--wrong-shape]
+       [--arch-mismatch] [--wrong-shape] [--no-base]
 Writes a llama.cpp LoRA adapter (F32 lora_a/lora_b pairs with random weights) for the
 base model's tensors blk.N.<target>.weight. Defaults: rank ${LORA_DEFAULTS.rank}, alpha ${LORA_DEFAULTS.alpha},
 scale-std ${LORA_DEFAULTS.scaleStd}, targets ${LORA_DEFAULTS.targets.join(',')}, seed ${LORA_DEFAULTS.seed}.
+The adapter records its base model (name and fingerprint) unless --no-base is given.
 --arch-mismatch and --wrong-shape write adapters llama.cpp must reject (for error tests).`;
 
 async function main(argv: string[]): Promise<void> {
@@ -152,6 +160,7 @@ async function main(argv: string[]): Promise<void> {
       model: { type: 'string', short: 'm' }, out: { type: 'string', short: 'o' }, rank: { type: 'string' },
       alpha: { type: 'string' }, 'scale-std': { type: 'string' }, targets: { type: 'string' }, seed: { type: 'string' },
       name: { type: 'string' }, 'arch-mismatch': { type: 'boolean' }, 'wrong-shape': { type: 'boolean' },
+      'no-base': { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -174,6 +183,7 @@ async function main(argv: string[]): Promise<void> {
     name: values.name,
     wrongArchitecture: values['arch-mismatch'],
     wrongShape: values['wrong-shape'],
+    recordBase: values['no-base'] ? false : undefined,
   });
   console.log(`${r.path}: ${r.fileSize} bytes, ${r.architecture} LoRA rank ${r.rank} alpha ${r.alpha}, ${r.tensors.length} tensors`);
 }

@@ -4,7 +4,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { loadModel, type ChatMessage } from '../src/index.js';
-import { storiesModel, thrown, tinyModel, within } from './helpers.js';
+import { rejection, storiesModel, thrown, tinyModel, within } from './helpers.js';
 
 const CHATML_JINJA = "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
 const conversation: ChatMessage[] = [
@@ -16,8 +16,11 @@ test('a model without a chat template: TEMPLATE_MISSING, naming both ways out', 
   const model = await within(loadModel(storiesModel));
   try {
     const ctx = await within(model.createContext({ contextSize: 256 }));
-    const err = thrown(() => ctx.chat(conversation));
+    // Reported the asynchronous way: on `result` and on iteration, never thrown.
+    const g = ctx.chat(conversation);
+    const err = await rejection(g.result);
     assert.is(err.code, 'TEMPLATE_MISSING');
+    assert.is((await rejection((async () => { for await (const _ of g); })())).code, 'TEMPLATE_MISSING');
     assert.match(err.message, /the model has no chat template .*pass a template.*or format the prompt yourself and call generate\(\)/);
   } finally {
     model.dispose();

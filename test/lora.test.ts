@@ -1,13 +1,17 @@
 // LoRA adapters: applying one changes greedy output, a scale of 0 or removing it
 // restores the base output exactly, all without reloading the model; adapters
-// for another architecture or shape, or another model, are refused.
+// for another architecture or shape, or another model (even one of the same
+// shape, by the base model their metadata records), are refused; one that names
+// no base loads with a warning.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { makeLoraAdapter } from '../scripts/make-lora.js';
+import { GgufValueType } from '../src/gguf/format.js';
 import { loadModel, type Context, type Model } from '../src/index.js';
+import { copyModel, scaleOutputNorm } from './fixtures/model-copy.js';
 import { rejection, storiesModel, within } from './helpers.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'understudy-lora-'));
@@ -77,6 +81,59 @@ test('an adapter loaded for another model is refused by a context', async () => 
     assert.match(err.message, /was loaded for another model/);
   } finally {
     other.dispose();
+  }
+});
+
+test('an adapter made for another model of the same shape is refused: its metadata names its base', async () => {
+  const reweighted = await copyModel(storiesModel, join(dir, 'reweighted.gguf'), (f) => scaleOutputNorm(f));
+  const retokenized = await copyModel(storiesModel, join(dir, 'retokenized.gguf'), (f) => {
+    const tokens = f.metadata.get('tokenizer.ggml.tokens')!.value as unknown as { items: string[] };
+    tokens.items[300] = `${tokens.items[300]}x`;
+  });
+  const forReweighted = (await makeLoraAdapter({ model: reweighted, out: join(dir, 'for-reweighted.gguf') })).path;
+  const forRetokenized = (await makeLoraAdapter({ model: retokenized, out: join(dir, 'for-retokenized.gguf') })).path;
+  // Control: llama.cpp itself takes it (the shapes match), and so does the model it was made for.
+  const own = await within(loadModel(reweighted));
+  try {
+    await within(own.loadLora(forReweighted));
+  } finally {
+    await own.dispose();
+  }
+  const e1 = await rejection(model.loadLora(forReweighted));
+  assert.is(e1.code, 'INVALID_ADAPTER');
+  assert.is(e1.message, `the LoRA adapter ${forReweighted} does not fit this model: it was made for another model ("llama") of the same shape: that model's weights differ from this one's`);
+  const e2 = await rejection(model.loadLora(forRetokenized));
+  assert.is(e2.code, 'INVALID_ADAPTER');
+  assert.is(e2.message, `the LoRA adapter ${forRetokenized} does not fit this model: it was made for another model ("llama"): that model's tensors or vocabulary differ from this one's`);
+});
+
+test('an adapter that names no base, or another base by name only, loads with a warning', async () => {
+  const warnings: Array<{ name: string; code?: string; message: string }> = [];
+  const onWarning = (w: Error & { code?: string }) => warnings.push({ name: w.name, code: w.code, message: w.message });
+  process.on('warning', onWarning);
+  const settle = () => new Promise((resolve) => setImmediate(resolve));
+  try {
+    const bare = (await makeLoraAdapter({ model: storiesModel, out: join(dir, 'bare.gguf'), recordBase: false })).path;
+    const named = (name: string, file: string) => copyModel(bare, join(dir, file), (f) => {
+      f.metadata.set('general.base_model.count', { type: GgufValueType.UINT32, value: 1 });
+      f.metadata.set('general.base_model.0.name', { type: GgufValueType.STRING, value: name });
+    });
+    const elsewhere = await named('TinyLlama 1.1B', 'elsewhere.gguf');
+    const same = await named('LLaMA', 'same-name.gguf');
+
+    await (await within(model.loadLora(good))).dispose();
+    await settle();
+    assert.equal(warnings, [], 'an adapter that records this model as its base loads silently');
+    await (await within(model.loadLora(bare))).dispose();
+    await (await within(model.loadLora(elsewhere))).dispose();
+    await (await within(model.loadLora(same))).dispose();
+    await settle();
+    assert.equal(warnings, [
+      { name: 'UnderstudyWarning', code: 'UNDERSTUDY_LORA_BASE_UNCHECKED', message: `the LoRA adapter ${bare} was loaded unchecked: it does not say which model it was made for (no general.base_model.* metadata), so it cannot be checked against this model` },
+      { name: 'UnderstudyWarning', code: 'UNDERSTUDY_LORA_BASE_UNCHECKED', message: `the LoRA adapter ${elsewhere} was loaded unchecked: it was made for "TinyLlama 1.1B", and this model is "llama"` },
+    ]);
+  } finally {
+    process.off('warning', onWarning);
   }
 });
 

@@ -2,6 +2,7 @@
 // adapter metadata and lora_a/lora_b shapes that pass llama-adapter.cpp's checks against
 // the base model; the deliberately wrong variants must fail exactly one of those checks.
 import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,6 +15,8 @@ import { readGguf, type GgufFile } from '../src/gguf/reader.js';
 import { dequantize } from '../src/gguf/random-tensors.js';
 import { makeLlamaModel } from '../scripts/make-model.js';
 import { loraDims, makeLoraAdapter } from '../scripts/make-lora.js';
+import { modelFingerprint } from '../src/llama/lora-base.js';
+import { copyModel, scaleOutputNorm } from './fixtures/model-copy.js';
 
 const repoRoot = fileURLToPath(new URL('..', import.meta.url));
 const realModel = process.env.UNDERSTUDY_TEST_MODEL ?? join(repoRoot, '../shared/models/stories260K.gguf');
@@ -166,6 +169,42 @@ test('rejects bad options and unknown targets', async () => {
   assert.equal(loraDims('blk.0.attn_q.weight', [64, 32], 2), { a: [64, 2], b: [2, 32] });
 });
 
+test('the adapter records its base model: its name and a fingerprint of its shapes, vocabulary and weights', async () => {
+  const out = join(dir, 'based.gguf');
+  await makeLoraAdapter({ model: realModel, out });
+  const [base, adapter] = await Promise.all([readGguf(realModel, { readTensorData: true }), readGguf(out)]);
+  assert.equal(adapter.metadata.get('general.base_model.count'), { type: GgufValueType.UINT32, value: 1 });
+  assert.is(str(adapter, 'general.base_model.0.name'), str(base, 'general.name'));
+  // The weights hash covers the 1-D tensors (norms), by name: computed here independently.
+  const weights = createHash('sha256');
+  for (const t of base.tensors.filter((x) => x.dims.length === 1).sort((a, b) => (a.name < b.name ? -1 : 1))) {
+    weights.update(`${t.name}\0`).update(t.data!);
+  }
+  assert.is(str(adapter, 'understudy.base_model.weights'), weights.digest('hex'));
+  const fingerprint = await modelFingerprint(realModel, base);
+  assert.is(str(adapter, 'understudy.base_model.shapes'), fingerprint.shapes);
+
+  // Same shapes and vocabulary, other weights: the shapes hash agrees, the weights hash does not;
+  // another shape or another vocabulary changes the shapes hash.
+  const fingerprintOf = async (p: string) => modelFingerprint(p, await readGguf(p));
+  const reweighted = await fingerprintOf(await copyModel(realModel, join(dir, 'reweighted.gguf'), (f) => scaleOutputNorm(f)));
+  assert.is(reweighted.shapes, fingerprint.shapes);
+  assert.is.not(reweighted.weights, fingerprint.weights);
+  const retokenized = await fingerprintOf(await copyModel(realModel, join(dir, 'retokenized.gguf'), (f) => {
+    const tokens = f.metadata.get('tokenizer.ggml.tokens')!.value as unknown as { items: string[] };
+    tokens.items[100] = `${tokens.items[100]}x`;
+  }));
+  assert.is.not(retokenized.shapes, fingerprint.shapes);
+  assert.is(retokenized.weights, fingerprint.weights);
+  const other = join(dir, 'tiny-other.gguf');
+  await makeLlamaModel({ out: other, layers: 3, embd: 32, ff: 64, heads: 4, kvHeads: 2, ctx: 128 });
+  assert.is.not((await fingerprintOf(other)).shapes, (await fingerprintOf(tinyModel)).shapes);
+
+  await makeLoraAdapter({ model: realModel, out, recordBase: false });
+  const bare = await readGguf(out);
+  assert.equal([...bare.metadata.keys()].filter((k) => k.includes('base_model')), []);
+});
+
 test('CLI writes an adapter', async () => {
   const out = join(dir, 'cli.gguf');
   const script = join(repoRoot, 'scripts', 'make-lora.ts');
@@ -175,6 +214,7 @@ test('CLI writes an adapter', async () => {
   assert.match(stdout, /rank 2 alpha 4, 6 tensors/);
   const f = await readGguf(out);
   assert.is(str(f, 'general.architecture'), 'gpt2');
+  assert.ok(f.metadata.has('understudy.base_model.shapes'));
   assert.equal(f.tensors.map((t) => t.dims), [[32, 2], [2, 16], [32, 2], [2, 16], [32, 2], [2, 16]]);
 });
 

@@ -1,6 +1,6 @@
 // Chat messages: their check, and their formatting into a prompt with the
 // model's own chat template (or one the caller names), through llama.cpp.
-import { fromNative } from '../errors.js';
+import { fromNative, invalidArgument } from '../errors.js';
 import * as v from '../validate.js';
 import type { NativeModel } from './binding.js';
 
@@ -19,14 +19,29 @@ export interface ChatTemplateOptions {
   addAssistant?: boolean;
 }
 
+/** Most messages one conversation may have. */
+export const MAX_MESSAGES = 100_000;
+
+/**
+ * Checks every message and returns plain copies (each property read once). It
+ * walks the indices, not forEach, which skips the holes of a sparse array: an
+ * array may claim a huge length and hold one element, and its length is
+ * bounded before anything is sized by it.
+ */
 export function checkMessages(messages: unknown): ChatMessage[] {
   if (!Array.isArray(messages) || messages.length === 0) v.fail('non-empty array of messages', 'messages', messages);
-  messages.forEach((m, i) => {
+  if (messages.length > MAX_MESSAGES) {
+    throw invalidArgument(`Expected at most ${MAX_MESSAGES} messages but received an array of length ${messages.length}`);
+  }
+  const out: ChatMessage[] = [];
+  for (let i = 0; i < messages.length; i++) {
+    const m: unknown = messages[i];
     if (!v.isPlainObject(m)) v.fail('{ role, content } object', `messages[${i}]`, m);
-    v.nonEmptyString(m.role, `messages[${i}].role`);
-    v.string(m.content, `messages[${i}].content`);
-  });
-  return messages as ChatMessage[];
+    const role = v.nonEmptyString(m.role, `messages[${i}].role`);
+    const content = v.string(m.content, `messages[${i}].content`);
+    out.push({ role, content });
+  }
+  return out;
 }
 
 export function formatChat(model: NativeModel, messages: ChatMessage[], options: ChatTemplateOptions): string {

@@ -29,6 +29,9 @@ export interface Completion {
   };
 }
 
+// The options of a generation that never reaches native code.
+const NOT_STARTED = { sampling: {}, addSpecial: false, parseSpecial: false } as ParsedGenerateOptions;
+
 export class Generation implements AsyncIterable<string> {
   readonly result: Promise<Completion>;
   #resolve!: (c: Completion) => void;
@@ -72,10 +75,22 @@ export class Generation implements AsyncIterable<string> {
     }
   }
 
-  /** Stops the generation; the iterator and `result` fail with ABORTED. */
+  /** @internal A generation that failed before it started: iterating it and `result` fail with `error`. */
+  static _failed(error: UnderstudyError, stream: boolean): Generation {
+    const generation = new Generation(new Int32Array(0), NOT_STARTED, stream, new Error());
+    generation._fail(error);
+    return generation;
+  }
+
+  /**
+   * Stops the generation; the iterator and `result` fail with ABORTED at once.
+   * The native side lets go of it at its next step (or, for a grammar still
+   * being parsed, when the parse ends), and the context counts it until then.
+   */
   abort(): void {
     this.#aborted = true;
     this.#flag?.abort();
+    this.#settle(abortedError('generation'));
   }
 
   async *[Symbol.asyncIterator](): AsyncIterator<string> {

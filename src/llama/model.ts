@@ -9,6 +9,8 @@ import { Context, type ContextOptions } from './context.js';
 import { checkMessages, formatChat, type ChatMessage, type ChatTemplateOptions } from './chat.js';
 import { asyncDispose, settled, syncDispose, WeakChildren } from './lifecycle.js';
 import { LoraAdapter } from './lora.js';
+import { checkAdapterBase, modelFingerprint, type ModelFingerprint } from './lora-base.js';
+import { readGguf } from '../gguf/reader.js';
 import { checkModelFile } from './model-file.js';
 import { resolveGpuLayers, type GpuLayers } from './system.js';
 
@@ -80,6 +82,7 @@ export class Model {
   #contexts = new WeakChildren<Context>();
   #adapters = new WeakChildren<LoraAdapter>();
   #disposal: Promise<void> | undefined;
+  #fingerprint: Promise<ModelFingerprint | null> | undefined;
 
   /** @internal Use loadModel(). */
   constructor(native: NativeModel, path: string, fileSize: number, vocabOnly: boolean, gpuLayers: number) {
@@ -138,12 +141,17 @@ export class Model {
   /**
    * Loads a LoRA adapter (llama.cpp's GGUF adapter format) made for this model;
    * apply it with context.setLora(). One made for another architecture or shape
-   * is refused with INVALID_ADAPTER.
+   * is refused with INVALID_ADAPTER, and so is one whose metadata records another
+   * base model (see lora-base.ts); one that does not say which model it was made
+   * for loads with a warning (type UnderstudyWarning, on process 'warning').
    */
   async loadLora(path: string): Promise<LoraAdapter> {
     const site = new Error();
     v.nonEmptyString(path, 'path');
     await checkModelFile(path, 'LoRA adapter');
+    await checkAdapterBase(path, () => (this.#fingerprint ??= readGguf(this.path)
+      .then((file) => modelFingerprint(this.path, file))
+      .catch(() => null)));
     const native = await callNative(this.#live().loadLora(path), site);
     if (this.disposed) {
       await settled(native.dispose());

@@ -3,6 +3,7 @@
 import { randomInt } from 'node:crypto';
 import * as v from '../validate.js';
 import { invalidArgument } from '../errors.js';
+import { checkGrammar } from './grammar-check.js';
 import { jsonSchemaToGrammar } from './json-schema-grammar.js';
 
 export interface GenerateOptions {
@@ -23,7 +24,11 @@ export interface GenerateOptions {
   stop?: string | string[];
   /** Keep going past end-of-generation tokens (for benchmarks). */
   ignoreEos?: boolean;
-  /** A GBNF grammar (root rule `root`) that the output must follow. */
+  /**
+   * A GBNF grammar (root rule `root`) that the output must follow. Checked before
+   * generation starts (INVALID_GRAMMAR, within GRAMMAR_LIMITS); parsed by llama.cpp
+   * off the JS thread.
+   */
   grammar?: string;
   /** A JSON schema the output must match; it becomes a grammar. */
   jsonSchema?: object;
@@ -89,12 +94,20 @@ function grammarOf(o: Partial<GenerateOptions>): string | undefined {
   if (o.grammar !== undefined && o.jsonSchema !== undefined) {
     throw invalidArgument('Expected one of grammar and jsonSchema but received both');
   }
-  if (o.grammar !== undefined) return v.nonEmptyString(o.grammar, 'grammar');
+  if (o.grammar !== undefined) {
+    const grammar = v.nonEmptyString(o.grammar, 'grammar');
+    checkGrammar(grammar);
+    return grammar;
+  }
   if (o.jsonSchema === undefined) return undefined;
   if (!v.isPlainObject(o.jsonSchema) && typeof o.jsonSchema !== 'boolean') v.fail('JSON schema object', 'jsonSchema', o.jsonSchema);
+  let grammar: string;
   try {
-    return jsonSchemaToGrammar(o.jsonSchema);
+    grammar = jsonSchemaToGrammar(o.jsonSchema);
   } catch (err) {
     throw invalidArgument(`jsonSchema: ${(err as Error).message}`);
   }
+  // The same limits as a grammar given directly: a schema can ask for a huge one.
+  checkGrammar(grammar);
+  return grammar;
 }
