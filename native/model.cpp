@@ -291,45 +291,51 @@ Napi::Value Model::LoadLora(const Napi::CallbackInfo& info) {
 Napi::Value Model::ApplyChatTemplate(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   auto h = Handle(env);
-  if (info.Length() < 1 || !info[0].IsArray()) ThrowTypeError(env, "Expected array for messages");
-  Napi::Array list = info[0].As<Napi::Array>();
-  std::vector<std::string> roles(list.Length()), contents(list.Length());
-  std::vector<llama_chat_message> messages(list.Length());
-  size_t total = 0;
-  for (uint32_t i = 0; i < list.Length(); i++) {
-    Napi::Value m = list.Get(i);
-    if (!m.IsObject() || !m.As<Napi::Object>().Get("role").IsString() || !m.As<Napi::Object>().Get("content").IsString()) {
-      ThrowTypeError(env, "Expected {role: string, content: string} for messages[" + std::to_string(i) + "]");
+  return GuardNative(env, [&]() -> Napi::Value {
+    if (info.Length() < 1 || !info[0].IsArray()) ThrowTypeError(env, "Expected array for messages");
+    Napi::Array list = info[0].As<Napi::Array>();
+    // Grown message by message, never sized by the array's length: a sparse
+    // array may claim 2^32 - 1 elements and hold one.
+    std::vector<std::string> roles, contents;
+    size_t total = 0;
+    for (uint32_t i = 0; i < list.Length(); i++) {
+      Napi::Value m = list.Get(i);
+      if (!m.IsObject() || !m.As<Napi::Object>().Get("role").IsString() || !m.As<Napi::Object>().Get("content").IsString()) {
+        ThrowTypeError(env, "Expected {role: string, content: string} for messages[" + std::to_string(i) + "]");
+      }
+      roles.push_back(m.As<Napi::Object>().Get("role").As<Napi::String>().Utf8Value());
+      contents.push_back(m.As<Napi::Object>().Get("content").As<Napi::String>().Utf8Value());
+      total += roles.back().size() + contents.back().size();
     }
-    roles[i] = m.As<Napi::Object>().Get("role").As<Napi::String>().Utf8Value();
-    contents[i] = m.As<Napi::Object>().Get("content").As<Napi::String>().Utf8Value();
-    messages[i] = {roles[i].c_str(), contents[i].c_str()};
-    total += roles[i].size() + contents[i].size();
-  }
-  std::string tmpl;
-  if (info.Length() > 1 && info[1].IsString()) {
-    tmpl = info[1].As<Napi::String>().Utf8Value();
-  } else if (const char* own = llama_model_chat_template(h->model, nullptr)) {
-    tmpl = own;
-  } else {
-    ThrowError(env, "TEMPLATE_MISSING",
-               "the model has no chat template (no tokenizer.chat_template in its GGUF): pass a template, by name "
-               "(such as 'chatml', 'llama3', 'gemma') or as Jinja text, or format the prompt yourself and call generate()");
-  }
-  bool add_assistant = info.Length() > 2 && info[2].ToBoolean();
-  std::vector<char> buf(total * 2 + 1024);
-  int32_t n = llama_chat_apply_template(tmpl.c_str(), messages.data(), messages.size(), add_assistant, buf.data(),
-                                        static_cast<int32_t>(buf.size()));
-  if (n > static_cast<int32_t>(buf.size())) {
-    buf.resize(n);
-    n = llama_chat_apply_template(tmpl.c_str(), messages.data(), messages.size(), add_assistant, buf.data(),
-                                  static_cast<int32_t>(buf.size()));
-  }
-  if (n < 0) {
-    ThrowError(env, "TEMPLATE_UNSUPPORTED",
-               "llama.cpp does not recognise this chat template; pass one of its built-in names (such as 'chatml') instead");
-  }
-  return Napi::String::New(env, buf.data(), n);
+    std::vector<llama_chat_message> messages;
+    messages.reserve(roles.size());
+    for (size_t i = 0; i < roles.size(); i++) messages.push_back({roles[i].c_str(), contents[i].c_str()});
+    std::string tmpl;
+    if (info.Length() > 1 && info[1].IsString()) {
+      tmpl = info[1].As<Napi::String>().Utf8Value();
+    } else if (const char* own = llama_model_chat_template(h->model, nullptr)) {
+      tmpl = own;
+    } else {
+      ThrowError(env, "TEMPLATE_MISSING",
+                 "the model has no chat template (no tokenizer.chat_template in its GGUF): pass a template, by name "
+                 "(such as 'chatml', 'llama3', 'gemma') or as Jinja text, or format the prompt yourself and call generate()");
+    }
+    bool add_assistant = info.Length() > 2 && info[2].ToBoolean();
+    if (total > static_cast<size_t>(INT32_MAX / 4)) ThrowError(env, "INVALID_ARGUMENT", "the messages are too long to format");
+    std::vector<char> buf(total * 2 + 1024);
+    int32_t n = llama_chat_apply_template(tmpl.c_str(), messages.data(), messages.size(), add_assistant, buf.data(),
+                                          static_cast<int32_t>(buf.size()));
+    if (n > static_cast<int32_t>(buf.size())) {
+      buf.resize(n);
+      n = llama_chat_apply_template(tmpl.c_str(), messages.data(), messages.size(), add_assistant, buf.data(),
+                                    static_cast<int32_t>(buf.size()));
+    }
+    if (n < 0) {
+      ThrowError(env, "TEMPLATE_UNSUPPORTED",
+                 "llama.cpp does not recognise this chat template; pass one of its built-in names (such as 'chatml') instead");
+    }
+    return Napi::String::New(env, buf.data(), n);
+  });
 }
 
 // checkGrammar(gbnf): throws INVALID_GRAMMAR unless the grammar parses for this

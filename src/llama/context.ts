@@ -4,7 +4,7 @@
 // prompt goes where the longest shared prefix is, so a conversation that grows is
 // not evaluated again. Changing adapters or embedding waits for running calls.
 import { availableParallelism } from 'node:os';
-import { UnderstudyError, abortedError, callNative, disposedError, fromNative } from '../errors.js';
+import { UnderstudyError, abortedError, callNative, disposedError, fromNative, invalidArgument } from '../errors.js';
 import * as v from '../validate.js';
 import type { NativeContext, NativeContextInfo } from './binding.js';
 import { binding } from './binding.js';
@@ -14,7 +14,7 @@ import { asyncDispose, settled, syncDispose } from './lifecycle.js';
 import { LoraAdapter } from './lora.js';
 import type { Model } from './model.js';
 import { toTokenArray } from './model.js';
-import { parseGenerateOptions, type GenerateOptions } from './sampling.js';
+import { parseGenerateOptions, type GenerateOptions, type ParsedGenerateOptions } from './sampling.js';
 
 export interface ContextOptions {
   /** Tokens the context holds (prompt and output). Default: the model's training context, at most 4096. */
@@ -86,13 +86,14 @@ export class Context {
     const contextSize = v.integer(o.contextSize, 'contextSize', Math.min(trainContextSize || 4096, embeddings ? 2048 : 4096), 1, 1 << 24);
     // An embedded text must fit in one batch: pooling sees the whole sequence at once.
     const batchSize = v.integer(o.batchSize, 'batchSize', embeddings ? contextSize : 512, 1, 1 << 20);
+    const sequences = parseSequences(o.sequences, embeddings, contextSize, batchSize);
     return {
       contextSize,
       batchSize,
       microBatchSize: batchSize,
       threads,
       batchThreads: v.integer(o.batchThreads, 'batchThreads', threads, 1, 1024),
-      sequences: v.integer(o.sequences, 'sequences', embeddings ? 8 : 1, 1, 256),
+      sequences,
       embeddings,
       // Texts of one batch share the cells, rather than each getting contextSize / sequences.
       kvUnified: embeddings,
@@ -117,15 +118,16 @@ export class Context {
   /**
    * Streams the continuation of `prompt` as text. Iterate it with `for await`;
    * `await generation.result` for the token counts, timings and stop reason.
-   * Leaving the loop early stops the generation.
+   * Leaving the loop early stops the generation. Never throws: a failure, bad
+   * arguments included, surfaces on iteration and on `result`.
    */
   generate(prompt: Prompt, options?: GenerateOptions): Generation {
-    return this.#start(prompt, options, true);
+    return this.#start(prompt, options, true, new Error());
   }
 
-  /** Generates the continuation of `prompt` and returns it whole. */
+  /** Generates the continuation of `prompt` and returns it whole. Rejects (never throws). */
   complete(prompt: Prompt, options?: GenerateOptions): Promise<Completion> {
-    return this.#start(prompt, options, false).result;
+    return this.#start(prompt, options, false, new Error()).result;
   }
 
   /**
@@ -134,13 +136,22 @@ export class Context {
    * result to stream it, or await `.result` for the whole answer.
    */
   chat(messages: ChatMessage[], options?: ChatOptions): Generation {
-    const o = v.options(options);
-    const prompt = formatChat(this.model._native(), checkMessages(messages), o);
-    // The template writes special tokens as text; a BOS it wrote itself must not be doubled.
-    const bos = this.model.info.vocab.special.bos;
-    const bosText = bos === null ? '' : Buffer.from(this.model.tokenPiece(bos, { special: true })).toString('utf8');
-    const addSpecial = !(bosText && prompt.startsWith(bosText));
-    return this.#start(prompt, { ...o, addSpecial, parseSpecial: true }, true);
+    const site = new Error();
+    let prompt: string;
+    let o: Partial<ChatOptions>;
+    let addSpecial: boolean;
+    try {
+      this.#live();
+      o = v.options(options);
+      prompt = formatChat(this.model._native(), checkMessages(messages), o);
+      // The template writes special tokens as text; a BOS it wrote itself must not be doubled.
+      const bos = this.model.info.vocab.special.bos;
+      const bosText = bos === null ? '' : Buffer.from(this.model.tokenPiece(bos, { special: true })).toString('utf8');
+      addSpecial = !(bosText && prompt.startsWith(bosText));
+    } catch (err) {
+      return Generation._failed(fromNative(err, site), true);
+    }
+    return this.#start(prompt, { ...o, addSpecial, parseSpecial: true }, true, site);
   }
 
   /** One unit-length vector per text, with the model's pooling (mean where it declares none). */
@@ -150,12 +161,15 @@ export class Context {
       throw new UnderstudyError('INVALID_ARGUMENT', 'this context was not created for embeddings: create one with { embeddings: true }');
     }
     if (!Array.isArray(texts)) v.fail('array of strings', 'texts', texts);
-    texts.forEach((t, i) => v.string(t, `texts[${i}]`));
+    // Element by element (forEach would skip the holes of a sparse array), into a
+    // copy that later changes to the caller's array cannot reach.
+    const list: string[] = [];
+    for (let i = 0; i < texts.length; i++) list.push(v.string(texts[i], `texts[${i}]`));
     const o = v.options(options);
     const truncate = v.boolean(o.truncate, 'truncate', false);
     const signal = v.abortSignal(o.signal);
     const limit = this.info().batchSize;
-    const tokens = texts.map((text, i) => {
+    const tokens = list.map((text, i) => {
       const ids = this.model.tokenize(text);
       if (ids.length === 0) ids.push(this.model.info.vocab.special.eos ?? 0);
       if (ids.length > limit) {
@@ -265,11 +279,14 @@ export class Context {
   }
 
   // Submits a generation after any exclusive call made before it.
-  #submit(generation: Generation): void {
+  #checkQueue(): void {
     if (this.#inflight.size >= this.#sequences + this.#maxQueued) {
       throw new UnderstudyError('QUEUE_FULL',
         `${this.#inflight.size} generations are running or waiting on this context (${this.#sequences} sequences + maxQueued ${this.#maxQueued}): wait for some to finish, or create the context with more sequences or a larger maxQueued`);
     }
+  }
+
+  #submit(generation: Generation): void {
     const run = this.#exclusive.then(() => {
       const native = this.#native;
       if (!native) return generation._fail(disposedError('context'));
@@ -279,21 +296,30 @@ export class Context {
     void run.finally(() => this.#inflight.delete(run));
   }
 
-  #start(prompt: Prompt, options: GenerateOptions | undefined, stream: boolean): Generation {
-    const site = new Error();
-    this.#live();
-    if (this.#embeddings) {
-      throw new UnderstudyError('INVALID_ARGUMENT', 'this context was created for embeddings: create another without { embeddings: true } to generate');
-    }
-    const parsed = parseGenerateOptions(options);
-    if (parsed.sampling.grammar !== undefined) {
-      const grammar = parsed.sampling.grammar;
-      try {
-        this.model._native().checkGrammar(grammar);
-      } catch (err) {
-        throw fromNative(err);
+  // Every failure, bad arguments included, comes back in the Generation (on
+  // iteration and on `result`), never as a throw: generate(), chat() and
+  // complete() report errors the one asynchronous way.
+  #start(prompt: Prompt, options: GenerateOptions | undefined, stream: boolean, site: Error): Generation {
+    let tokens: Int32Array;
+    let parsed: ParsedGenerateOptions;
+    try {
+      this.#live();
+      if (this.#embeddings) {
+        throw new UnderstudyError('INVALID_ARGUMENT', 'this context was created for embeddings: create another without { embeddings: true } to generate');
       }
+      // Grammars are checked here (limits, syntax) and parsed natively off this thread.
+      parsed = parseGenerateOptions(options);
+      tokens = this.#promptTokens(prompt, parsed);
+      this.#checkQueue();
+    } catch (err) {
+      return Generation._failed(fromNative(err, site), stream);
     }
+    const generation = new Generation(tokens, parsed, stream, site);
+    this.#submit(generation);
+    return generation;
+  }
+
+  #promptTokens(prompt: Prompt, parsed: ParsedGenerateOptions): Int32Array {
     const tokens = typeof prompt === 'string'
       ? new Int32Array(this.model.tokenize(prompt, { addSpecial: parsed.addSpecial, parseSpecial: parsed.parseSpecial }))
       : toTokenArray(prompt, 'prompt');
@@ -310,13 +336,27 @@ export class Context {
       throw new UnderstudyError('CONTEXT_OVERFLOW',
         `the prompt has ${tokens.length} tokens but the context holds ${this.#size}: shorten the prompt or create the context with a larger contextSize`);
     }
-    const generation = new Generation(tokens, parsed, stream, site);
-    this.#submit(generation);
-    return generation;
+    return tokens;
   }
+
 
   #live(): NativeContext {
     if (!this.#native) throw disposedError('context');
     return this.#native;
   }
+}
+
+// llama.cpp makes room for one output per sequence in a batch of
+// min(contextSize, batchSize) tokens, and aborts the process (a GGML_ASSERT in
+// llama_context::output_reserve) at context creation when there are more
+// sequences than that; it also caps sequences at 256 (LLAMA_MAX_SEQ). An
+// embedding context's default (8 texts per batch) shrinks to fit instead.
+function parseSequences(value: unknown, embeddings: boolean, contextSize: number, batchSize: number): number {
+  const room = Math.min(contextSize, batchSize);
+  const sequences = v.integer(value, 'sequences', embeddings ? Math.min(8, room) : 1, 1, 256);
+  if (sequences > room) {
+    const by = contextSize <= batchSize ? `contextSize (${contextSize})` : `batchSize (${batchSize})`;
+    throw invalidArgument(`Expected sequences at most ${by} but received ${sequences}: every sequence needs room for a token in one batch of min(contextSize, batchSize); raise ${contextSize <= batchSize ? 'contextSize' : 'batchSize'} or lower sequences`);
+  }
+  return sequences;
 }
