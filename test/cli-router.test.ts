@@ -57,7 +57,7 @@ test('ask remote, then dataset tasks and dataset export', async () => {
 test('a bad variable stops ask with INVALID_CONFIG naming it', async () => {
   const r = await understudy(['ask', 'x'], { UNDERSTUDY_SIM_THRESHOLD: 'high', UNDERSTUDY_CACHE_DIR: freshDir('cli') });
   assert.is(r.code, 1);
-  assert.is(r.stderr, 'understudy: error [INVALID_CONFIG]: UNDERSTUDY_SIM_THRESHOLD must be a number between 0 and 1, got "high"\n');
+  assert.is(r.stderr, 'understudy: error [INVALID_CONFIG]: UNDERSTUDY_SIM_THRESHOLD must be a decimal number between 0 and 1, got "high"\n');
 });
 
 test.run();

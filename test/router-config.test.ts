@@ -4,9 +4,12 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
-import { createRouter, MockBackend, type CallEvent, type ChatRequest, type Router } from '../src/index.js';
+import { createRouter, LocalBackend, MockBackend, type CallEvent, type ChatRequest, type Router } from '../src/index.js';
 import { resolveSettings } from '../src/router/config.js';
+import { shareThreads } from '../src/router/threads.js';
 import { rejection, root, storiesModel, thrown } from './helpers.js';
 import { freshDir } from './router-fixture.js';
 
@@ -31,14 +34,15 @@ test('every documented variable is read', () => {
   const s = resolveSettings(undefined, {
     UNDERSTUDY_MODEL: '/m.gguf', UNDERSTUDY_DEVICE: 'cpu', UNDERSTUDY_CACHE_DIR: '/tmp/c', UNDERSTUDY_SIM_THRESHOLD: '0.8',
     UNDERSTUDY_CACHE_THRESHOLD: '0.9', UNDERSTUDY_USE_API: 'false', UNDERSTUDY_TRAIN_LOCAL: '0', UNDERSTUDY_API_BASE: 'http://127.0.0.1:1/v1',
-    UNDERSTUDY_API_MODEL: 'm', UNDERSTUDY_API_KEY: 'k1', UNDERSTUDY_TEMPERATURE: '0.5', UNDERSTUDY_MAX_TOKENS: '99', UNDERSTUDY_TOP_P: '0.9',
-    UNDERSTUDY_TIMEOUT: '2.5', UNDERSTUDY_ENABLE_CACHE: 'no', OPENAI_API_KEY: 'k2',
+    UNDERSTUDY_API_MODEL: 'm', UNDERSTUDY_API_KEY: 'key-1', UNDERSTUDY_TEMPERATURE: '0.5', UNDERSTUDY_MAX_TOKENS: '99', UNDERSTUDY_TOP_P: '0.9',
+    UNDERSTUDY_TIMEOUT: '2.5', UNDERSTUDY_ENABLE_CACHE: 'no', OPENAI_API_KEY: 'key-2', UNDERSTUDY_THREADS: '3', UNDERSTUDY_STREAM_TIMEOUT: '30',
   });
   assert.equal(
     [s.model, s.device, s.cacheDir, s.simThreshold, s.cacheThreshold, s.useApi, s.trainLocal, s.apiBase, s.apiModel, s.apiKey, s.temperature, s.maxTokens, s.topP, s.timeout, s.enableCache],
-    ['/m.gguf', 'cpu', '/tmp/c', 0.8, 0.9, false, false, 'http://127.0.0.1:1/v1', 'm', 'k1', 0.5, 99, 0.9, 2.5, false],
+    ['/m.gguf', 'cpu', '/tmp/c', 0.8, 0.9, false, false, 'http://127.0.0.1:1/v1', 'm', 'key-1', 0.5, 99, 0.9, 2.5, false],
   );
-  assert.is(resolveSettings(undefined, { OPENAI_API_KEY: 'k2' }).apiKey, 'k2');
+  assert.equal([s.threads, s.streamTimeout], [3, 30]);
+  assert.is(resolveSettings(undefined, { OPENAI_API_KEY: 'key-2' }).apiKey, 'key-2');
 });
 
 test('options win over the environment', () => {
@@ -49,13 +53,13 @@ test('options win over the environment', () => {
 
 test('a bad value stops startup with a message naming the variable', () => {
   const cases: [Record<string, string>, string][] = [
-    [{ UNDERSTUDY_SIM_THRESHOLD: 'high' }, 'UNDERSTUDY_SIM_THRESHOLD must be a number between 0 and 1, got "high"'],
+    [{ UNDERSTUDY_SIM_THRESHOLD: 'high' }, 'UNDERSTUDY_SIM_THRESHOLD must be a decimal number between 0 and 1, got "high"'],
     [{ UNDERSTUDY_SIM_THRESHOLD: '1.5' }, 'UNDERSTUDY_SIM_THRESHOLD must be a number between 0 and 1, got 1.5'],
     [{ UNDERSTUDY_USE_API: 'maybe' }, 'UNDERSTUDY_USE_API must be true or false, got "maybe"'],
     [{ UNDERSTUDY_DEVICE: 'tpu' }, 'UNDERSTUDY_DEVICE must be one of auto, cpu, cuda, hip, got "tpu"'],
     [{ UNDERSTUDY_MAX_TOKENS: '12.5' }, 'UNDERSTUDY_MAX_TOKENS must be an integer between 1 and 1048576, got 12.5'],
     [{ UNDERSTUDY_TIMEOUT: '-1' }, 'UNDERSTUDY_TIMEOUT must be a number between 0.001 and 86400, got -1'],
-    [{ UNDERSTUDY_TEMPERATURE: 'NaN' }, 'UNDERSTUDY_TEMPERATURE must be a number between 0 and 2, got "NaN"'],
+    [{ UNDERSTUDY_TEMPERATURE: 'NaN' }, 'UNDERSTUDY_TEMPERATURE must be a decimal number between 0 and 2, got "NaN"'],
   ];
   for (const [env, message] of cases) {
     const err = thrown(() => resolveSettings(undefined, env));
@@ -67,6 +71,88 @@ test('a bad value stops startup with a message naming the variable', () => {
   assert.is(thrown(() => resolveSettings({ simThreshhold: 0.5 } as never, {})).message, 'unknown router option "simThreshhold"');
 });
 
+test('numbers in the environment are plain decimals: hex, exponents, -0, blanks and padding are refused', () => {
+  const cases: [string, string, string][] = [
+    ['UNDERSTUDY_TIMEOUT', '0x10', 'a decimal number between 0.001 and 86400'],
+    ['UNDERSTUDY_TIMEOUT', '1e-400', 'a decimal number between 0.001 and 86400'],
+    ['UNDERSTUDY_TIMEOUT', '1e3', 'a decimal number between 0.001 and 86400'],
+    ['UNDERSTUDY_TEMPERATURE', '-0', 'a decimal number between 0 and 2'],
+    ['UNDERSTUDY_MAX_TOKENS', '', 'a decimal integer between 1 and 1048576'],
+    ['UNDERSTUDY_MAX_TOKENS', ' 5', 'a decimal integer between 1 and 1048576'],
+    ['UNDERSTUDY_MAX_TOKENS', '5 ', 'a decimal integer between 1 and 1048576'],
+    ['UNDERSTUDY_MAX_TOKENS', '0b101', 'a decimal integer between 1 and 1048576'],
+    ['UNDERSTUDY_THREADS', '+4', 'a decimal integer between 1 and 1024'],
+    ['UNDERSTUDY_SIM_THRESHOLD', '.5', 'a decimal number between 0 and 1'],
+    ['UNDERSTUDY_USE_API', '', 'true or false'],
+    ['UNDERSTUDY_USE_API', ' true', 'true or false'],
+  ];
+  for (const [name, value, expected] of cases) {
+    const err = thrown(() => resolveSettings(undefined, { [name]: value }));
+    assert.is(err.code, 'INVALID_CONFIG', `${name}=${JSON.stringify(value)}`);
+    assert.is(err.message, `${name} must be ${expected}, got ${JSON.stringify(value)}`);
+  }
+  assert.is(resolveSettings(undefined, { UNDERSTUDY_TIMEOUT: '0.25' }).timeout, 0.25);
+  assert.is(resolveSettings(undefined, { UNDERSTUDY_MAX_TOKENS: '16' }).maxTokens, 16);
+});
+
+test('a key too short to be redacted is refused, naming its variable and not echoing it', () => {
+  for (const [env, options, name] of [[{ UNDERSTUDY_API_KEY: 'abc' }, {}, 'UNDERSTUDY_API_KEY'], [{ OPENAI_API_KEY: 'xyz' }, {}, 'OPENAI_API_KEY'], [{}, { apiKey: 'q7' }, 'option apiKey']] as const) {
+    const err = thrown(() => resolveSettings(options, env));
+    assert.is(err.code, 'INVALID_CONFIG');
+    assert.is(err.message, `${name} is ${name === 'option apiKey' ? 2 : 3} characters long; a key needs at least 4 to be kept out of the logs and the dataset (leave it unset for a server that takes no key)`);
+  }
+});
+
+test('credentials in the API base URL are refused at startup without echoing them', () => {
+  for (const url of ['http://user:hunter2-pass@127.0.0.1:1/v1', 'https://hunter2-pass@host.example/v1?key=hunter2-pass', 'http://user:hunter2/pass@host/v1']) {
+    const err = thrown(() => resolveSettings(undefined, { UNDERSTUDY_API_BASE: url }));
+    assert.is(err.code, 'INVALID_CONFIG', url);
+    assert.match(err.message, /^UNDERSTUDY_API_BASE must (not carry a user name or password|be an http:\/\/ or https:\/\/ URL)/);
+    assert.not.ok(err.message.includes('hunter2'), err.message);
+    assert.not.ok(err.message.includes('user:'), err.message);
+  }
+  const opt = thrown(() => resolveSettings({ apiBase: 'http://user:hunter2-pass@127.0.0.1:1/v1' }, {}));
+  assert.is(opt.message, 'option apiBase must not carry a user name or password (put the key in UNDERSTUDY_API_KEY or the apiKey option), got "http://127.0.0.1:1/v1"');
+});
+
+test('a model, embedding model or cache directory that fails names its variable', async () => {
+  const missing = join(root, 'nope.gguf');
+  const model = await rejection(createRouter({ env: { UNDERSTUDY_MODEL: missing, UNDERSTUDY_CACHE_DIR: freshDir('named') } }));
+  assert.is(model.code, 'MODEL_NOT_FOUND');
+  assert.is(model.message, `UNDERSTUDY_MODEL: model file not found: ${missing}`);
+  const embedding = await rejection(createRouter({ remote: new MockBackend(), local: false, env: { UNDERSTUDY_EMBEDDING_MODEL: missing, UNDERSTUDY_CACHE_DIR: freshDir('named') } }));
+  assert.is(embedding.code, 'MODEL_NOT_FOUND');
+  assert.is(embedding.message, `UNDERSTUDY_EMBEDDING_MODEL: model file not found: ${missing}`);
+  const file = join(freshDir('named'), 'a-file');
+  writeFileSync(file, 'not a folder');
+  // The directory is checked before any model loads: the missing model is never reached.
+  const dir = await rejection(createRouter({ env: { UNDERSTUDY_MODEL: missing, UNDERSTUDY_CACHE_DIR: join(file, 'cache') } }));
+  assert.is(dir.code, 'INVALID_CONFIG');
+  assert.match(dir.message, /^UNDERSTUDY_CACHE_DIR: cannot create the cache directory .*a-file\/cache: ENOTDIR/);
+  const opt = await rejection(createRouter({ remote: new MockBackend(), local: false, cacheDir: file, env: {} }));
+  assert.match(opt.message, /^option cacheDir: cannot create the cache directory .*a-file: /);
+});
+
+test('threads: the default shares the cores between generation and embedding; UNDERSTUDY_THREADS and threads set the budget', async () => {
+  assert.equal(shareThreads(undefined, 2), { generation: 1, embedding: 1 });
+  assert.equal(shareThreads(undefined, 16), { generation: 10, embedding: 5 });
+  assert.equal(shareThreads(6, 64), { generation: 4, embedding: 2 });
+  assert.equal(shareThreads(1, 64), { generation: 1, embedding: 1 });
+  assert.is(thrown(() => resolveSettings(undefined, { UNDERSTUDY_THREADS: '0' })).message, 'UNDERSTUDY_THREADS must be an integer between 1 and 1024, got 0');
+  const cores = availableParallelism();
+  const byDefault = await createRouter({ model: storiesModel, useApi: false, contextSize: 64, sequences: 1, cacheDir: freshDir('threads'), quiet: true, env: {} });
+  open.push(byDefault);
+  const local = byDefault.local as LocalBackend;
+  await local.embed(['warm']);
+  const used = await local.threads();
+  // ggml's threads spin: both contexts together stay within the cores (each needs one at least).
+  assert.ok(used.generation + used.embedding! <= Math.max(2, cores), `${JSON.stringify(used)} on ${cores} cores`);
+  const set = await createRouter({ model: storiesModel, useApi: false, contextSize: 64, sequences: 1, cacheDir: freshDir('threads'), quiet: true, env: { UNDERSTUDY_THREADS: '3' } });
+  open.push(set);
+  await (set.local as LocalBackend).embed(['warm']);
+  assert.equal(await (set.local as LocalBackend).threads(), { generation: 2, embedding: 1 });
+});
+
 test('createRouter() with no argument is configured from the environment alone', () => {
   const script = "import('./src/index.ts').then(async (u) => { const r = await u.createRouter(); const x = await r.chat({ messages: [{ role: 'user', content: 'hi' }], maxTokens: 8 }); console.log(JSON.stringify({ route: x.route, dir: r.cacheDir, threshold: r.settings.simThreshold })); await r.close(); }).catch((e) => { console.log(JSON.stringify({ code: e.code, message: e.message })); });";
   const cacheDir = freshDir('env');
@@ -74,7 +160,7 @@ test('createRouter() with no argument is configured from the environment alone',
   const ok = spawnSync(process.execPath, ['--import', 'tsx', '-e', script], { cwd: root, env, encoding: 'utf8' });
   assert.equal(JSON.parse(ok.stdout), { route: 'local', dir: cacheDir, threshold: 0.8 });
   const bad = spawnSync(process.execPath, ['--import', 'tsx', '-e', script], { cwd: root, env: { ...env, UNDERSTUDY_CACHE_THRESHOLD: 'x' }, encoding: 'utf8' });
-  assert.equal(JSON.parse(bad.stdout), { code: 'INVALID_CONFIG', message: 'UNDERSTUDY_CACHE_THRESHOLD must be a number between 0 and 1, got "x"' });
+  assert.equal(JSON.parse(bad.stdout), { code: 'INVALID_CONFIG', message: 'UNDERSTUDY_CACHE_THRESHOLD must be a decimal number between 0 and 1, got "x"' });
 });
 
 test('no backend at all is NO_BACKEND; a missing model is MODEL_NOT_FOUND', async () => {
@@ -162,7 +248,7 @@ test('a failing embedder or fits() check never stops a call', async () => {
   const warnings: string[] = [];
   const r = await createRouter({
     local, remote: new MockBackend({ model: 'teacher' }), embedder: async () => { throw new Error('embedding model crashed'); },
-    cacheDir: freshDir('robust'), quiet: true, env: {},
+    semanticCache: true, cacheDir: freshDir('robust'), quiet: true, env: {},
   });
   open.push(r);
   r.on('warning', (w: string) => warnings.push(w));

@@ -5,10 +5,10 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import Database from 'better-sqlite3';
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createRouter, MockBackend, type Router } from '../src/index.js';
-import { root } from './helpers.js';
+import { rejection, root } from './helpers.js';
 import { freshDir } from './router-fixture.js';
 import { startTeacher, type Teacher } from './teacher.js';
 
@@ -106,6 +106,22 @@ test('the dataset exports as JSONL in chat format, one task or all', async () =>
   assert.equal(lines[1], { prompt: 'Once upon a time', completion: 'Answer: Once upon a time', task: 'story' });
   const one = join(r.cacheDir, 'one.jsonl');
   assert.is(await r.exportDataset(one, { task: 'story' }), 1);
+});
+
+test('an export into a missing folder, or onto a folder, is IO_ERROR and leaves no temporary file', async () => {
+  const r = await remoteOnly();
+  await r.chat({ task: 'x', messages: [{ role: 'user', content: 'something to export' }] });
+  const missing = join(r.cacheDir, 'no', 'such', 'folder');
+  const err = await rejection(r.exportDataset(join(missing, 'train.jsonl')));
+  assert.is(err.code, 'IO_ERROR');
+  assert.is(err.message, `cannot write the export to ${join(missing, 'train.jsonl')}: the folder ${missing} does not exist`);
+  const folder = join(r.cacheDir, 'a-folder');
+  mkdirSync(folder);
+  const onto = await rejection(r.exportDataset(folder));
+  assert.is(onto.code, 'IO_ERROR');
+  assert.match(onto.message, /^the export to .*a-folder failed: EISDIR/);
+  assert.equal(readdirSync(r.cacheDir).filter((f) => f.includes('.tmp')), []);
+  assert.equal(readdirSync(folder), []);
 });
 
 test('a task is derived from the system prompt when none is given', async () => {

@@ -3,6 +3,9 @@
 // error or the fallback, and that the dataset holds exactly the rows it should.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { execFileSync } from 'node:child_process';
+import { createReadStream } from 'node:fs';
+import { join } from 'node:path';
 import type { Router } from '../src/index.js';
 import { rejection } from './helpers.js';
 import { API_KEY, allBytes, ask, routerFor } from './router-fixture.js';
@@ -220,26 +223,61 @@ test('leaving a remote stream early settles the call as ABORTED, without a coold
 });
 
 test('a call that joined an identical one gets its own answer when the first is aborted', async () => {
-  teacher.faults.push({ kind: 'delay', ms: 400 });
+  teacher.faults.push({ kind: 'delay', ms: 30_000 });
   const controller = new AbortController();
   const first = router.chat(ask('shared', { signal: controller.signal }));
-  await new Promise((resolve) => setTimeout(resolve, 50));
+  await until(() => completions().length === 1);
+  // router.chat() decides synchronously whether to join; a call that did not
+  // would send its own request now, before the different call made after it.
   const second = router.chat(ask('shared'));
+  await router.chat(ask('something else'));
+  assert.equal(completions().map((q) => q.body.messages[0].content), ['shared', 'something else'], 'the second call joined the first');
   controller.abort();
   assert.is((await rejection(first)).code, 'ABORTED');
   const r = await second;
   assert.is(r.text, 'Answer: shared');
-  assert.is(router.datasetRows().length, 1);
+  assert.is(r.cached, false);
+  assert.equal(completions().map((q) => q.body.messages[0].content), ['shared', 'something else', 'shared']);
+  assert.is(router.datasetRows().length, 2);
 });
 
-test('calls made during a dataset export are answered and logged', async () => {
-  for (let i = 0; i < 600; i++) await router.chat(ask(`fill ${i}`, { cache: false }));
-  const exporting = router.exportDataset(`${router.cacheDir}/export.jsonl`);
-  const during = await Promise.all([router.chat(ask('during 1', { cache: false })), router.chat(ask('during 2', { cache: false }))]);
+test('calls made during a dataset export are answered and logged while the export is under way', async () => {
+  // Enough to outgrow every buffer between the export and its reader (some 150 KB).
+  teacher.setAnswer(({ messages }) => `${messages!.at(-1)!.content} ${'z'.repeat(1000)}`);
+  for (let i = 0; i < 300; i++) await router.chat(ask(`fill ${i}`, { cache: false }));
+  const path = join(router.cacheDir, 'export.jsonl');
+  // The export writes through a temporary file: make it a pipe that nobody reads
+  // yet, so the export is held midway, deterministically, while the calls run.
+  execFileSync('mkfifo', [`${path}.${process.pid}.tmp`]);
+  const reader = createReadStream(`${path}.${process.pid}.tmp`, { encoding: 'utf8' })[Symbol.asyncIterator]();
+  let settled = false;
+  const exporting = router.exportDataset(path).finally(() => (settled = true));
+  // Once its first bytes arrive the export is reading rows, and it cannot finish before we read on.
+  let text = (await reader.next()).value as string;
+  const calls = Promise.all([router.chat(ask('during 1', { cache: false })), router.chat(ask('during 2', { cache: false }))]);
+  const during = await calls.catch((err: Error) => err);
+  const logged = router.datasetRows().length;
+  const underWay = !settled;
+  // Read the rest whatever happened, so that the export (and close()) can finish.
+  for (let next = await reader.next(); !next.done; next = await reader.next()) text += next.value;
+  const count = await exporting;
+  if (during instanceof Error) throw during;
   assert.equal(during.map((d) => d.route), ['remote', 'remote']);
-  assert.ok((await exporting) >= 600);
-  assert.is(router.datasetRows().length, 602);
+  assert.is(logged, 302);
+  assert.ok(underWay, 'the export was still under way when the calls were logged');
+  assert.is(count, 302);
+  const exported = text.trim().split('\n').map((l) => JSON.parse(l).messages[0].content as string);
+  assert.is(exported.length, 302);
+  assert.equal(exported.slice(-2).sort(), ['during 1', 'during 2']);
 });
+
+/** Resolves once `condition` holds, checking on each turn of the event loop. */
+async function until(condition: () => boolean): Promise<void> {
+  for (let turns = 0; !condition(); turns++) {
+    if (turns > 100_000) throw new Error('condition never held');
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+}
 
 test('a failed call gets its own line and a failure event, with the key redacted', async () => {
   await router.close();

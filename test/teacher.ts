@@ -13,7 +13,9 @@ export type Fault =
   | { kind: 'cut-stream'; afterChunks: number }
   | { kind: 'drop' }
   /** Headers and the start of the body, then nothing: the socket stays open until close(). */
-  | { kind: 'stall' };
+  | { kind: 'stall' }
+  /** A stream of one-word pieces, one every `everyMs`, `pieces` of them (default: until the client leaves), then the end. */
+  | { kind: 'trickle'; everyMs: number; pieces?: number };
 
 export interface TeacherRequest {
   path: string;
@@ -232,6 +234,28 @@ export async function startTeacher(options: TeacherOptions = {}): Promise<Teache
         res.writeHead(200, { 'content-type': 'application/json', 'content-length': 1000 });
         res.write('{"id": "stalled", ');
         return;
+      case 'trickle': {
+        const id = `chatcmpl-teacher-${++counter}`;
+        const chunk = (choice: unknown) => `data: ${JSON.stringify({ id, object: 'chat.completion.chunk', created: CREATED, model: modelId, choices: [choice] })}\n\n`;
+        res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
+        let sent = 0;
+        const timer = setInterval(() => {
+          if (fault.pieces !== undefined && sent >= fault.pieces) {
+            clearInterval(timer);
+            timers.delete(timer);
+            res.end(chunk({ index: 0, delta: {}, finish_reason: 'stop', logprobs: null }) + 'data: [DONE]\n\n');
+            return;
+          }
+          res.write(chunk({ index: 0, delta: { content: 'drip ' }, finish_reason: null, logprobs: null }));
+          sent++;
+        }, fault.everyMs);
+        timers.add(timer);
+        res.on('close', () => {
+          clearInterval(timer);
+          timers.delete(timer);
+        });
+        return;
+      }
       default:
         proceed(); // no fault, or cut-stream (handled while answering)
     }

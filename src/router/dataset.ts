@@ -123,8 +123,11 @@ export async function exportJsonl(rows: Iterable<DatasetRow>, path: string): Pro
       const line = row.kind === 'chat'
         ? { messages: [...row.messages!, { role: 'assistant', content: row.answer }], task: row.task }
         : { prompt: row.prompt, completion: row.answer, task: row.task };
-      if (!out.write(`${JSON.stringify(line)}\n`)) await Promise.race([once(out, 'drain'), once(out, 'close')]);
-      if (failed) throw failed;
+      if (!out.write(`${JSON.stringify(line)}\n`)) {
+        if (failed) throw failed;
+        // Rejects if the stream fails while we wait.
+        await once(out, 'drain');
+      }
       n++;
     }
     out.end();

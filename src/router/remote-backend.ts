@@ -84,7 +84,7 @@ export class RemoteBackend implements Backend {
       } catch (err) {
         const failure = call.signal?.aborted ? aborted(err)
           : timer.expired ? { error: timer.expired, retryable: true, countsAgainstRemote: true }
-          : err instanceof AnswerTooLarge ? { error: err, retryable: false, countsAgainstRemote: true }
+          : tooLarge(err) ? { error: tooLarge(err)!, retryable: false, countsAgainstRemote: true }
           : classify(err, this.#where);
         redactError(failure.error, this.#redact);
         if (failure.error.code === 'ABORTED') throw failure.error;
@@ -252,6 +252,14 @@ class AttemptTimer {
     this.#total = undefined;
     this.#caller?.removeEventListener('abort', this.#onCallerAbort);
   }
+}
+
+/** The size bound's error, which the client may have wrapped (a fetch that throws is a "connection error" to it). */
+function tooLarge(err: unknown): AnswerTooLarge | undefined {
+  for (let e = err, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
+    if (e instanceof AnswerTooLarge) return e;
+  }
+  return undefined;
 }
 
 function seconds(ms: number): string {

@@ -9,14 +9,15 @@ import { UnderstudyError, abortedError } from '../errors.js';
 import { AnswerCache } from './answer-cache.js';
 import { Background } from './background.js';
 import type { Backend, BackendAnswer, BackendCall, Health, Usage } from './backend.js';
-import { displayUrl, resolveSettings, type ResolvedSettings, type RouterSettings } from './config.js';
+import { realClock, type Clock } from './clock.js';
+import { displayUrl, resolveSettings, settingSource, type ResolvedSettings, type RouterSettings } from './config.js';
 import { Dataset, exportJsonl, type DatasetRow } from './dataset.js';
 import { cosine, functionEmbedder, modelEmbedder, type EmbedFunction, type Embedder } from './embedder.js';
 import { gpuLayersFor, LocalBackend } from './local-backend.js';
 import { callLine, failureLine, readinessLine, shadowLine, type CallEvent, type FailureEvent } from './log.js';
 import { decide, fitsLocally, type Decision } from './policy.js';
 import { Readiness, type ReadinessState } from './readiness.js';
-import { makeRedactor } from './redact.js';
+import { makeRedactor, redactError } from './redact.js';
 import { RemoteBackend } from './remote-backend.js';
 import {
   cacheable, cacheKey, embeddingText, normalize, paramsSignature,
@@ -25,8 +26,9 @@ import {
 import { semanticState, type SemanticState } from './semantic-fitness.js';
 import { semanticSignature } from './semantic-guard.js';
 import { SemanticIndex } from './semantic-index.js';
-import { openDatabase, type Db } from './store.js';
+import { makeCacheDir, openRebuildable, openStore, type Db } from './store.js';
 import { RouterStream } from './stream.js';
+import { shareThreads } from './threads.js';
 
 export interface RouterOptions extends RouterSettings {
   /** A backend to use as the local model instead of loading `model`; false for none. */
@@ -37,6 +39,8 @@ export interface RouterOptions extends RouterSettings {
   embedder?: EmbedFunction | false;
   /** Environment to read UNDERSTUDY_* settings from (default process.env). */
   env?: NodeJS.ProcessEnv;
+  /** @internal Time for expiry, cooldowns and retry waits (tests pass their own). */
+  clock?: Clock;
 }
 
 export interface RouterResult {
@@ -58,18 +62,25 @@ export interface RouterResult {
 type Streamed<R> = R & { stream: true };
 
 export async function createRouter(options: RouterOptions = {}): Promise<Router> {
-  const { local, remote, embedder, env, ...rest } = options;
+  const { local, remote, embedder, env, clock, ...rest } = options;
   const settings = resolveSettings(rest, env ?? process.env);
+  // Before any model loads: a cache directory that cannot be made fails at once.
+  makeCacheDir(resolve(settings.cacheDir), settingSource(settings, 'cacheDir'));
+  const threads = shareThreads(settings.threads);
   const owned: { close(): Promise<void> }[] = [];
   try {
     const localBackend = local === false ? undefined : local ?? (settings.model
-      ? await LocalBackend.open({ model: settings.model, device: settings.device, sequences: settings.sequences, chatTemplate: settings.chatTemplate, ...(settings.contextSize ? { contextSize: settings.contextSize } : {}) })
+      ? await naming(settings, 'model', LocalBackend.open({
+        model: settings.model, device: settings.device, sequences: settings.sequences, chatTemplate: settings.chatTemplate,
+        threads: threads.generation, embeddingThreads: threads.embedding,
+        ...(settings.contextSize ? { contextSize: settings.contextSize } : {}),
+      }))
       : undefined);
     if (localBackend && local === undefined) owned.push(localBackend);
-    const remoteBackend = !settings.useApi || remote === false ? undefined : remote ?? openAiBackend(settings);
+    const remoteBackend = !settings.useApi || remote === false ? undefined : remote ?? openAiBackend(settings, clock ?? realClock);
     let embed: Embedder | undefined;
     if (embedder) embed = functionEmbedder(embedder);
-    else if (embedder !== false && settings.embeddingModel) embed = await modelEmbedder(settings.embeddingModel, gpuLayersFor(settings.device));
+    else if (embedder !== false && settings.embeddingModel) embed = await naming(settings, 'embeddingModel', modelEmbedder(settings.embeddingModel, gpuLayersFor(settings.device)));
     else if (embedder !== false && localBackend?.embed) embed = functionEmbedder(localBackend.embed.bind(localBackend));
     if (embed) owned.push(embed);
     // Made now, so the first call does not pay for creating the embedding context.
@@ -82,14 +93,26 @@ export async function createRouter(options: RouterOptions = {}): Promise<Router>
         ? 'no backend: set UNDERSTUDY_MODEL to a local GGUF model, or UNDERSTUDY_API_KEY (or OPENAI_API_KEY) / UNDERSTUDY_API_BASE for a remote API'
         : 'UNDERSTUDY_USE_API is false and no local model is set: set UNDERSTUDY_MODEL to a GGUF model');
     }
-    return new Router(settings, localBackend, remoteBackend, embed, owned, semantic);
+    return new Router(settings, localBackend, remoteBackend, embed, owned, clock ?? realClock, semantic);
   } catch (err) {
     for (const o of owned) await o.close().catch(() => undefined);
     throw err;
   }
 }
 
-function openAiBackend(settings: ResolvedSettings): RemoteBackend | undefined {
+/** A model that fails to load says which option or variable named it. */
+async function naming<T>(settings: ResolvedSettings, key: 'model' | 'embeddingModel', loading: Promise<T>): Promise<T> {
+  try {
+    return await loading;
+  } catch (err) {
+    if (err instanceof UnderstudyError && (err.code === 'MODEL_NOT_FOUND' || err.code === 'INVALID_MODEL_FILE')) {
+      throw new UnderstudyError(err.code, `${settingSource(settings, key)}: ${err.message}`, { cause: err });
+    }
+    throw err;
+  }
+}
+
+function openAiBackend(settings: ResolvedSettings, clock: Clock): RemoteBackend | undefined {
   const isOpenAi = /^https:\/\/api\.openai\.com\b/.test(settings.apiBase);
   // OpenAI needs a key; local servers (Ollama, llama-server, vLLM) usually do not.
   if (isOpenAi && !settings.apiKey) return undefined;
@@ -98,11 +121,13 @@ function openAiBackend(settings: ResolvedSettings): RemoteBackend | undefined {
     model: settings.apiModel,
     apiKey: settings.apiKey,
     timeoutMs: settings.timeout * 1000,
+    streamTimeoutMs: settings.streamTimeout * 1000,
     retries: settings.retries,
     retryDelayMs: settings.retryDelayMs,
     maxRetryDelayMs: settings.maxRetryDelayMs,
     cooldownAfter: settings.cooldownAfter,
     cooldownMs: settings.cooldownMs,
+    clock,
   });
 }
 
@@ -126,14 +151,18 @@ export class Router extends EventEmitter {
   #inflight = new Map<string, Promise<RouterResult>>();
   #calls = new Set<Promise<unknown>>();
   #closed = false;
+  #closing: Promise<void> | undefined;
+  #clock: Clock;
   #model: string;
   /** Aborted by close(), so a slow shadow check or audit cannot hold it up. */
   #stopBackground = new AbortController();
 
   /** @internal Use createRouter(). */
   constructor(settings: ResolvedSettings, local: Backend | undefined, remote: Backend | undefined,
-    embedder: Embedder | undefined, owned: { close(): Promise<void> }[], semantic: SemanticState = { on: false }) {
+    embedder: Embedder | undefined, owned: { close(): Promise<void> }[], clock: Clock = realClock,
+    semantic: SemanticState = { on: false }) {
     super();
+    this.#clock = clock;
     this.settings = Object.freeze({ ...settings, apiKey: settings.apiKey ? '[REDACTED]' : undefined, apiBase: displayUrl(settings.apiBase) });
     this.local = local;
     this.remote = remote;
@@ -141,26 +170,45 @@ export class Router extends EventEmitter {
     this.#owned = owned;
     this.#model = remote?.model ?? local!.model;
     this.cacheDir = resolve(settings.cacheDir);
-    this.#dataDb = openDatabase(this.cacheDir, 'dataset.db', true);
-    this.#cacheDb = openDatabase(this.cacheDir, 'cache.db', false);
-    this.#dataset = new Dataset(this.#dataDb);
-    this.#readiness = new Readiness(this.#dataDb, { threshold: settings.simThreshold, window: settings.readinessWindow, min: settings.readinessMin });
-    this.#cache = new AnswerCache(this.#cacheDb, {
-      maxEntries: settings.cacheMaxEntries,
-      ...(settings.cacheTtl ? { ttl: settings.cacheTtl } : {}),
-      onRemove: (rows) => this.#semantic?.remove(rows),
-      onError: (err) => this.#warn(`cache write failed: ${errorText(err)}`),
-    });
-    this.#semantic = semantic.on ? new SemanticIndex(join(this.cacheDir, 'semantic'), this.#cacheDb, {
-      onError: (err) => this.#warn(`semantic index: ${errorText(err)}`),
-      onWarning: (message) => this.#warn(message),
-    }) : undefined;
-    this.semanticCache = semantic.on;
-    // Its event waits until the caller could have listened.
-    const warning = semantic.warning;
-    if (warning) setImmediate(() => this.#warn(warning));
-    this.#background = new Background(16, (err) => this.#warn(`background check failed: ${errorText(err)}`));
     this.#redact = makeRedactor([settings.apiKey]);
+    const dirSource = settingSource(settings, 'cacheDir');
+    // The dataset cannot be made again: a file that does not open stops startup.
+    const data = openStore(this.cacheDir, 'dataset.db', true, (db) => ({
+      dataset: new Dataset(db),
+      readiness: new Readiness(db, { threshold: settings.simThreshold, window: settings.readinessWindow, min: settings.readinessMin, now: clock.now }),
+    }), dirSource);
+    this.#dataDb = data.db;
+    this.#dataset = data.value.dataset;
+    this.#readiness = data.value.readiness;
+    try {
+      // The cache can: a broken one is set aside and started again.
+      const cache = openRebuildable(this.cacheDir, 'cache.db', (db) => new AnswerCache(db, {
+        maxEntries: settings.cacheMaxEntries,
+        ...(settings.cacheTtl ? { ttl: settings.cacheTtl } : {}),
+        onRemove: (rows) => this.#semantic?.remove(rows),
+        onError: (err) => this.#warn(`cache write failed: ${errorText(err)}`),
+        now: clock.now,
+      }), (why) => this.#warnSoon(`the answer cache could not be opened (${why})`), clock.now, dirSource);
+      this.#cacheDb = cache.db;
+      this.#cache = cache.value;
+    } catch (err) {
+      this.#dataDb.close();
+      throw err;
+    }
+    try {
+      this.#semantic = semantic.on ? new SemanticIndex(join(this.cacheDir, 'semantic'), this.#cacheDb, {
+        onError: (err) => this.#warn(`semantic index: ${errorText(err)}`),
+        onWarning: (message) => this.#warn(message),
+      }) : undefined;
+      this.semanticCache = semantic.on;
+      if (semantic.warning) this.#warnSoon(semantic.warning);
+    } catch (err) {
+      this.#cacheDb.close();
+      this.#dataDb.close();
+      throw new UnderstudyError('INVALID_CONFIG',
+        `cannot use ${join(this.cacheDir, 'semantic')} for the semantic index: ${errorText(err)}`, { cause: err });
+    }
+    this.#background = new Background(16, (err) => this.#warn(`background check failed: ${errorText(err)}`));
     if (remote instanceof RemoteBackend) {
       remote.onRetry = ({ attempt, delayMs, error }) => {
         this.#warn(`remote attempt ${attempt} failed (${error.code}: ${this.#redact(error.message)}); retrying in ${Math.round(delayMs)} ms`);
@@ -207,8 +255,7 @@ export class Router extends EventEmitter {
     try {
       return await this.#route(kind, raw, onText, started);
     } catch (err) {
-      const error = err instanceof UnderstudyError ? err : new UnderstudyError('NATIVE_ERROR', errorText(err), { cause: err });
-      error.message = this.#redact(error.message);
+      const error = redactError(err instanceof UnderstudyError ? err : new UnderstudyError('NATIVE_ERROR', errorText(err), { cause: err }), this.#redact);
       const task = (raw as { task?: unknown } | null)?.task;
       const event: FailureEvent = { task: typeof task === 'string' ? task : undefined, code: error.code, message: error.message, latencyMs: performance.now() - started };
       if (!this.settings.quiet) process.stderr.write(`${failureLine(event)}\n`);
@@ -433,53 +480,91 @@ export class Router extends EventEmitter {
     this.emit('warning', safe);
   }
 
+  /** A warning from the constructor: its event waits until the caller could have listened. */
+  #warnSoon(message: string): void {
+    const safe = this.#redact(message);
+    if (!this.settings.quiet) process.stderr.write(`[understudy] warning: ${safe}\n`);
+    setImmediate(() => this.emit('warning', safe));
+  }
+
+  /** Every method after close() fails with CLOSED: sync ones throw, async ones reject. */
+  #open(): void {
+    if (this.#closed) throw new UnderstudyError('CLOSED', 'the router has been closed');
+  }
+
   /** A task's readiness: the rolling similarity of local to remote answers. */
   readiness(task: string): ReadinessState {
+    this.#open();
     return this.#readiness.state(task);
   }
 
   /** The remote interactions logged so far, in order (optionally of one task). */
   datasetRows(task?: string): DatasetRow[] {
+    this.#open();
     return [...this.#dataset.rows(task)];
   }
 
   /** The tasks in the dataset, with their row counts. */
   datasetTasks(): { task: string; rows: number }[] {
+    this.#open();
     return this.#dataset.tasks();
   }
 
   /** Writes the dataset as JSONL in chat format; returns the number of rows. */
-  exportDataset(path: string, options: { task?: string } = {}): Promise<number> {
-    return exportJsonl(this.#dataset.rows(options.task), path);
+  async exportDataset(path: string, options: { task?: string } = {}): Promise<number> {
+    this.#open();
+    // close() waits for an export as it does for calls: the dataset stays open under it.
+    return this.#track(exportJsonl(this.#dataset.rows(options.task), path));
   }
 
   /** Each backend's health check. */
   async health(): Promise<{ local?: Health; remote?: Health }> {
+    this.#open();
     const [local, remote] = await Promise.all([this.local?.health(), this.remote?.health()]);
     return { ...(local ? { local } : {}), ...(remote ? { remote } : {}) };
   }
 
   /** Resolves when no background check is queued or running. */
-  idle(): Promise<void> {
+  async idle(): Promise<void> {
+    this.#open();
     return this.#background.idle();
   }
 
-  /** Waits for calls in flight, drops queued checks, writes everything out and releases the models. */
-  async close(): Promise<void> {
-    if (this.#closed) return;
+  /**
+   * Waits for calls in flight, drops queued checks, writes everything out and
+   * releases the models. Every step runs even when one fails; the first
+   * failure is then reported (coded). Calling it again returns the same promise.
+   */
+  close(): Promise<void> {
+    this.#closing ??= this.#shutDown();
+    return this.#closing;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+
+  async #shutDown(): Promise<void> {
     this.#closed = true;
     this.#background.clear();
     await Promise.allSettled([...this.#calls]);
     this.#stopBackground.abort();
     await this.#background.idle();
-    try {
-      this.#cache.close();
-      await this.#semantic?.close();
-    } finally {
-      this.#cacheDb.close();
-      this.#dataDb.close();
-      for (const o of this.#owned) await o.close().catch(() => undefined);
-    }
+    let first: UnderstudyError | undefined;
+    const step = async (what: string, fn: () => unknown) => {
+      try {
+        await fn();
+      } catch (err) {
+        first ??= redactError(err instanceof UnderstudyError ? err
+          : new UnderstudyError('IO_ERROR', `close: ${what} failed: ${errorText(err)}`, { cause: err }), this.#redact);
+      }
+    };
+    await step('writing the answer cache', () => this.#cache.close());
+    await step('saving the semantic index', () => this.#semantic?.close());
+    await step('closing cache.db', () => this.#cacheDb.close());
+    await step('closing dataset.db', () => this.#dataDb.close());
+    for (const o of this.#owned) await step('releasing a model', () => o.close());
+    if (first) throw first;
   }
 }
 
