@@ -5,7 +5,7 @@
 // Piscina worker, the rebuild ran on the event loop (61 s frozen at 50k) and a
 // save stalled it for 100-240 ms every 5 s.
 //
-//   node --import tsx bench/semantic-stall.ts [--size 50000] [--dim 384] [--adds-per-second 50] [--legacy FILE]
+//   node --expose-gc --import tsx bench/semantic-stall.ts [--size 50000] [--dim 384] [--adds-per-second 50] [--legacy FILE]
 //
 // A stall is the longest gap between ticks of a 1 ms interval timer (and, for
 // comparison, perf_hooks.monitorEventLoopDelay's max). --legacy FILE measures
@@ -27,6 +27,17 @@ import { rng } from './ours.js';
 export interface Stall {
   /** Longest gap between two ticks of a 1 ms interval, in ms: how long the event loop was blocked. */
   maxGapMs: number;
+  /**
+   * Longest time the event loop was busy (running callbacks, not waiting for
+   * events) between two ticks, in ms (performance.eventLoopUtilization): what
+   * our own code blocked, apart from the time the OS gave the CPU to other
+   * processes while the loop waited, which a busy machine adds to maxGapMs.
+   */
+  maxBusyMs: number;
+  /** Start times of gaps over 20 ms (ms since the watch began), at most 20. */
+  longGaps: number[];
+  /** Share of the span the event loop was busy (performance.eventLoopUtilization): a long gap at low use was the OS, not us. */
+  utilization: number;
   /** monitorEventLoopDelay's max and p99 over the same span, in ms. */
   delayMaxMs: number;
   delayP99Ms: number;
@@ -35,23 +46,35 @@ export interface Stall {
 
 /** Watches the event loop until stop(). */
 export function watchStalls(): { stop(): Stall } {
+  // Garbage left by what ran before is collected now, not counted as a stall of what is measured.
+  (globalThis as { gc?: () => void }).gc?.();
   const histogram = monitorEventLoopDelay({ resolution: 1 });
   histogram.enable();
+  const elu = performance.eventLoopUtilization();
   const started = performance.now();
   let last = started;
   let maxGap = 0;
-  const timer = setInterval(() => {
-    const now = performance.now();
+  let maxBusy = 0;
+  let lastElu = performance.eventLoopUtilization();
+  const longGaps: number[] = [];
+  const tick = (now: number) => {
+    if (now - last > 20) longGaps.push(Math.round(last - started));
     maxGap = Math.max(maxGap, now - last);
     last = now;
-  }, 1);
+    const current = performance.eventLoopUtilization();
+    maxBusy = Math.max(maxBusy, current.active - lastElu.active);
+    lastElu = current;
+  };
+  const timer = setInterval(() => tick(performance.now()), 1);
   return {
     stop() {
       clearInterval(timer);
       histogram.disable();
-      const now = performance.now();
-      maxGap = Math.max(maxGap, now - last);
-      return { maxGapMs: maxGap, delayMaxMs: histogram.max / 1e6, delayP99Ms: histogram.percentile(99) / 1e6, seconds: (now - started) / 1000 };
+      tick(performance.now());
+      return {
+        maxGapMs: maxGap, maxBusyMs: maxBusy, longGaps: longGaps.slice(0, 20), utilization: performance.eventLoopUtilization(elu).utilization,
+        delayMaxMs: histogram.max / 1e6, delayP99Ms: histogram.percentile(99) / 1e6, seconds: (performance.now() - started) / 1000,
+      };
     },
   };
 }
@@ -82,7 +105,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 async function main(): Promise<void> {
   const { values } = parseArgs({ options: {
     size: { type: 'string', default: '50000' }, dim: { type: 'string', default: '384' },
-    'adds-per-second': { type: 'string', default: '50' }, 'save-seconds': { type: 'string', default: '12' },
+    'adds-per-second': { type: 'string', default: '50' }, 'idle-seconds': { type: 'string', default: '5' }, 'save-seconds': { type: 'string', default: '12' },
     legacy: { type: 'string' },
   } });
   const size = Number(values.size);
@@ -107,7 +130,7 @@ async function main(): Promise<void> {
 
     // 2. What reading every embedding on the main thread costs (the old rebuild did), all at once and a page at a time.
     t0 = performance.now();
-    const all = db.prepare('SELECT id, embedding, signature FROM entries WHERE task = ? AND embedding IS NOT NULL').all(TASK);
+    const readAll = db.prepare('SELECT id, embedding, signature FROM entries WHERE task = ? AND embedding IS NOT NULL').all(TASK).length;
     const readAllMs = performance.now() - t0;
     const page = db.prepare('SELECT id, embedding, signature FROM entries WHERE task = ? AND embedding IS NOT NULL AND id > ? ORDER BY id LIMIT 1000');
     let maxPageMs = 0;
@@ -118,7 +141,13 @@ async function main(): Promise<void> {
       if (rows.length < 1000) break;
       from = rows[rows.length - 1]!.id;
     }
-    log(`reading ${all.length} embeddings on the main thread: ${readAllMs.toFixed(0)} ms at once, ${maxPageMs.toFixed(1)} ms for the slowest page of 1000`);
+    log(`reading ${readAll} embeddings on the main thread: ${readAllMs.toFixed(0)} ms at once, ${maxPageMs.toFixed(1)} ms for the slowest page of 1000`);
+
+    // 0. The noise floor: the same watch over an idle event loop (on a busy machine the OS alone makes gaps).
+    const idle = watchStalls();
+    await sleep(Number(values['idle-seconds']) * 1000);
+    const noiseFloor = idle.stop();
+    log(`idle event loop over ${noiseFloor.seconds.toFixed(0)} s: longest gap ${noiseFloor.maxGapMs.toFixed(1)} ms (busy ${noiseFloor.maxBusyMs.toFixed(1)} ms)`);
 
     const query = randomUnit(dim, next);
     const semanticDir = join(dir, 'semantic');
@@ -159,7 +188,7 @@ async function main(): Promise<void> {
     stop = true;
     await looking;
     const rebuild = { ...watch.stop(), rebuildSeconds, lookups, missed, slowestLookupMs };
-    log(`rebuild of ${size}: ${rebuildSeconds.toFixed(1)} s; longest stall ${rebuild.maxGapMs.toFixed(1)} ms; ${lookups} lookups meanwhile, ${missed} missed, slowest ${slowestLookupMs.toFixed(0)} ms`);
+    log(`rebuild of ${size}: ${rebuildSeconds.toFixed(1)} s; longest stall ${rebuild.maxGapMs.toFixed(1)} ms (busy ${rebuild.maxBusyMs.toFixed(1)} ms); ${lookups} lookups meanwhile, ${missed} missed, slowest ${slowestLookupMs.toFixed(0)} ms`);
 
     // 4. Periodic saves (every 5 s after a change) while entries keep coming.
     const saveSeconds = Number(values['save-seconds']);
@@ -177,7 +206,7 @@ async function main(): Promise<void> {
       await sleep(1000 / addsPerSecond);
     }
     const periodic = { ...watch.stop(), added, slowestAddMs };
-    log(`periodic saves over ${saveSeconds} s with ${added} adds: longest stall ${periodic.maxGapMs.toFixed(1)} ms (slowest add ${slowestAddMs.toFixed(1)} ms)`);
+    log(`periodic saves over ${saveSeconds} s with ${added} adds: longest stall ${periodic.maxGapMs.toFixed(1)} ms (busy ${periodic.maxBusyMs.toFixed(1)} ms) (slowest add ${slowestAddMs.toFixed(1)} ms)`);
 
     // 5. One explicit save of the whole index, and 6. reopening the saved (verified) index.
     index.add(TASK, cache.put({ key: 'last', task: TASK, signature: SIGNATURE, answer: 'last', usage: USAGE, model: 'mock', embedding: query }), query, SIGNATURE);
@@ -186,7 +215,7 @@ async function main(): Promise<void> {
     await index.save();
     const saveMs = performance.now() - t0;
     const save = { ...watch.stop(), saveMs };
-    log(`one save: ${saveMs.toFixed(0)} ms; longest stall ${save.maxGapMs.toFixed(1)} ms`);
+    log(`one save: ${saveMs.toFixed(0)} ms; longest stall ${save.maxGapMs.toFixed(1)} ms (busy ${save.maxBusyMs.toFixed(1)} ms)`);
     await index.close();
 
     index = make();
@@ -199,12 +228,12 @@ async function main(): Promise<void> {
       index.nearest(TASK, query, SIGNATURE);
     }
     const reopen = { ...watch.stop(), reopenMs: performance.now() - t0, hit: (await index.nearest(TASK, query, SIGNATURE)) !== undefined };
-    log(`reopening the saved index: ${reopen.reopenMs.toFixed(0)} ms; longest stall ${reopen.maxGapMs.toFixed(1)} ms`);
+    log(`reopening the saved index: ${reopen.reopenMs.toFixed(0)} ms; longest stall ${reopen.maxGapMs.toFixed(1)} ms (busy ${reopen.maxBusyMs.toFixed(1)} ms)`);
     await index.close();
     cache.close();
     db.close();
     process.stdout.write(`${JSON.stringify({ implementation: legacy ? 'legacy (synchronous)' : 'worker', size, dim, fillSeconds,
-      mainThreadRead: { allMs: readAllMs, slowestPageMs: maxPageMs }, rebuild, periodic, save, reopen }, null, 2)}\n`);
+      mainThreadRead: { allMs: readAllMs, slowestPageMs: maxPageMs }, noiseFloor, rebuild, periodic, save, reopen }, null, 2)}\n`);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

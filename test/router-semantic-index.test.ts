@@ -8,6 +8,9 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { cpSync, readdirSync, readFileSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { AnswerCache } from '../src/router/answer-cache.js';
+import { SemanticIndex } from '../src/router/semantic-index.js';
+import { openDatabase } from '../src/router/store.js';
 import { root, run } from './helpers.js';
 import { freshDir } from './router-fixture.js';
 
@@ -84,6 +87,42 @@ test('a truncated graph, a garbled or missing meta file, or a missing graph are 
   await restartsAndHits(spoiled(({ meta }) => writeFileSync(meta, '{"format": 2, "dim": ')), 2, /unreadable meta file/);
   await restartsAndHits(spoiled(({ meta }) => writeFileSync(meta, readFileSync(meta, 'utf8').replace(/"count":\d+/, '"count":7'))), 3, /graph holds \d+ points, the meta file says 7/);
   await restartsAndHits(spoiled(({ graph }) => truncateSync(graph, 0)), 4, /graph is 0 bytes/);
+});
+
+test('an index that fills up is grown by the worker while it answers; no entry is lost, and it reloads whole', async () => {
+  const dir = freshDir('semantic-grow');
+  const db = openDatabase(dir, 'cache.db', false);
+  const warnings: string[] = [];
+  let index: SemanticIndex | undefined;
+  const cache = new AnswerCache(db, { maxEntries: 100_000, onRemove: (rows) => index?.remove(rows) });
+  const make = () => new SemanticIndex(join(dir, 'semantic'), db, { onError: (e) => warnings.push(String(e)), onWarning: (w) => warnings.push(w) });
+  index = make();
+  const next = rng(9);
+  const vector = () => {
+    const v = Float32Array.from({ length: 8 }, () => next() - 0.5);
+    const n = Math.hypot(...v);
+    return v.map((x) => x / n);
+  };
+  const usage = { promptTokens: 1, completionTokens: 1, totalTokens: 2 };
+  // Past 90% of 16,384 points, the worker makes a larger copy; adds go on meanwhile.
+  const stored: { id: number; v: Float32Array }[] = [];
+  for (let i = 0; i < 16_500; i++) {
+    const v = vector();
+    const id = cache.put({ key: `k${i}`, task: 't', signature: 's', answer: `a${i}`, usage, model: 'm', embedding: v });
+    index.add('t', id, v, 's');
+    stored.push({ id, v });
+    if (i % 500 === 0) await new Promise((resolve) => setImmediate(resolve));
+  }
+  await index.settled('t');
+  const sample = [...stored.slice(0, 20), ...stored.slice(14_700, 14_760), ...stored.slice(-40)];
+  for (const { id, v } of sample) assert.is((await index.nearest('t', v, 's'))?.id, id);
+  await index.close();
+  index = make();
+  for (const { id, v } of sample.slice(-10)) assert.is((await index.nearest('t', v, 's'))?.id ?? (await index.opened('t'), (await index.nearest('t', v, 's'))?.id), id);
+  await index.close();
+  cache.close();
+  db.close();
+  assert.equal(warnings, []);
 });
 
 test.run();

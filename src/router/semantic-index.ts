@@ -33,8 +33,14 @@ const WAIT_MS = 1000;
 const RETRY_AFTER_MS = 30_000;
 /** The worker thread goes once idle this long; the next open or save starts another. */
 const WORKER_IDLE_MS = 30_000;
+const WORKER_NICE = process.platform === 'win32' ? 0 : 10;
 /** Longest the event loop spends applying queued changes at a time. */
 const DRAIN_SLICE_MS = 8;
+// Up to this capacity the main thread grows a full index itself (copying a few
+// MB); a larger one is grown by the worker, from 90% full, while the old one
+// goes on answering (copying 100 MB would block the event loop for 50 ms+).
+const GROW_ON_MAIN_MAX = 16_384;
+const GROW_AT = 0.9;
 
 // Run as TypeScript under tsx (tests), as JavaScript from dist.
 const WORKER = new URL(import.meta.url.endsWith('.ts') ? './semantic-worker.ts' : './semantic-worker.js', import.meta.url).href;
@@ -60,6 +66,7 @@ interface TaskIndex {
   dim: number;
   /** Set once the index is open; never a partial one. */
   hnsw?: Hnsw;
+  /** The worker is opening the index, or making a larger copy of it (the old one answers meanwhile). */
   opening?: Promise<void>;
   /** Live labels and the signature (sampling settings and prompt facts) their answer was made with. */
   signatures: Map<number, string>;
@@ -121,11 +128,7 @@ export class SemanticIndex {
       this.#tasks.set(task, index);
     }
     if (index.dim !== embedding.length) return;
-    if (this.#busy(index)) {
-      index.pending.push({ id, embedding, signature });
-      return;
-    }
-    this.#insert(index, id, embedding, signature);
+    if (this.#busy(index) || !this.#insert(index, id, embedding, signature)) index.pending.push({ id, embedding, signature });
   }
 
   /** Drops entries the answer cache removed. */
@@ -146,6 +149,17 @@ export class SemanticIndex {
     return this.#tasks.get(task)?.hnsw !== undefined;
   }
 
+  /** Resolves once `task`'s index is open, not growing, and holds every change made so far; for benchmarks and tests. */
+  async settled(task: string): Promise<void> {
+    for (;;) {
+      const index = this.#tasks.get(task);
+      if (!index || this.#closed) return;
+      if (index.opening) await index.opening;
+      else if (index.pending.length === 0 && !index.writing) return;
+      else await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+  }
+
   #empty(dim: number): Hnsw {
     const hnsw = new HierarchicalNSW('cosine', dim);
     hnsw.initIndex({ ...HNSW_PARAMS });
@@ -153,16 +167,21 @@ export class SemanticIndex {
     return hnsw;
   }
 
-  #insert(index: TaskIndex, id: number, embedding: Float32Array, signature: string): void {
+  /** Adds a point; false when the index is full and a larger one is on its way (the change must wait). */
+  #insert(index: TaskIndex, id: number, embedding: Float32Array, signature: string): boolean {
     const hnsw = index.hnsw!;
-    if (index.signatures.has(id)) return;
-    if (hnsw.getCurrentCount() >= hnsw.getMaxElements()) {
-      // Full: grow by doubling, so that adding stays amortised O(log n).
-      hnsw.resizeIndex(Math.max(HNSW_PARAMS.maxElements, hnsw.getMaxElements() * 2));
+    if (index.signatures.has(id)) return true;
+    const capacity = hnsw.getMaxElements();
+    if (capacity >= GROW_ON_MAIN_MAX && hnsw.getCurrentCount() + 1 >= capacity * GROW_AT) this.#grow(index);
+    if (hnsw.getCurrentCount() >= capacity) {
+      if (capacity >= GROW_ON_MAIN_MAX) return false;
+      // Full and small: grow by doubling, so that adding stays amortised O(log n).
+      hnsw.resizeIndex(Math.max(HNSW_PARAMS.maxElements, capacity * 2));
     }
     hnsw.addPoint(Array.from(embedding), id, true);
     index.signatures.set(id, signature);
     this.#changed(index);
+    return true;
   }
 
   #delete(index: TaskIndex, id: number): void {
@@ -175,9 +194,9 @@ export class SemanticIndex {
     }
   }
 
-  /** Whether changes must queue: the index is opening, its graph is being written, or earlier changes still wait. */
+  /** Whether changes must queue: the index is opening or growing, its graph is being written, or earlier changes still wait. */
   #busy(index: TaskIndex): boolean {
-    return !index.hnsw || index.writing || index.pending.length > 0;
+    return !index.hnsw || index.opening !== undefined || index.writing || index.pending.length > 0;
   }
 
   /**
@@ -186,12 +205,14 @@ export class SemanticIndex {
    * entries added during a rebuild must not block the event loop at once.
    */
   #drain(index: TaskIndex): void {
-    if (index.draining || !index.hnsw || index.writing) return;
+    if (index.draining || !index.hnsw || index.opening || index.writing) return;
     const started = performance.now();
     while (index.pending.length > 0 && performance.now() - started < DRAIN_SLICE_MS) {
-      const change = index.pending.shift()!;
-      if (change.embedding) this.#insert(index, change.id, change.embedding, change.signature);
-      else this.#delete(index, change.id);
+      const change = index.pending[0]!;
+      // Full: it waits, with all after it, for the larger index the worker is making.
+      if (change.embedding && !this.#insert(index, change.id, change.embedding, change.signature)) return;
+      if (!change.embedding) this.#delete(index, change.id);
+      index.pending.shift();
     }
     if (index.pending.length === 0 || this.#closed) return;
     index.draining = setImmediate(() => {
@@ -207,7 +228,8 @@ export class SemanticIndex {
   }
 
   #worker(): Piscina<WorkerTask, unknown> {
-    this.#pool ??= new Piscina<WorkerTask, unknown>({ filename: WORKER, minThreads: 0, maxThreads: 1, idleTimeout: WORKER_IDLE_MS });
+    // At a lower priority (nice +10 on Unix), so that on a busy machine a rebuild yields the CPU to the event loop.
+    this.#pool ??= new Piscina<WorkerTask, unknown>({ filename: WORKER, minThreads: 0, maxThreads: 1, idleTimeout: WORKER_IDLE_MS, niceIncrement: WORKER_NICE });
     return this.#pool;
   }
 
@@ -226,9 +248,26 @@ export class SemanticIndex {
     return index;
   }
 
-  async #load(index: TaskIndex): Promise<void> {
+  /** Has the worker make a copy of the index with twice its capacity, from the saved graph and the rows. */
+  #grow(index: TaskIndex): void {
+    if (index.opening || this.#closed) return;
+    const capacity = index.hnsw!.getMaxElements() * 2;
+    index.opening = (async () => {
+      // The worker writes the task's graph file: not while a save does.
+      while (index.saving) await index.saving;
+      await this.#load(index, capacity);
+    })().catch((err: unknown) => {
+      // The old index goes on (growing on the main thread once full) rather than stop answering.
+      if (!this.#closed) this.#options.onError(err);
+    }).finally(() => {
+      index.opening = undefined;
+      this.#drain(index);
+    });
+  }
+
+  async #load(index: TaskIndex, capacity?: number): Promise<void> {
     const { graph, meta } = this.#paths(index.task);
-    const result = await this.#worker().run({ op: 'open', db: this.#db.name, task: index.task, dim: index.dim, graph, meta },
+    const result = await this.#worker().run({ op: 'open', db: this.#db.name, task: index.task, dim: index.dim, graph, meta, ...(capacity ? { capacity } : {}) },
       { signal: this.#stop.signal }) as OpenResult;
     if (result.rebuilt !== undefined && result.rebuilt !== 'no saved index') {
       this.#options.onWarning?.(`the saved semantic index of task ${index.task} was not used (${result.rebuilt}); rebuilt it from ${result.ids.length} cached entries`);
@@ -238,10 +277,14 @@ export class SemanticIndex {
     await hnsw.readIndex(graph, true);
     hnsw.setEf(EF_SEARCH);
     if (this.#closed) return;
-    for (let i = 0; i < result.ids.length; i++) index.signatures.set(result.ids[i]!, result.signatures[result.signatureOf[i]!]!);
+    const signatures = new Map<number, string>();
+    for (let i = 0; i < result.ids.length; i++) signatures.set(result.ids[i]!, result.signatures[result.signatureOf[i]!]!);
+    index.signatures = signatures;
     index.hnsw = hnsw;
-    // Entries added or removed since the worker read the rows.
-    this.#drain(index);
+    // The worker saved it as it is now.
+    index.dirty = false;
+    // Entries added or removed since the worker read the rows (drained once `opening` is cleared).
+    setImmediate(() => this.#drain(index));
   }
 
   #changed(index: TaskIndex): void {
@@ -261,7 +304,8 @@ export class SemanticIndex {
     const errors: unknown[] = [];
     for (const index of [...this.#tasks.values()]) {
       while (index.saving) await index.saving;
-      if (!index.hnsw || !index.dirty) continue;
+      // An index the worker is growing is saved by it.
+      if (!index.hnsw || !index.dirty || index.opening) continue;
       index.saving = this.#saveOne(index).catch((err: unknown) => {
         index.dirty = true;
         errors.push(err);

@@ -24,6 +24,8 @@ export interface OpenTask {
   dim: number;
   graph: string;
   meta: string;
+  /** Room for this many points at least (a larger copy of an index that is filling up). */
+  capacity?: number;
 }
 
 export interface OpenResult {
@@ -108,7 +110,9 @@ function open(t: OpenTask): OpenResult {
     const present = new Set(hnsw.getIdsList());
     const missing = [...rows.keys()].filter((id) => !present.has(id)).sort((a, b) => a - b);
     added = addRows(db, hnsw, t, missing);
-    if (rebuilt !== undefined || added > 0 || removed > 0) {
+    const grown = t.capacity !== undefined && hnsw.getMaxElements() < t.capacity;
+    if (grown) hnsw.resizeIndex(t.capacity!);
+    if (rebuilt !== undefined || added > 0 || removed > 0 || grown) {
       hnsw.writeIndexSync(`${t.graph}.tmp`);
       seal({ op: 'seal', tmp: `${t.graph}.tmp`, graph: t.graph, meta: t.meta, task: t.task, dim: t.dim, count: hnsw.getCurrentCount() });
     }
