@@ -136,4 +136,42 @@ test('a queued call aborted before it starts never runs', async () => {
   assert.is((await within(first)).usage.completionTokens > 0, true);
 });
 
+// Async functions reject, and a Generation carries its failure: nothing the
+// generation calls are given makes them throw.
+test('bad arguments: complete() rejects, generate() and chat() fail on iteration and on result', async () => {
+  const expected = 'Expected integer between 1 and 2147483647 for maxTokens but received 0 of type number';
+  let completion: Promise<unknown> | undefined;
+  assert.not.throws(() => (completion = ctx.complete('x', { maxTokens: 0 })));
+  const err = await rejection(completion!);
+  assert.is(err.code, 'INVALID_ARGUMENT');
+  assert.is(err.message, expected);
+  for (const g of [ctx.generate('x', { maxTokens: 0 }), ctx.chat([{ role: 'user', content: 'x' }], { template: 'chatml', maxTokens: 0 })]) {
+    assert.is((await rejection((async () => { for await (const _ of g); })())).message, expected);
+    assert.is((await rejection(g.result)).message, expected);
+  }
+  assert.is((await rejection(ctx.generate([]).result)).message,
+    'the prompt is empty: give at least one token (a string prompt gets BOS when the model uses one)');
+  const gone = await within(model.createContext({ contextSize: 64 }));
+  void gone.dispose();
+  assert.is((await rejection(gone.complete('x'))).code, 'DISPOSED');
+  assert.is((await rejection(gone.generate('x').result)).code, 'DISPOSED');
+});
+
+test('a failed generation nobody looks at raises no unhandled rejection', async () => {
+  const unhandled: unknown[] = [];
+  const onUnhandled = (reason: unknown) => unhandled.push(reason);
+  process.on('unhandledRejection', onUnhandled);
+  try {
+    ctx.generate('x', { temperature: -1 });
+    ctx.chat([], { template: 'chatml' });
+    ctx.generate('x', { grammar: 'root ::= <[100000]>', maxTokens: 2 });
+    await within(ctx.complete('Once', { maxTokens: 2 }));
+    // Node reports unhandled rejections once the microtasks of a macrotask are done.
+    for (let i = 0; i < 3; i++) await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(unhandled, []);
+  } finally {
+    process.off('unhandledRejection', onUnhandled);
+  }
+});
+
 test.run();

@@ -177,9 +177,9 @@ class Scanner {
         this.#pos++;
         this.#item(seq, 1, nested);
       } else if (c === STAR || c === PLUS || c === QMARK) {
-        this.#pos++;
+        const at = this.#pos++;
         this.#space(nested);
-        this.#repeat(seq, c === PLUS ? 1 : 0, c === QMARK ? 1 : Infinity);
+        this.#repeat(seq, c === PLUS ? 1 : 0, c === QMARK ? 1 : Infinity, at);
       } else if (c === LBRACE) {
         this.#braces(seq, nested);
       } else if (c === PIPE) {
@@ -240,11 +240,11 @@ class Scanner {
 
   // Mirrors llama.cpp's rewrite of S{m,n}: S copied m times, then n - m optional
   // rules (one for no maximum), each holding S again.
-  #repeat(seq: Sequence, min: number, max: number, at = this.#pos): void {
+  #repeat(seq: Sequence, min: number, max: number, at: number): void {
     if (seq.item === 0) this.#fail('a repetition has nothing before it to repeat', at);
     const optional = max === Infinity ? 1 : max - min;
-    this.#addRules(optional);
-    this.#addElements(seq.item * (Math.max(min, 1) - 1 + optional) + 3 * optional);
+    this.#addRules(optional, at);
+    this.#addElements(seq.item * (Math.max(min, 1) - 1 + optional) + 3 * optional, at);
     seq.item = seq.item * min + (optional > 0 ? 1 : 0);
   }
 
@@ -315,17 +315,17 @@ class Scanner {
     }
   }
 
-  #addRules(n: number): void {
+  #addRules(n: number, at = this.#pos): void {
     this.#rules += n;
     if (this.#rules > GRAMMAR_LIMITS.maxRules) {
-      this.#limit(`has more than ${GRAMMAR_LIMITS.maxRules} rules (counting those its groups and repetitions create)`);
+      this.#limit(`has more than ${GRAMMAR_LIMITS.maxRules} rules (counting those its groups and repetitions create)`, at);
     }
   }
 
-  #addElements(n: number): void {
+  #addElements(n: number, at = this.#pos): void {
     this.#elements += n;
     if (this.#elements > GRAMMAR_LIMITS.maxElements) {
-      this.#limit(`expands to more than ${GRAMMAR_LIMITS.maxElements} elements (repetitions copy what they repeat)`);
+      this.#limit(`expands to more than ${GRAMMAR_LIMITS.maxElements} elements (repetitions copy what they repeat)`, at);
     }
   }
 
@@ -355,8 +355,8 @@ class Scanner {
   }
 
   #throw(what: string, at: number, then = ''): never {
-    const near = this.#src.slice(at, at + 20).replace(/\s+/g, ' ');
+    const near = this.#src.slice(at, at + 20).split(/[\r\n]/)[0].replace(/\s+/g, ' ');
     throw new UnderstudyError('INVALID_GRAMMAR',
-      `the grammar ${what} at ${this.#where(at)}${near ? ` (near ${JSON.stringify(near)})` : ' (at the end)'}${then}`);
+      `the grammar ${what} at ${this.#where(at)}${near ? ` (near ${JSON.stringify(near)})` : at < this.#src.length ? ' (at the end of the line)' : ' (at the end)'}${then}`);
   }
 }
