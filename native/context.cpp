@@ -27,6 +27,15 @@ bool ShouldAbort(void* data) {
   return flag && flag->load(std::memory_order_relaxed);
 }
 
+// The KV cache's size (F16 keys and values for every cell of every layer): most
+// of a context's memory, and known without asking llama.cpp to serialize it.
+int64_t KvCacheBytes(const ContextHandle& h) {
+  const llama_model* m = h.model->model;
+  const int64_t heads = std::max(1, llama_model_n_head(m));
+  const int64_t kv_width = static_cast<int64_t>(llama_model_n_embd(m)) / heads * llama_model_n_head_kv(m);
+  return static_cast<int64_t>(llama_n_ctx(h.ctx)) * llama_model_n_layer(m) * 2 * kv_width * 2;
+}
+
 class CreateContextWorker : public PromiseWorker {
  public:
   CreateContextWorker(Napi::Env env, Napi::Object owner, std::shared_ptr<ModelHandle> model, llama_context_params params,
@@ -84,7 +93,10 @@ Napi::Function Context::Define(Napi::Env env) {
 Context::Context(const Napi::CallbackInfo& info)
     : Napi::ObjectWrap<Context>(info),
       handle_(NativeConstruct<ContextHandle>::Take(info.Env(), "Context cannot be constructed directly: use model.createContext()")),
-      lease_(std::make_shared<SchedulerLease>(handle_->lease)) {}
+      lease_(std::make_shared<SchedulerLease>(handle_->lease)) {
+  reported_ = KvCacheBytes(*handle_);
+  Napi::MemoryManagement::AdjustExternalMemory(info.Env(), reported_);
+}
 
 Napi::Object Context::Wrap(Napi::Env env, std::shared_ptr<ContextHandle> handle) {
   return NativeConstruct<ContextHandle>::New(env, AddonState::kContext, std::move(handle));
@@ -207,6 +219,8 @@ Context::~Context() { Shutdown(false); }
 // with DISPOSED; the memory goes when the last call running on it lets go.
 void Context::Shutdown(bool later) {
   if (!handle_) return;
+  Napi::MemoryManagement::AdjustExternalMemory(Env(), -reported_);
+  reported_ = 0;
   handle_->disposed.store(true);
   handle_->scheduler->Shutdown();
   lease_.reset();

@@ -33,6 +33,9 @@ class Context : public Napi::ObjectWrap<Context> {
   std::shared_ptr<ContextHandle> handle_;
   // What the scheduler thread holds instead of the context (see handles.h).
   std::shared_ptr<SchedulerLease> lease_;
+  // Native bytes reported to V8 for this context, so that garbage collection
+  // runs as the memory of dropped contexts grows (their JS objects are tiny).
+  int64_t reported_ = 0;
 };
 
 }  // namespace understudy
