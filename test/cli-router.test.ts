@@ -3,7 +3,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { execFile } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { cli, storiesModel } from './helpers.js';
 import { freshDir } from './router-fixture.js';
@@ -58,6 +58,34 @@ test('a bad variable stops ask with INVALID_CONFIG naming it', async () => {
   const r = await understudy(['ask', 'x'], { UNDERSTUDY_SIM_THRESHOLD: 'high', UNDERSTUDY_CACHE_DIR: freshDir('cli') });
   assert.is(r.code, 1);
   assert.is(r.stderr, 'understudy: error [INVALID_CONFIG]: UNDERSTUDY_SIM_THRESHOLD must be a decimal number between 0 and 1, got "high"\n');
+});
+
+test('credentials in UNDERSTUDY_API_BASE stop ask with INVALID_CONFIG, and stderr never shows them', async () => {
+  const url = teacher.url.replace('http://', 'http://alice:hunter2-secret@');
+  const r = await understudy(['ask', 'x'], { UNDERSTUDY_API_BASE: url, UNDERSTUDY_API_KEY: 'sk-cli-key-0123456789', UNDERSTUDY_CACHE_DIR: freshDir('cli') });
+  assert.is(r.code, 1);
+  assert.is(r.stderr, `understudy: error [INVALID_CONFIG]: UNDERSTUDY_API_BASE must not carry a user name or password (put the key in UNDERSTUDY_API_KEY or the apiKey option), got "${teacher.url}"\n`);
+  assert.not.ok(r.stderr.includes('hunter2') || r.stderr.includes('alice'));
+});
+
+test('dataset export into a missing folder is error [IO_ERROR] and leaves no temporary file', async () => {
+  const dir = freshDir('cli');
+  const missing = join(dir, 'missing');
+  const r = await understudy(['dataset', 'export', '--out', join(missing, 'train.jsonl')], { UNDERSTUDY_CACHE_DIR: dir });
+  assert.is(r.code, 1);
+  assert.is(r.stderr, `understudy: error [IO_ERROR]: cannot write the export to ${join(missing, 'train.jsonl')}: the folder ${missing} does not exist\n`);
+  assert.equal(readdirSync(dir).filter((f) => f.includes('tmp')), []);
+});
+
+test('ask --threads sets the local model\'s thread budget; a bad count is a usage error', async () => {
+  const env = { UNDERSTUDY_CACHE_DIR: freshDir('cli'), UNDERSTUDY_MODEL: storiesModel, UNDERSTUDY_USE_API: 'false' };
+  const ok = await understudy(['ask', '--threads', '2', '-n', '4', 'Once'], env);
+  assert.is(ok.code, 0, ok.stderr);
+  const bad = await understudy(['ask', '--threads', '2.5', 'Once'], env);
+  assert.is(bad.code, 2);
+  assert.match(bad.stderr, /^understudy: --threads expects an integer, got "2\.5"/);
+  const env0 = await understudy(['ask', 'Once'], { ...env, UNDERSTUDY_THREADS: '0x2' });
+  assert.is(env0.stderr, 'understudy: error [INVALID_CONFIG]: UNDERSTUDY_THREADS must be a decimal integer between 1 and 1024, got "0x2"\n');
 });
 
 test.run();

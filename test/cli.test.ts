@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { makeLoraAdapter } from '../scripts/make-lora.js';
+import { parseLoraFlags } from '../src/cli/lora-flag.js';
 import { loadModel } from '../src/index.js';
 import { cli, llamaSimpleContinuation, run, storiesModel, within } from './helpers.js';
 
@@ -139,6 +140,23 @@ test('Ctrl-C stops a generation: what was generated stays, exit 130', async () =
   assert.is(code, 130, stderr);
   assert.ok(stdout.length > 0);
   assert.match(stderr, /interrupted/);
+});
+
+test('--lora PATH:SCALE: a scale that is not a number is a usage error that says so', async () => {
+  assert.equal(parseLoraFlags(['a.gguf', 'b.gguf:0.5', 'c.gguf:-1', '/x/y:z/d.gguf', 'C:\\e.gguf']), [
+    { path: 'a.gguf', scale: 1 }, { path: 'b.gguf', scale: 0.5 }, { path: 'c.gguf', scale: -1 }, { path: '/x/y:z/d.gguf', scale: 1 }, { path: 'C:\\e.gguf', scale: 1 },
+  ]);
+  for (const bad of ['NaN', '', '1e3', 'Infinity', ' 1']) {
+    const r = await understudy('generate', '--model', storiesModel, '--lora', `/tmp/adapter.gguf:${bad}`, 'hi');
+    assert.is(r.code, 2, r.stderr);
+    assert.is(r.stderr, `understudy: --lora scale must be a decimal number, got ${JSON.stringify(bad)} in ${JSON.stringify(`/tmp/adapter.gguf:${bad}`)}\nRun \`understudy --help\` for usage.\n`);
+  }
+});
+
+test('numeric flags are plain decimals: --threads 0x10 is a usage error', async () => {
+  const r = await understudy('generate', '--model', storiesModel, '--threads', '0x10', 'hi');
+  assert.is(r.code, 2);
+  assert.is(r.stderr, 'understudy: --threads expects an integer, got "0x10"\nRun `understudy --help` for usage.\n');
 });
 
 test('usage errors exit 2', async () => {

@@ -7,6 +7,7 @@ const ROUTER_FLAGS = {
   model: { type: 'string', short: 'm' },
   'cache-dir': { type: 'string' },
   offline: { type: 'boolean' },
+  threads: { type: 'string', short: 't' },
 } as const;
 
 function routerOptions(values: Record<string, unknown>) {
@@ -14,6 +15,7 @@ function routerOptions(values: Record<string, unknown>) {
     ...(typeof values.model === 'string' ? { model: values.model } : {}),
     ...(typeof values['cache-dir'] === 'string' ? { cacheDir: values['cache-dir'] } : {}),
     ...(values.offline ? { useApi: false } : {}),
+    ...(values.threads !== undefined ? { threads: toNumber(values.threads, '--threads', true) } : {}),
   };
 }
 

@@ -1,14 +1,22 @@
 // `--lora PATH[:SCALE]` (repeatable), shared by generate and chat.
 import type { Context } from '../llama/context.js';
 import type { Model } from '../llama/model.js';
-import { toNumber, UsageError } from './usage.js';
+import { UsageError } from './usage.js';
 
 export function parseLoraFlags(values: unknown): Array<{ path: string; scale: number }> {
   const list = values === undefined ? [] : (values as string[]);
   return list.map((spec) => {
-    const m = /^(.*?)(?::(-?[\d.]+))?$/.exec(spec);
-    if (!m || m[1] === '') throw new UsageError(`--lora expects PATH or PATH:SCALE, got ${JSON.stringify(spec)}`);
-    return { path: m[1], scale: m[2] === undefined ? 1 : toNumber(m[2], '--lora scale', false)! };
+    // PATH:SCALE splits at the last colon, unless what follows it is part of a path (C:\x, a/b:c/d).
+    const colon = spec.lastIndexOf(':');
+    const tail = colon < 0 ? undefined : spec.slice(colon + 1);
+    const hasScale = tail !== undefined && !/[\\/]/.test(tail);
+    const path = hasScale ? spec.slice(0, colon) : spec;
+    if (path === '') throw new UsageError(`--lora expects PATH or PATH:SCALE, got ${JSON.stringify(spec)}`);
+    if (!hasScale) return { path, scale: 1 };
+    if (!/^-?(0|[1-9]\d*)(\.\d+)?$/.test(tail) || !Number.isFinite(Number(tail))) {
+      throw new UsageError(`--lora scale must be a decimal number, got ${JSON.stringify(tail)} in ${JSON.stringify(spec)}`);
+    }
+    return { path, scale: Number(tail) };
   });
 }
 

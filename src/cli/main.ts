@@ -2,6 +2,7 @@
 // exit codes. An error prints `understudy: error [CODE]: message` and exits 1; a
 // usage error prints the problem and a hint and exits 2.
 import { UnderstudyError } from '../errors.js';
+import { makeRedactor } from '../router/redact.js';
 import { askCommand, datasetCommand } from './ask.js';
 import { chatCommand } from './chat.js';
 import { embedCommand } from './embed.js';
@@ -35,16 +36,18 @@ export async function main(argv: string[]): Promise<number> {
     }
     return await command(rest);
   } catch (err) {
+    // Whatever an error says, the keys in the environment are not repeated on stderr.
+    const redact = makeRedactor([process.env.UNDERSTUDY_API_KEY, process.env.OPENAI_API_KEY].map((k) => k?.trim()).filter((k) => k && k.length >= 4));
     if (err instanceof UsageError) {
-      process.stderr.write(`understudy: ${err.message}\nRun \`understudy --help\` for usage.\n`);
+      process.stderr.write(redact(`understudy: ${err.message}\nRun \`understudy --help\` for usage.\n`));
       return 2;
     }
     if (err instanceof UnderstudyError) {
-      process.stderr.write(`understudy: error [${err.code}]: ${err.message}\n`);
+      process.stderr.write(redact(`understudy: error [${err.code}]: ${err.message}\n`));
       return 1;
     }
     const message = err instanceof Error ? err.message : String(err);
-    process.stderr.write(`understudy: error [INTERNAL]: ${message}\n`);
+    process.stderr.write(redact(`understudy: error [INTERNAL]: ${message}\n`));
     return 1;
   }
 }

@@ -32,10 +32,13 @@ Usage:
   understudy doctor
       Prints the backends, devices and build in use.
   understudy ask [--task NAME] [--system TEXT] [--route auto|local|remote|cache]
-                 [--max-tokens N] [--temperature T] [--model PATH] [--cache-dir DIR] [--offline] PROMPT
+                 [--max-tokens N] [--temperature T] [--model PATH] [--cache-dir DIR]
+                 [--threads N] [--offline] PROMPT
       Sends PROMPT through the router (caches, local model, remote API), streams
       the answer to stdout and the route to stderr. Configured by UNDERSTUDY_*
-      variables (see the README); flags win over them.
+      variables (see the README); flags win over them. --threads (UNDERSTUDY_THREADS)
+      is shared by the local model's generation and embedding contexts
+      (default: all cores but one).
   understudy dataset tasks [--cache-dir DIR]
       Lists the tasks in the dataset, their rows and readiness.
   understudy dataset export --out FILE [--task NAME] [--cache-dir DIR]
@@ -69,7 +72,9 @@ export function requireModel(value: unknown): string {
 export function toNumber(value: unknown, flag: string, integer: boolean): number | undefined {
   if (value === undefined) return undefined;
   const n = Number(value);
-  if (value === '' || !Number.isFinite(n) || (integer && !Number.isInteger(n))) {
+  // Plain decimals only: Number() would also take '0x10', '1e3', ' 5' and ''.
+  const decimal = typeof value === 'string' && /^-?(0|[1-9]\d*)(\.\d+)?$/.test(value);
+  if (!decimal || !Number.isFinite(n) || (integer && !Number.isInteger(n))) {
     throw new UsageError(`${flag} expects ${integer ? 'an integer' : 'a number'}, got ${JSON.stringify(value)}`);
   }
   return n;
