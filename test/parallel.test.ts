@@ -4,7 +4,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { loadModel, type Model } from '../src/index.js';
-import { rejection, storiesModel, thrown, within } from './helpers.js';
+import { rejection, storiesModel, within } from './helpers.js';
 
 const PROMPTS = ['Once upon a time', 'The little dog', 'Lily and Tom', 'One day, a bird', 'The sun was', 'Sam had a red ball', 'Mom said', 'In the park'];
 const greedy = { maxTokens: 48, temperature: 0 } as const;
@@ -64,10 +64,12 @@ test('a newcomer joins running generations and changes nothing for them', async 
 test('an abort ends one sequence only', async () => {
   const ctx = await within(model.createContext({ contextSize: 1024, sequences: 3 }));
   const controller = new AbortController();
-  const doomed = ctx.complete(PROMPTS[0], { maxTokens: 5000, temperature: 0, ignoreEos: true, signal: controller.signal });
+  const doomed = ctx.generate(PROMPTS[0], { maxTokens: 5000, temperature: 0, ignoreEos: true, signal: controller.signal });
   const others = [ctx.complete(PROMPTS[1], greedy), ctx.complete(PROMPTS[2], greedy)];
-  setTimeout(() => controller.abort(), 5);
-  assert.is((await rejection(doomed)).code, 'ABORTED');
+  // Aborted once it is surely running (its first piece has come), not after a guess at the time that takes.
+  await within(doomed[Symbol.asyncIterator]().next());
+  controller.abort();
+  assert.is((await rejection(doomed.result)).code, 'ABORTED');
   assert.equal((await within(Promise.all(others))).map((r) => r.text), [alone[1], alone[2]]);
   ctx.dispose();
 });
@@ -75,7 +77,7 @@ test('an abort ends one sequence only', async () => {
 test('past sequences + maxQueued: QUEUE_FULL, and the queued ones still finish', async () => {
   const ctx = await within(model.createContext({ contextSize: 256, sequences: 1, maxQueued: 2 }));
   const ok = [0, 1, 2].map((i) => ctx.complete(PROMPTS[i], greedy));
-  const err = thrown(() => ctx.complete(PROMPTS[3], greedy));
+  const err = await rejection(ctx.complete(PROMPTS[3], greedy));
   assert.is(err.code, 'QUEUE_FULL');
   assert.match(err.message, /^3 generations are running or waiting on this context \(1 sequences \+ maxQueued 2\)/);
   assert.equal((await within(Promise.all(ok))).map((r) => r.text), alone.slice(0, 3));
@@ -85,8 +87,10 @@ test('past sequences + maxQueued: QUEUE_FULL, and the queued ones still finish',
 
 test('dispose fails every running and waiting generation with DISPOSED', async () => {
   const ctx = await within(model.createContext({ contextSize: 1024, sequences: 2 }));
-  const calls = PROMPTS.slice(0, 4).map((p) => ctx.complete(p, { maxTokens: 100000, temperature: 0, ignoreEos: true }));
-  await new Promise((r) => setTimeout(r, 20));
+  const running = ctx.generate(PROMPTS[0], { maxTokens: 100000, temperature: 0, ignoreEos: true });
+  const calls = [running.result, ...PROMPTS.slice(1, 4).map((p) => ctx.complete(p, { maxTokens: 100000, temperature: 0, ignoreEos: true }))];
+  // Disposed while generations surely run: the first has delivered a piece.
+  await within(running[Symbol.asyncIterator]().next());
   ctx.dispose();
   for (const call of calls) assert.is((await rejection(call)).code, 'DISPOSED');
 });

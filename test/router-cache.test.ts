@@ -82,11 +82,15 @@ test('the least recently used entry is evicted past cacheMaxEntries', async () =
 });
 
 test('entries expire after cacheTtl seconds', async () => {
-  const r = await router({ cacheTtl: 0.3 });
+  // The router's clock, moved by hand: no waiting on the wall clock.
+  let now = Date.UTC(2026, 0, 1);
+  const r = await router({ cacheTtl: 30, clock: { now: () => now, sleep: async () => {} } });
   await r.chat(ask('short-lived'));
+  now += 29_999;
   assert.is((await r.chat(ask('short-lived'))).route, 'cache');
-  await new Promise((resolve) => setTimeout(resolve, 400));
+  now += 1;
   assert.is((await r.chat(ask('short-lived'))).route, 'remote');
+  assert.is((await r.chat(ask('short-lived'))).route, 'cache', 'the fresh answer is cached again');
 });
 
 test('route "cache" answers from a cache or fails with CACHE_MISS', async () => {

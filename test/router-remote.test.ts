@@ -61,12 +61,31 @@ test('HTTP 500 is retried, and the retry answers', async () => {
 });
 
 test('429 with Retry-After waits as long as the server asked', async () => {
-  teacher.faults.push({ kind: 'status', status: 429, retryAfter: '1' });
+  await router.close();
+  // The router's clock records each wait instead of sleeping through it.
+  const waits: number[] = [];
+  router = await routerFor(teacher, { timeout: 0.5, retries: 2, clock: { now: Date.now, sleep: async (ms) => void waits.push(ms) } });
+  teacher.faults.push({ kind: 'status', status: 429, retryAfter: '7' }, { kind: 'status', status: 503, retryAfter: '120' });
   const r = await router.chat(ask('rate limited'));
   assert.is(r.route, 'remote');
-  const [first, second] = completions();
-  assert.ok(second!.receivedAt - first!.receivedAt >= 950, `retried after ${second!.receivedAt - first!.receivedAt} ms`);
+  assert.is(completions().length, 3);
+  // As asked, and at most maxRetryDelayMs (30 s by default).
+  assert.equal(waits, [7000, 30_000]);
   assert.is(router.datasetRows().length, 1);
+});
+
+test('the cooldown ends when the clock says so', async () => {
+  await router.close();
+  let now = Date.UTC(2026, 0, 1);
+  router = await routerFor(teacher, { retries: 0, cooldownAfter: 1, cooldownMs: 60_000, model: undefined, clock: { now: () => now, sleep: async () => {} } });
+  teacher.faults.push({ kind: 'status', status: 500 });
+  assert.is((await rejection(router.chat(ask('fails')))).code, 'REMOTE_UNAVAILABLE');
+  now += 59_999;
+  const cooling = await rejection(router.chat(ask('too soon')));
+  assert.match(cooling.message, /failed 1 calls in a row; not trying it again for 1 s/);
+  now += 1;
+  assert.is((await router.chat(ask('in time'))).route, 'remote');
+  assert.is(completions().length, 2);
 });
 
 test('every attempt failing falls back to the local model, and nothing is logged', async () => {
@@ -162,10 +181,12 @@ test('a rejected key (401) is not retried and is REMOTE_REJECTED without a local
 });
 
 test('an aborted call is ABORTED, never falls back, and logs nothing', async () => {
-  teacher.faults.push({ kind: 'delay', ms: 2000 });
+  teacher.faults.push({ kind: 'delay', ms: 30_000 });
   const controller = new AbortController();
-  setTimeout(() => controller.abort(), 100);
-  const err = await rejection(router.chat(ask('abort me', { signal: controller.signal })));
+  const call = router.chat(ask('abort me', { signal: controller.signal }));
+  await until(() => completions().length === 1);
+  controller.abort();
+  const err = await rejection(call);
   assert.is(err.code, 'ABORTED');
   assert.is(router.datasetRows().length, 0);
 });
