@@ -4,11 +4,11 @@
 // cannot be used is a coded error, never a raw one.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { execFile } from 'node:child_process';
+import { execFile, execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createRouter, MockBackend, type Router } from '../src/index.js';
-import { cli, rejection } from './helpers.js';
+import { cli, rejection, root } from './helpers.js';
 import { freshDir } from './router-fixture.js';
 
 const NOW = Date.UTC(2026, 0, 2, 3, 4, 5, 678);
@@ -86,6 +86,16 @@ test('a corrupt dataset.db is never set aside: startup stops with INVALID_CONFIG
   assert.match(err.message, /^cannot open .*dataset\.db as a database: file is not a database$/);
   assert.ok(readFileSync(path).equals(garbage));
   assert.not.ok(readdirSync(cacheDir).some((f) => f.includes('broken')));
+});
+
+test('a dataset.db that is not a regular file (a pipe) is INVALID_CONFIG saying so', () => {
+  const cacheDir = freshDir('recover');
+  execFileSync('mkfifo', [join(cacheDir, 'dataset.db')]);
+  // In a child: SQLite reading a pipe nobody writes to would block this process for good.
+  const script = "import('./src/index.ts').then((u) => u.createRouter({ remote: new u.MockBackend(), local: false, cacheDir: process.argv[1], quiet: true, env: {} })).then(() => console.log('opened'), (e) => console.log(e.code + ': ' + e.message));";
+  const child = spawnSync(process.execPath, ['--import', 'tsx', '-e', script, cacheDir], { cwd: root, encoding: 'utf8', timeout: 30_000 });
+  assert.is(child.signal, null, 'the child hung and was killed');
+  assert.match(child.stdout.trim(), /^INVALID_CONFIG: cannot open .*dataset\.db as a database: it is not a file$/);
 });
 
 test('a file where the semantic folder should be is INVALID_CONFIG, not a raw EEXIST', async () => {

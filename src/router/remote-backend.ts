@@ -181,13 +181,15 @@ export class RemoteBackend implements Backend {
     return { text, usage: usage ?? { promptTokens: 0, completionTokens: 0, totalTokens: 0 }, model, finishReason };
   }
 
-  health(): Promise<Health> {
-    return timedHealth(async () => {
+  async health(): Promise<Health> {
+    const health = await timedHealth(async () => {
       const page = await this.#client.models.list({ timeout: Math.min(this.#options.timeoutMs, 10_000) });
       const ids = page.data.map((m) => m.id);
       const listed = ids.includes(this.model) ? 'listed' : `not among the ${ids.length} listed`;
       return `${this.#where}, model ${this.model} ${listed}`;
     });
+    // A failure's message may quote what the server said, key included.
+    return { ...health, detail: this.#redact(health.detail) };
   }
 
   async close(): Promise<void> {

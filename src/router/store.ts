@@ -63,12 +63,11 @@ export function openRebuildable<T>(dir: string, file: string, build: (db: Db) =>
     return openStore(dir, file, false, build, source);
   } catch (err) {
     const path = join(dir, file);
-    if (!(err instanceof UnderstudyError) || !existsSync(path)) throw err;
+    const present = ['', '-wal', '-shm'].filter((suffix) => existsSync(path + suffix));
+    if (!(err instanceof UnderstudyError) || present.length === 0) throw err;
     const aside = `${path}.broken-${new Date(now()).toISOString().replace(/[:.]/g, '-')}`;
     try {
-      for (const suffix of ['', '-wal', '-shm']) {
-        if (existsSync(path + suffix)) renameSync(path + suffix, aside + suffix);
-      }
+      for (const suffix of present) renameSync(path + suffix, aside + suffix);
     } catch (renameErr) {
       throw new UnderstudyError('INVALID_CONFIG', `${err.message}; it could not be set aside either: ${(renameErr as Error).message}`, { cause: err });
     }
