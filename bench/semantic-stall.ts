@@ -5,7 +5,7 @@
 // Piscina worker, the rebuild ran on the event loop (61 s frozen at 50k) and a
 // save stalled it for 100-240 ms every 5 s.
 //
-//   node --expose-gc --import tsx bench/semantic-stall.ts [--size 50000] [--dim 384] [--adds-per-second 50] [--legacy FILE]
+//   npm run build && node --expose-gc --import tsx bench/semantic-stall.ts [--size 50000] [--dim 384] [--adds-per-second 50] [--legacy FILE]
 //
 // A stall is the longest gap between ticks of a 1 ms interval timer (and, for
 // comparison, perf_hooks.monitorEventLoopDelay's max). --legacy FILE measures
@@ -13,16 +13,31 @@
 // "before" figures: `git show c4a2b78:src/router/semantic-index.ts >
 // node_modules/.cache/legacy-semantic-index.ts` (inside the repository, so that
 // its imports resolve). Prints one JSON object; nothing is asserted.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
-import { AnswerCache } from '../src/router/answer-cache.js';
-import { SemanticIndex } from '../src/router/semantic-index.js';
-import { openDatabase, type Db } from '../src/router/store.js';
+import { existsSync } from 'node:fs';
+import type { AnswerCache as AnswerCacheType } from '../src/router/answer-cache.js';
+import type { SemanticIndex as SemanticIndexType } from '../src/router/semantic-index.js';
+import type { Db } from '../src/router/store.js';
+import { repoRoot } from './models.js';
 import { rng } from './ours.js';
+
+// The compiled package (npm run build), as users run it: under tsx, the
+// worker's TypeScript would be compiled on the fly, partly on the event loop's time.
+const dist = join(repoRoot, 'dist', 'router');
+if (!existsSync(join(dist, 'semantic-worker.js'))) {
+  console.error('bench/semantic-stall.ts measures the compiled package: run `npm run build` first');
+  process.exit(2);
+}
+const { AnswerCache } = await import(pathToFileURL(join(dist, 'answer-cache.js')).href) as typeof import('../src/router/answer-cache.js');
+const { SemanticIndex } = await import(pathToFileURL(join(dist, 'semantic-index.js')).href) as typeof import('../src/router/semantic-index.js');
+const { openDatabase } = await import(pathToFileURL(join(dist, 'store.js')).href) as typeof import('../src/router/store.js');
+type AnswerCache = AnswerCacheType;
+type SemanticIndex = SemanticIndexType;
 
 export interface Stall {
   /** Longest gap between two ticks of a 1 ms interval, in ms: how long the event loop was blocked. */
@@ -34,6 +49,12 @@ export interface Stall {
    * processes while the loop waited, which a busy machine adds to maxGapMs.
    */
   maxBusyMs: number;
+  /**
+   * Longest CPU time the main thread itself ran between two ticks, in ms (Linux:
+   * /proc/self/task/<pid>/schedstat): a busy callback the OS preempted counts in
+   * maxBusyMs for its whole wall time, here only for the time it really ran.
+   */
+  maxOnCpuMs?: number;
   /** Start times of gaps over 20 ms (ms since the watch began), at most 20. */
   longGaps: number[];
   /** Share of the span the event loop was busy (performance.eventLoopUtilization): a long gap at low use was the OS, not us. */
@@ -56,6 +77,10 @@ export function watchStalls(): { stop(): Stall } {
   let maxGap = 0;
   let maxBusy = 0;
   let lastElu = performance.eventLoopUtilization();
+  const schedstat = `/proc/self/task/${process.pid}/schedstat`;
+  const onCpu = existsSync(schedstat) ? () => Number(readFileSync(schedstat, 'utf8').split(' ')[0]) / 1e6 : undefined;
+  let lastCpu = onCpu?.() ?? 0;
+  let maxOnCpu = 0;
   const longGaps: number[] = [];
   const tick = (now: number) => {
     if (now - last > 20) longGaps.push(Math.round(last - started));
@@ -64,6 +89,11 @@ export function watchStalls(): { stop(): Stall } {
     const current = performance.eventLoopUtilization();
     maxBusy = Math.max(maxBusy, current.active - lastElu.active);
     lastElu = current;
+    if (onCpu) {
+      const cpu = onCpu();
+      maxOnCpu = Math.max(maxOnCpu, cpu - lastCpu);
+      lastCpu = cpu;
+    }
   };
   const timer = setInterval(() => tick(performance.now()), 1);
   return {
@@ -72,7 +102,7 @@ export function watchStalls(): { stop(): Stall } {
       histogram.disable();
       tick(performance.now());
       return {
-        maxGapMs: maxGap, maxBusyMs: maxBusy, longGaps: longGaps.slice(0, 20), utilization: performance.eventLoopUtilization(elu).utilization,
+        maxGapMs: maxGap, maxBusyMs: maxBusy, ...(onCpu ? { maxOnCpuMs: maxOnCpu } : {}), longGaps: longGaps.slice(0, 20), utilization: performance.eventLoopUtilization(elu).utilization,
         delayMaxMs: histogram.max / 1e6, delayP99Ms: histogram.percentile(99) / 1e6, seconds: (performance.now() - started) / 1000,
       };
     },
@@ -147,7 +177,7 @@ async function main(): Promise<void> {
     const idle = watchStalls();
     await sleep(Number(values['idle-seconds']) * 1000);
     const noiseFloor = idle.stop();
-    log(`idle event loop over ${noiseFloor.seconds.toFixed(0)} s: longest gap ${noiseFloor.maxGapMs.toFixed(1)} ms (busy ${noiseFloor.maxBusyMs.toFixed(1)} ms)`);
+    log(`idle event loop over ${noiseFloor.seconds.toFixed(0)} s: longest gap ${noiseFloor.maxGapMs.toFixed(1)} ms (busy ${noiseFloor.maxBusyMs.toFixed(1)} ms, on CPU ${noiseFloor.maxOnCpuMs?.toFixed(1)} ms)`);
 
     const query = randomUnit(dim, next);
     const semanticDir = join(dir, 'semantic');
@@ -188,25 +218,28 @@ async function main(): Promise<void> {
     stop = true;
     await looking;
     const rebuild = { ...watch.stop(), rebuildSeconds, lookups, missed, slowestLookupMs };
-    log(`rebuild of ${size}: ${rebuildSeconds.toFixed(1)} s; longest stall ${rebuild.maxGapMs.toFixed(1)} ms (busy ${rebuild.maxBusyMs.toFixed(1)} ms); ${lookups} lookups meanwhile, ${missed} missed, slowest ${slowestLookupMs.toFixed(0)} ms`);
+    log(`rebuild of ${size}: ${rebuildSeconds.toFixed(1)} s; longest stall ${rebuild.maxGapMs.toFixed(1)} ms (busy ${rebuild.maxBusyMs.toFixed(1)} ms, on CPU ${rebuild.maxOnCpuMs?.toFixed(1)} ms); ${lookups} lookups meanwhile, ${missed} missed, slowest ${slowestLookupMs.toFixed(0)} ms`);
 
     // 4. Periodic saves (every 5 s after a change) while entries keep coming.
     const saveSeconds = Number(values['save-seconds']);
     let added = 0;
     let slowestAddMs = 0;
+    let slowestPutMs = 0;
     watch = watchStalls();
     const until = performance.now() + saveSeconds * 1000;
     while (performance.now() < until) {
-      const a0 = performance.now();
       const v = randomUnit(dim, next);
+      const p0 = performance.now();
       const id = cache.put({ key: `new${added}`, task: TASK, signature: SIGNATURE, answer: `new ${added}`, usage: USAGE, model: 'mock', embedding: v });
+      const a0 = performance.now();
       index.add(TASK, id, v, SIGNATURE);
       slowestAddMs = Math.max(slowestAddMs, performance.now() - a0);
+      slowestPutMs = Math.max(slowestPutMs, a0 - p0);
       added++;
       await sleep(1000 / addsPerSecond);
     }
-    const periodic = { ...watch.stop(), added, slowestAddMs };
-    log(`periodic saves over ${saveSeconds} s with ${added} adds: longest stall ${periodic.maxGapMs.toFixed(1)} ms (busy ${periodic.maxBusyMs.toFixed(1)} ms) (slowest add ${slowestAddMs.toFixed(1)} ms)`);
+    const periodic = { ...watch.stop(), added, slowestAddMs, slowestPutMs };
+    log(`periodic saves over ${saveSeconds} s with ${added} adds: longest stall ${periodic.maxGapMs.toFixed(1)} ms (busy ${periodic.maxBusyMs.toFixed(1)} ms, on CPU ${periodic.maxOnCpuMs?.toFixed(1)} ms) (slowest index.add ${slowestAddMs.toFixed(1)} ms, slowest cache.put ${slowestPutMs.toFixed(1)} ms)`);
 
     // 5. One explicit save of the whole index, and 6. reopening the saved (verified) index.
     index.add(TASK, cache.put({ key: 'last', task: TASK, signature: SIGNATURE, answer: 'last', usage: USAGE, model: 'mock', embedding: query }), query, SIGNATURE);
@@ -215,7 +248,7 @@ async function main(): Promise<void> {
     await index.save();
     const saveMs = performance.now() - t0;
     const save = { ...watch.stop(), saveMs };
-    log(`one save: ${saveMs.toFixed(0)} ms; longest stall ${save.maxGapMs.toFixed(1)} ms (busy ${save.maxBusyMs.toFixed(1)} ms)`);
+    log(`one save: ${saveMs.toFixed(0)} ms; longest stall ${save.maxGapMs.toFixed(1)} ms (busy ${save.maxBusyMs.toFixed(1)} ms, on CPU ${save.maxOnCpuMs?.toFixed(1)} ms)`);
     await index.close();
 
     index = make();
@@ -228,7 +261,7 @@ async function main(): Promise<void> {
       index.nearest(TASK, query, SIGNATURE);
     }
     const reopen = { ...watch.stop(), reopenMs: performance.now() - t0, hit: (await index.nearest(TASK, query, SIGNATURE)) !== undefined };
-    log(`reopening the saved index: ${reopen.reopenMs.toFixed(0)} ms; longest stall ${reopen.maxGapMs.toFixed(1)} ms (busy ${reopen.maxBusyMs.toFixed(1)} ms)`);
+    log(`reopening the saved index: ${reopen.reopenMs.toFixed(0)} ms; longest stall ${reopen.maxGapMs.toFixed(1)} ms (busy ${reopen.maxBusyMs.toFixed(1)} ms, on CPU ${reopen.maxOnCpuMs?.toFixed(1)} ms)`);
     await index.close();
     cache.close();
     db.close();

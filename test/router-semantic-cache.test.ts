@@ -7,6 +7,7 @@ import * as assert from 'uvu/assert';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { MockBackend, type Router } from '../src/index.js';
+import { checkEmbedder } from '../src/router/semantic-fitness.js';
 import { promptFacts } from '../src/router/semantic-guard.js';
 import { freshDir, routerFor } from './router-fixture.js';
 import { bagEmbed, chatOf, constantEmbed, fromCache, hashEmbed, pairs, semanticRouter } from './semantic-fixture.js';
@@ -50,6 +51,15 @@ test('an embedder that cannot tell unrelated texts apart leaves it off, with one
   const q = { task: 't', messages: [{ role: 'user' as const, content: 'What is 2+2?' }], maxTokens: 4 };
   await r.chat(q);
   assert.is((await r.chat({ ...q, messages: [{ role: 'user' as const, content: 'What is 3+5?' }] })).route, 'local');
+});
+
+test('the fitness check: unrelated pairs must stay below cacheThreshold - 0.1', async () => {
+  const fit = await checkEmbedder(bagEmbed, 0.95);
+  assert.ok(fit.fit && fit.worst.similarity < 0.85, JSON.stringify(fit));
+  const unfit = await checkEmbedder(constantEmbed, 0.95);
+  assert.is(unfit.fit, false);
+  assert.ok(Math.abs(unfit.worst.similarity - 1) < 1e-6);
+  assert.ok(Math.abs(unfit.bound - 0.85) < 1e-9);
 });
 
 test('near-miss prompts never hit, whatever the embedder; paraphrases with the same facts do', async () => {

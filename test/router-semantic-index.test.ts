@@ -89,6 +89,40 @@ test('a truncated graph, a garbled or missing meta file, or a missing graph are 
   await restartsAndHits(spoiled(({ graph }) => truncateSync(graph, 0)), 4, /graph is 0 bytes/);
 });
 
+test('lookups while an index opens miss instead of blocking; changes made meanwhile are not lost, removals never answer', async () => {
+  const dir = freshDir('semantic-opening');
+  const db = openDatabase(dir, 'cache.db', false);
+  const cache = new AnswerCache(db, { maxEntries: 100_000 });
+  const next = rng(4);
+  const vector = () => {
+    const v = Float32Array.from({ length: 8 }, () => next() - 0.5);
+    const n = Math.hypot(...v);
+    return v.map((x) => x / n);
+  };
+  const usage = { promptTokens: 1, completionTokens: 1, totalTokens: 2 };
+  const rows = Array.from({ length: 2000 }, (_, i) => {
+    const v = vector();
+    return { id: cache.put({ key: `k${i}`, task: 't', signature: 's', answer: `a${i}`, usage, model: 'm', embedding: v }), v };
+  });
+  // No saved index: the first lookup starts a rebuild in the worker and, not waiting at all, misses.
+  const index = new SemanticIndex(join(dir, 'semantic'), db, { onError: (e) => { throw e; }, waitMs: 0 });
+  assert.is(await index.nearest('t', rows[0]!.v, 's'), undefined);
+  // While it opens: one entry removed (its row deleted first, as the cache does), one added.
+  const gone = rows[1]!;
+  db.prepare('DELETE FROM entries WHERE id = ?').run(gone.id);
+  index.remove([{ id: gone.id, task: 't' }]);
+  const late = vector();
+  const lateId = cache.put({ key: 'late', task: 't', signature: 's', answer: 'late', usage, model: 'm', embedding: late });
+  index.add('t', lateId, late, 's');
+  await index.settled('t');
+  assert.is((await index.nearest('t', rows[0]!.v, 's'))?.id, rows[0]!.id);
+  assert.is((await index.nearest('t', late, 's'))?.id, lateId);
+  assert.is.not((await index.nearest('t', gone.v, 's'))?.id, gone.id);
+  await index.close();
+  cache.close();
+  db.close();
+});
+
 test('an index that fills up is grown by the worker while it answers; no entry is lost, and it reloads whole', async () => {
   const dir = freshDir('semantic-grow');
   const db = openDatabase(dir, 'cache.db', false);

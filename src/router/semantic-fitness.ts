@@ -56,7 +56,13 @@ export async function semanticState(wanted: boolean, embed: EmbedFunction | unde
   if (!wanted) return { on: false };
   if (!embed) return { on: false, warning: 'the semantic cache stays off: there is no embedder (set UNDERSTUDY_EMBEDDING_MODEL to an embedding model)' };
   if (!checked) return { on: true };
-  const f = await checkEmbedder(embed, threshold);
+  let f: Fitness;
+  try {
+    f = await checkEmbedder(embed, threshold);
+  } catch (err) {
+    // The cache only saves work: an embedder that fails here leaves it off, not the router.
+    return { on: false, warning: `the semantic cache stays off: ${embedderName} failed its check (${err instanceof Error ? err.message : String(err)})` };
+  }
   if (f.fit) return { on: true };
   return {
     on: false,
