@@ -69,22 +69,26 @@ test('a GGUF header with garbage after the magic: INVALID_MODEL_FILE', async () 
 });
 
 test('wrong argument types and values: INVALID_ARGUMENT with the value named', async () => {
+  // Synchronous functions throw; generate() returns its Generation, whose result rejects.
   const cases: Array<[() => unknown, RegExp]> = [
     [() => model.tokenize(42 as unknown as string), /^Expected string for text but received 42 of type number$/],
     [() => model.tokenize('x', 'yes' as never), /^Expected object for options but received "yes" of type string$/],
     [() => model.detokenize([1, -5]), /^Expected array of token ids for tokens\[1\] but received -5 of type number$/],
     [() => model.detokenize([1, 99999]), /token 99999 at index 1 is outside the vocabulary \(0\.\.511\)/],
     [() => model.tokenPiece(1.5), /^Expected non-negative integer for token but received 1.5 of type number$/],
-    [() => ctx.generate('x', { maxTokens: 0 }), /^Expected integer between 1 and 2147483647 for maxTokens but received 0 of type number$/],
-    [() => ctx.generate('x', { temperature: -1 }), /^Expected number between 0 and 100 for temperature but received -1 of type number$/],
-    [() => ctx.generate('x', { topP: Number.NaN }), /^Expected number between 0 and 1 for topP but received NaN of type number$/],
-    [() => ctx.generate('x', { stop: [''] }), /^Expected non-empty string or array of non-empty strings for stop/],
-    [() => ctx.generate('x', { signal: {} as AbortSignal }), /^Expected AbortSignal for signal but received an object of type object$/],
-    [() => ctx.generate([1, 100000]), /^prompt token 100000 at index 1 is outside the vocabulary \(0\.\.511\)$/],
-    [() => ctx.generate([]), /the prompt is empty/],
+    [() => ctx.generate('x', { maxTokens: 0 }).result, /^Expected integer between 1 and 2147483647 for maxTokens but received 0 of type number$/],
+    [() => ctx.generate('x', { temperature: -1 }).result, /^Expected number between 0 and 100 for temperature but received -1 of type number$/],
+    [() => ctx.generate('x', { topP: Number.NaN }).result, /^Expected number between 0 and 1 for topP but received NaN of type number$/],
+    [() => ctx.generate('x', { stop: [''] }).result, /^Expected non-empty string or array of non-empty strings for stop/],
+    [() => ctx.generate('x', { signal: {} as AbortSignal }).result, /^Expected AbortSignal for signal but received an object of type object$/],
+    [() => ctx.generate([1, 100000]).result, /^prompt token 100000 at index 1 is outside the vocabulary \(0\.\.511\)$/],
+    [() => ctx.generate([]).result, /the prompt is empty/],
   ];
   for (const [call, message] of cases) {
-    const err = thrown(call);
+    let result: unknown;
+    const err = await rejection((async () => {
+      result = call();
+    })().then(() => result));
     assert.is(err.code, 'INVALID_ARGUMENT', err.message);
     assert.match(err.message, message);
   }
@@ -97,12 +101,12 @@ test('wrong argument types and values: INVALID_ARGUMENT with the value named', a
   assert.is(noPath.message, 'Expected non-empty string for path but received undefined of type undefined');
 });
 
-test('a prompt longer than the context: CONTEXT_OVERFLOW', () => {
+test('a prompt longer than the context: CONTEXT_OVERFLOW', async () => {
   // llama.cpp rounds the context size up (to 256 here): the message gives the real one.
   const long = 'Once upon a time there was a dog. '.repeat(100);
   const n = model.tokenize(long).length;
   assert.ok(n > ctx.size);
-  const err = thrown(() => ctx.generate(long));
+  const err = await rejection(ctx.generate(long).result);
   assert.is(err.code, 'CONTEXT_OVERFLOW');
   assert.is(err.message, `the prompt has ${n} tokens but the context holds ${ctx.size}: shorten the prompt or create the context with a larger contextSize`);
 });
@@ -118,7 +122,7 @@ test('calls after dispose: DISPOSED', async () => {
   const m = await within(loadModel(storiesModel));
   const c = await within(m.createContext({ contextSize: 64 }));
   c.dispose();
-  assert.is(thrown(() => c.generate('x')).code, 'DISPOSED');
+  assert.is((await rejection(c.generate('x').result)).code, 'DISPOSED');
   assert.is(thrown(() => c.info()).message, 'the context has been disposed');
   m.dispose();
   assert.is((await rejection(m.createContext())).code, 'DISPOSED');
