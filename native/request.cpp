@@ -77,17 +77,34 @@ void Request::Finish() {
   tsfn.Release();
 }
 
+// node-addon-api passes only Napi::Error on from here (any other exception
+// would end the process), and a throwing text callback must not keep the
+// promise from settling: each part is caught on its own.
 void Request::CallJs(Napi::Env env, Napi::Function, Delivery* d, Call* call) {
   if (env == nullptr || d->settled) return;
   Napi::HandleScope scope(env);
-  SendText(env, d);
+  try {
+    SendText(env, d);
+  } catch (const std::exception&) {
+    // This chunk is lost to the stream; the result still carries the whole text.
+    if (env.IsExceptionPending()) env.GetAndClearPendingException();
+  }
   if (*call != Call::kFinish) return;
   // Finish comes after every text call from the same thread, so all text has
   // gone out before the promise settles.
   d->settled = true;
   const Request& r = *d->request;
-  if (r.error_code.empty()) d->deferred.Resolve(ResultOf(env, r));
-  else d->deferred.Reject(MakeError(env, r.error_code, r.error_message).Value());
+  try {
+    if (r.error_code.empty()) d->deferred.Resolve(ResultOf(env, r));
+    else d->deferred.Reject(MakeError(env, r.error_code, r.error_message).Value());
+  } catch (const std::exception& e) {
+    if (env.IsExceptionPending()) env.GetAndClearPendingException();
+    try {
+      d->deferred.Reject(MakeError(env, CodeOf(e), MessageOf(e)).Value());
+    } catch (const std::exception&) {
+      // Nothing more can be done from native code.
+    }
+  }
 }
 
 void AttachDelivery(Napi::Env env, const std::shared_ptr<Request>& request, Napi::Promise::Deferred deferred,

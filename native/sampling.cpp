@@ -115,7 +115,9 @@ llama_token Sampler::Sample(llama_context* ctx, int32_t at) {
   if (grammar_) {
     // A token the grammar ruled out (reachable only through odd penalties that
     // turn logits into NaN) would make llama.cpp abort while accepting it.
-    if (!allowed_[token]) throw Failure("INVALID_GRAMMAR", "sampling chose a token the grammar does not allow");
+    if (!allowed_[token]) {
+      throw Failure("NATIVE_ERROR", "sampling chose a token the grammar rules out (the sampling options turned the logits into NaN)");
+    }
     try {
       llama_sampler_accept(grammar_, token);
     } catch (const std::bad_alloc&) {

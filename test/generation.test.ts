@@ -149,6 +149,10 @@ test('bad arguments: complete() rejects, generate() and chat() fail on iteration
     assert.is((await rejection((async () => { for await (const _ of g); })())).message, expected);
     assert.is((await rejection(g.result)).message, expected);
   }
+  // A penalty of 0 would divide logits by zero: NaN probabilities, which could
+  // pick a token the grammar rules out and make llama.cpp abort.
+  assert.is((await rejection(ctx.complete('x', { repeatPenalty: 0, grammar: 'root ::= [a-z]+' }))).message,
+    'Expected number greater than 0 and at most 100 for repeatPenalty but received 0 of type number');
   assert.is((await rejection(ctx.generate([]).result)).message,
     'the prompt is empty: give at least one token (a string prompt gets BOS when the model uses one)');
   const gone = await within(model.createContext({ contextSize: 64 }));

@@ -74,7 +74,7 @@ export function parseGenerateOptions(input: GenerateOptions | undefined): Parsed
       topK: v.integer(o.topK, 'topK', 40, 0, 2 ** 24),
       topP: v.number(o.topP, 'topP', 0.95, 0, 1),
       minP: v.number(o.minP, 'minP', 0.05, 0, 1),
-      repeatPenalty: v.number(o.repeatPenalty, 'repeatPenalty', 1, 0, 100),
+      repeatPenalty: positivePenalty(o.repeatPenalty),
       repeatLastN: v.integer(o.repeatLastN, 'repeatLastN', 64, 0, 2 ** 24),
       frequencyPenalty: v.number(o.frequencyPenalty, 'frequencyPenalty', 0, -100, 100),
       presencePenalty: v.number(o.presencePenalty, 'presencePenalty', 0, -100, 100),
@@ -88,6 +88,14 @@ export function parseGenerateOptions(input: GenerateOptions | undefined): Parsed
     parseSpecial: v.boolean(o.parseSpecial, 'parseSpecial', false),
     signal: v.abortSignal(o.signal),
   };
+}
+
+// llama.cpp divides positive logits by the penalty: 0 would make them infinite,
+// and sampling from NaN probabilities.
+function positivePenalty(value: unknown): number {
+  const penalty = v.number(value, 'repeatPenalty', 1, 0, 100);
+  if (penalty === 0) v.fail('number greater than 0 and at most 100', 'repeatPenalty', value);
+  return penalty;
 }
 
 function grammarOf(o: Partial<GenerateOptions>): string | undefined {
