@@ -279,6 +279,13 @@ test('deep nesting, cycles, huge bounds and throwing getters give INVALID_ARGUME
   parseGrammar(jsonSchemaToGrammar({ type: 'object', properties: same }));
   throwsMessage({ type: 'object', get properties() { throw new Error('boom'); } }, 'could not read the JSON schema: boom');
   throwsMessage({ enum: [1n] }, 'invalid JSON value 1 at #/enum');
+  // Sparse arrays with a huge length are refused before anything walks them.
+  throwsMessage({ type: 'object', required: new Array(2 ** 32 - 1) },
+    'invalid "required" at #: 4294967295 entries, more than the 1000000 supported');
+  throwsMessage({ enum: new Array(2 ** 32 - 1) }, 'invalid "enum" at #: 4294967295 entries, more than the 1000000 supported');
+  throwsMessage({ anyOf: new Array(2 ** 32 - 1) }, 'invalid "anyOf" at #: 4294967295 entries, more than the 1000000 supported');
+  throwsMessage({ type: 'object', required: ['a', , 'b'] }, 'invalid "required" at #: expected an array of strings'); // eslint-disable-line no-sparse-arrays
+  throwsMessage({ type: [Symbol('x')] }, 'unknown type (a symbol) at #');
 });
 
 test.run();

@@ -80,6 +80,14 @@ const PRIMITIVES: Record<string, [string, string[]]> = {
 const FORMATS: Record<string, string> = { date: 'date-string', time: 'time-string', 'date-time': 'date-time-string', uuid: 'uuid-string' };
 
 const isObject = (v: unknown): v is Schema => typeof v === 'object' && v !== null && !Array.isArray(v);
+/** Most entries of one list (enum, required, anyOf, ...): a sparse array's length could make a scan take minutes. */
+const MAX_LIST = 1_000_000;
+/** A dense copy of the array `value` (holes read as undefined), or undefined if it is not one. */
+function list(value: unknown, key: string, ptr: string): unknown[] | undefined {
+  if (!Array.isArray(value)) return undefined;
+  if (value.length > MAX_LIST) fail(`invalid "${key}" at ${ptr}: ${value.length} entries, more than the ${MAX_LIST} supported`);
+  return Array.from(value);
+}
 const invalidArgument = (message: string, options?: { cause?: unknown }) => new UnderstudyError('INVALID_ARGUMENT', message, options);
 function fail(message: string): never {
   throw invalidArgument(message);
@@ -115,7 +123,7 @@ function checkJson(value: unknown, ptr: string, depth = 0): void {
   if (value === null || typeof value === 'string' || typeof value === 'boolean') return;
   if (typeof value === 'number' && Number.isFinite(value)) return;
   if (depth >= MAX_DEPTH && typeof value === 'object') fail(`JSON value nested deeper than ${MAX_DEPTH} levels at ${ptr}`);
-  if (Array.isArray(value)) return value.forEach((v) => checkJson(v, ptr, depth + 1));
+  if (Array.isArray(value)) return list(value, 'const', ptr)!.forEach((v) => checkJson(v, ptr, depth + 1));
   if (isObject(value)) return Object.values(value).forEach((v) => checkJson(v, ptr, depth + 1));
   fail(`invalid JSON value ${typeof value === 'symbol' ? value.toString() : String(value)} at ${ptr}`);
 }
@@ -214,11 +222,11 @@ class Converter {
       case 'anyOf':
       case 'oneOf':
       case 'allOf': {
-        const list = schema[main];
-        if (!Array.isArray(list) || list.length === 0) fail(`invalid "${main}" at ${ptr}: expected a non-empty array`);
-        if (main === 'allOf' && list.length > 1) fail(`unsupported "allOf" with ${list.length} schemas at ${ptr} (only one schema is supported)`);
+        const schemas = list(schema[main], main, ptr);
+        if (schemas === undefined || schemas.length === 0) return fail(`invalid "${main}" at ${ptr}: expected a non-empty array`);
+        if (main === 'allOf' && schemas.length > 1) fail(`unsupported "allOf" with ${schemas.length} schemas at ${ptr} (only one schema is supported)`);
         const hintOf = (i: number) => (main === 'allOf' ? hint : childHint(hint, String(i)));
-        const branches = list.map((s, i) => this.visit(s, `${ptr}/${main}/${i}`, hintOf(i), leading));
+        const branches = schemas.map((s, i) => this.visit(s, `${ptr}/${main}/${i}`, hintOf(i), leading));
         // Alternation binds loosest in GBNF, so bodies join without parentheses;
         // identical branches would only add ambiguity.
         return [...new Set(branches)].join(' | ');
@@ -258,8 +266,8 @@ class Converter {
   }
 
   private literals(schema: Schema, key: 'enum' | 'const', ptr: string, hint: string): string {
-    const values = key === 'const' ? [schema.const] : schema.enum;
-    if (!Array.isArray(values) || values.length === 0) return fail(`invalid "enum" at ${ptr}: expected a non-empty array`);
+    const values = key === 'const' ? [schema.const] : list(schema.enum, 'enum', ptr);
+    if (values === undefined || values.length === 0) return fail(`invalid "enum" at ${ptr}: expected a non-empty array`);
     values.forEach((v) => checkJson(v, `${ptr}/${key}`));
     const types = 'type' in schema ? this.types(schema, ptr) : undefined;
     const kept = values.filter((v) => types === undefined || types.some((t) => IS_TYPE[t]!(v)));
@@ -347,10 +355,10 @@ class Converter {
         ...(has('minLength', 'maxLength', 'format') ? ['string'] : []),
       ];
     }
-    const list = typeof type === 'string' ? [type] : type;
-    if (!Array.isArray(list) || list.length === 0) return fail(`invalid "type" at ${ptr}: expected a type name or a non-empty array of them`);
-    for (const t of list) if (typeof t !== 'string' || !TYPES.includes(t)) fail(`unknown type ${JSON.stringify(t)} at ${ptr}`);
-    const unique = [...new Set(list as string[])];
+    const names = typeof type === 'string' ? [type] : list(type, 'type', ptr);
+    if (names === undefined || names.length === 0) return fail(`invalid "type" at ${ptr}: expected a type name or a non-empty array of them`);
+    for (const t of names) if (typeof t !== 'string' || !TYPES.includes(t)) fail(`unknown type ${typeof t === 'string' ? JSON.stringify(t) : typeof t === 'number' || t === null ? String(t) : `(a ${typeof t})`} at ${ptr}`);
+    const unique = [...new Set(names as string[])];
     // "number" already admits every integer; both would make integers ambiguous.
     return unique.includes('number') ? unique.filter((t) => t !== 'integer') : unique;
   }
@@ -397,9 +405,10 @@ class Converter {
   }
 
   private object(schema: Schema, ptr: string, hint: string): string {
-    const { properties, required = [], additionalProperties: extra } = schema;
+    const { properties, additionalProperties: extra } = schema;
     if (properties !== undefined && !isObject(properties)) fail(`invalid "properties" at ${ptr}: expected an object`);
-    if (!Array.isArray(required) || required.some((r) => typeof r !== 'string')) fail(`invalid "required" at ${ptr}: expected an array of strings`);
+    const required = schema.required === undefined ? [] : list(schema.required, 'required', ptr);
+    if (required === undefined || required.some((r) => typeof r !== 'string')) fail(`invalid "required" at ${ptr}: expected an array of strings`);
     if (extra !== undefined && typeof extra !== 'boolean' && !isObject(extra)) fail(`invalid "additionalProperties" at ${ptr}: expected a boolean or a schema`);
     this.prim('ws');
     const value = (sub: unknown, subPtr: string, subHint: string) => this.atom(subHint, this.visit(sub, subPtr, subHint, NONE));
