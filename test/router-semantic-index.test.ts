@@ -26,8 +26,7 @@ function rng(seed: number): () => number {
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
 }
-const child = (cacheDir: string, mode: string, n: number) =>
-  run(process.execPath, ['--import', 'tsx', join(root, 'test', 'fixtures', 'semantic-child.ts'), cacheDir, mode, String(n)], 120_000);
+const child = (...args: string[]) => run(process.execPath, ['--import', 'tsx', join(root, 'test', 'fixtures', 'semantic-child.ts'), ...args], 120_000);
 
 let filled: string;
 const files = (dir: string) => {
@@ -37,7 +36,7 @@ const files = (dir: string) => {
 
 test.before(async () => {
   filled = freshDir('semantic-filled');
-  const r = await child(filled, 'fill', ENTRIES);
+  const r = await child('fill', filled, String(ENTRIES));
   assert.is(r.signal, null, r.stderr);
   assert.is(r.code, 0, r.stderr);
 });
@@ -50,43 +49,55 @@ function spoiled(spoil: (f: { graph: string; meta: string }) => void): string {
   return dir;
 }
 
-/** Restarts on `dir`, asks a paraphrase of question `i`: it must be answered from the rebuilt index, with one warning. */
-async function restartsAndHits(dir: string, i: number, warning: RegExp | undefined): Promise<void> {
-  const r = await child(dir, 'ask', i);
+/**
+ * Restarts on each of `dirs` in turn (one child process) and asks a paraphrase
+ * of question `i`: each must be answered from the index, after one warning
+ * matching the dir's pattern (a rebuild), or none (undefined: a verified load).
+ */
+async function restartsAndHits(i: number, dirs: [string, RegExp | undefined][]): Promise<void> {
+  const r = await child('ask', String(i), ...dirs.map(([dir]) => dir));
   assert.is(r.signal, null, `child died by ${r.signal}: ${r.stderr.slice(-2000)}`);
   assert.is(r.code, 0, r.stderr.slice(-2000));
-  const out = JSON.parse(r.stdout.trim().split('\n').pop()!) as { route: string; text: string; warnings: string[] };
-  assert.is(out.route, 'semantic-cache');
-  assert.is(out.text, `Echo: Tell me about item number ${i} in the warehouse.`);
-  if (warning) {
-    assert.is(out.warnings.length, 1, out.warnings.join('\n'));
-    assert.match(out.warnings[0]!, /^the saved semantic index of task qa was not used \(.+\); rebuilt it from 200 cached entries$/);
-    assert.match(out.warnings[0]!, warning);
-  } else {
-    assert.equal(out.warnings, []);
+  const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as { dir: string; route: string; text: string; warnings: string[] });
+  assert.is(lines.length, dirs.length);
+  for (const [k, [dir, warning]] of dirs.entries()) {
+    const out = lines[k]!;
+    assert.is(out.dir, dir);
+    assert.is(out.route, 'semantic-cache');
+    assert.is(out.text, `Echo: Tell me about item number ${i} in the warehouse.`);
+    if (warning) {
+      assert.is(out.warnings.length, 1, out.warnings.join('\n'));
+      assert.match(out.warnings[0]!, /^the saved semantic index of task qa was not used \(.+\); rebuilt it from 200 cached entries$/);
+      assert.match(out.warnings[0]!, warning);
+    } else {
+      assert.equal(out.warnings, []);
+    }
   }
 }
 
+/** Changes `count` bytes of a file at offsets drawn from `seed`. */
+function flipBytes(path: string, seed: number, count = 300): void {
+  const bytes = readFileSync(path);
+  const next = rng(seed);
+  for (let k = 0; k < count; k++) bytes[Math.floor(next() * bytes.length)] ^= 1 + Math.floor(next() * 255);
+  writeFileSync(path, bytes);
+}
+
 test('a graph with a few hundred changed bytes is rebuilt from the rows, not loaded, and later restarts load the rebuilt one', async () => {
-  // Seeds 11, 19 and 20 spoil this (deterministic) graph so that loading it
+  // Seeds 11 and 19 spoil this (deterministic) graph so that loading it
   // unchecked and searching it killed the process with SIGSEGV; seed 1 so that hnswlib refused it.
-  for (const seed of [11, 19, 20, 1]) {
-    const dir = spoiled(({ graph }) => {
-      const bytes = readFileSync(graph);
-      const next = rng(seed);
-      for (let k = 0; k < 300; k++) bytes[Math.floor(next() * bytes.length)] ^= 1 + Math.floor(next() * 255);
-      writeFileSync(graph, bytes);
-    });
-    await restartsAndHits(dir, seed, /graph does not match its sha256/);
-    if (seed === 11) await restartsAndHits(dir, 5, undefined);
-  }
+  const dirs = [11, 19, 1].map((seed) => spoiled(({ graph }) => flipBytes(graph, seed)));
+  const sha = /graph does not match its sha256/;
+  await restartsAndHits(7, [[dirs[0]!, sha], [dirs[0]!, undefined], [dirs[1]!, sha], [dirs[2]!, sha]]);
 });
 
-test('a truncated graph, a garbled or missing meta file, or a missing graph are rebuilt too', async () => {
-  await restartsAndHits(spoiled(({ graph }) => truncateSync(graph, Math.floor(statSync(graph).size / 2))), 1, /graph is \d+ bytes, the meta file says \d+/);
-  await restartsAndHits(spoiled(({ meta }) => writeFileSync(meta, '{"format": 2, "dim": ')), 2, /unreadable meta file/);
-  await restartsAndHits(spoiled(({ meta }) => writeFileSync(meta, readFileSync(meta, 'utf8').replace(/"count":\d+/, '"count":7'))), 3, /graph holds \d+ points, the meta file says 7/);
-  await restartsAndHits(spoiled(({ graph }) => truncateSync(graph, 0)), 4, /graph is 0 bytes/);
+test('a truncated or emptied graph, a garbled meta file, or one whose count disagrees are rebuilt too', async () => {
+  await restartsAndHits(3, [
+    [spoiled(({ graph }) => truncateSync(graph, Math.floor(statSync(graph).size / 2))), /graph is \d+ bytes, the meta file says \d+/],
+    [spoiled(({ graph }) => truncateSync(graph, 0)), /graph is 0 bytes/],
+    [spoiled(({ meta }) => writeFileSync(meta, '{"format": 2, "dim": ')), /unreadable meta file/],
+    [spoiled(({ meta }) => writeFileSync(meta, readFileSync(meta, 'utf8').replace(/"count":\d+/, '"count":7'))), /graph holds \d+ points, the meta file says 7/],
+  ]);
 });
 
 test('lookups while an index opens miss instead of blocking; changes made meanwhile are not lost, removals never answer', async () => {
@@ -129,7 +140,8 @@ test('an index that fills up is grown by the worker while it answers; no entry i
   const warnings: string[] = [];
   let index: SemanticIndex | undefined;
   const cache = new AnswerCache(db, { maxEntries: 100_000, onRemove: (rows) => index?.remove(rows) });
-  const make = () => new SemanticIndex(join(dir, 'semantic'), db, { onError: (e) => warnings.push(String(e)), onWarning: (w) => warnings.push(w) });
+  // From 2,048 points on (16,384 by default), the worker grows the index.
+  const make = () => new SemanticIndex(join(dir, 'semantic'), db, { onError: (e) => warnings.push(String(e)), onWarning: (w) => warnings.push(w), growInWorkerFrom: 2048 });
   index = make();
   const next = rng(9);
   const vector = () => {
@@ -138,17 +150,17 @@ test('an index that fills up is grown by the worker while it answers; no entry i
     return v.map((x) => x / n);
   };
   const usage = { promptTokens: 1, completionTokens: 1, totalTokens: 2 };
-  // Past 90% of 16,384 points, the worker makes a larger copy; adds go on meanwhile.
+  // Past 90% of 2,048 and then of 4,096 points, the worker makes a larger copy; adds go on meanwhile.
   const stored: { id: number; v: Float32Array }[] = [];
-  for (let i = 0; i < 16_500; i++) {
+  for (let i = 0; i < 4_000; i++) {
     const v = vector();
     const id = cache.put({ key: `k${i}`, task: 't', signature: 's', answer: `a${i}`, usage, model: 'm', embedding: v });
     index.add('t', id, v, 's');
     stored.push({ id, v });
-    if (i % 500 === 0) await new Promise((resolve) => setImmediate(resolve));
+    if (i % 100 === 0) await new Promise((resolve) => setImmediate(resolve));
   }
   await index.settled('t');
-  const sample = [...stored.slice(0, 20), ...stored.slice(14_700, 14_760), ...stored.slice(-40)];
+  const sample = [...stored.slice(0, 20), ...stored.slice(1_800, 1_900), ...stored.slice(3_650, 3_720), ...stored.slice(-40)];
   for (const { id, v } of sample) assert.is((await index.nearest('t', v, 's'))?.id, id);
   await index.close();
   index = make();

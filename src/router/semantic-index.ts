@@ -57,6 +57,8 @@ export interface SemanticIndexOptions {
   onWarning?: (message: string) => void;
   /** How long a lookup waits for its task's index to open (default 1000 ms). */
   waitMs?: number;
+  /** @internal From this capacity on, the worker grows a full index (default 16384; tests use less). */
+  growInWorkerFrom?: number;
 }
 
 type Change = { id: number; embedding: Float32Array; signature: string } | { id: number; embedding?: undefined };
@@ -73,6 +75,8 @@ interface TaskIndex {
   /** Changes made while the index was opening or its graph was being written, applied after. */
   pending: Change[];
   writing: boolean;
+  /** The worker failed to grow this index: the main thread grows it from now on. */
+  growOnMain?: boolean;
   draining?: NodeJS.Immediate;
   saving?: Promise<void>;
   dirty: boolean;
@@ -172,9 +176,14 @@ export class SemanticIndex {
     const hnsw = index.hnsw!;
     if (index.signatures.has(id)) return true;
     const capacity = hnsw.getMaxElements();
-    if (capacity >= GROW_ON_MAIN_MAX && hnsw.getCurrentCount() + 1 >= capacity * GROW_AT) this.#grow(index);
+    const large = capacity >= (this.#options.growInWorkerFrom ?? GROW_ON_MAIN_MAX) && !index.growOnMain;
+    if (large && hnsw.getCurrentCount() + 1 >= capacity * GROW_AT) {
+      this.#grow(index);
+      // The larger copy is made from the rows as they are now: this change waits for it.
+      if (index.opening) return false;
+    }
     if (hnsw.getCurrentCount() >= capacity) {
-      if (capacity >= GROW_ON_MAIN_MAX) return false;
+      if (large) return false;
       // Full and small: grow by doubling, so that adding stays amortised O(log n).
       hnsw.resizeIndex(Math.max(HNSW_PARAMS.maxElements, capacity * 2));
     }
@@ -258,6 +267,7 @@ export class SemanticIndex {
       await this.#load(index, capacity);
     })().catch((err: unknown) => {
       // The old index goes on (growing on the main thread once full) rather than stop answering.
+      index.growOnMain = true;
       if (!this.#closed) this.#options.onError(err);
     }).finally(() => {
       index.opening = undefined;
