@@ -211,7 +211,6 @@ class AttemptTimer {
   readonly #controller = new AbortController();
   readonly #caller: AbortSignal | undefined;
   readonly #onCallerAbort = () => this.#controller.abort();
-  readonly #where: string;
   readonly #idleMs: number;
   #idle: NodeJS.Timeout | undefined;
   #total: NodeJS.Timeout | undefined;
@@ -219,7 +218,6 @@ class AttemptTimer {
 
   constructor(call: BackendCall, options: RemoteBackendOptions, streaming: boolean, where: string) {
     this.#caller = call.signal;
-    this.#where = where;
     this.#idleMs = options.timeoutMs;
     if (call.signal?.aborted) this.#controller.abort();
     else call.signal?.addEventListener('abort', this.#onCallerAbort, { once: true });

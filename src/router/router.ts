@@ -10,10 +10,9 @@ import { AnswerCache } from './answer-cache.js';
 import { Background } from './background.js';
 import type { Backend, BackendAnswer, BackendCall, Health, Usage } from './backend.js';
 import { realClock, type Clock } from './clock.js';
-import { displayUrl, resolveSettings, settingSource, type ResolvedSettings, type RouterSettings } from './config.js';
+import { displayUrl, settingSource, type ResolvedSettings, type RouterSettings } from './config.js';
 import { Dataset, exportJsonl, type DatasetRow } from './dataset.js';
-import { cosine, functionEmbedder, modelEmbedder, type EmbedFunction, type Embedder } from './embedder.js';
-import { gpuLayersFor, LocalBackend } from './local-backend.js';
+import { cosine, type EmbedFunction, type Embedder } from './embedder.js';
 import { callLine, failureLine, readinessLine, shadowLine, type CallEvent, type FailureEvent } from './log.js';
 import { decide, fitsLocally, type Decision } from './policy.js';
 import { Readiness, type ReadinessState } from './readiness.js';
@@ -23,12 +22,11 @@ import {
   cacheable, cacheKey, embeddingText, normalize, paramsSignature,
   type ChatRequest, type CompleteRequest, type NormalRequest, type Route,
 } from './request.js';
-import { semanticState, type SemanticState } from './semantic-fitness.js';
+import type { SemanticState } from './semantic-fitness.js';
 import { semanticSignature } from './semantic-guard.js';
 import { SemanticIndex } from './semantic-index.js';
-import { makeCacheDir, openRebuildable, openStore, type Db } from './store.js';
+import { openRebuildable, openStore, type Db } from './store.js';
 import { RouterStream } from './stream.js';
-import { shareThreads } from './threads.js';
 
 export interface RouterOptions extends RouterSettings {
   /** A backend to use as the local model instead of loading `model`; false for none. */
@@ -61,75 +59,7 @@ export interface RouterResult {
 
 type Streamed<R> = R & { stream: true };
 
-export async function createRouter(options: RouterOptions = {}): Promise<Router> {
-  const { local, remote, embedder, env, clock, ...rest } = options;
-  const settings = resolveSettings(rest, env ?? process.env);
-  // Before any model loads: a cache directory that cannot be made fails at once.
-  makeCacheDir(resolve(settings.cacheDir), settingSource(settings, 'cacheDir'));
-  const threads = shareThreads(settings.threads);
-  const owned: { close(): Promise<void> }[] = [];
-  try {
-    const localBackend = local === false ? undefined : local ?? (settings.model
-      ? await naming(settings, 'model', LocalBackend.open({
-        model: settings.model, device: settings.device, sequences: settings.sequences, chatTemplate: settings.chatTemplate,
-        threads: threads.generation, embeddingThreads: threads.embedding,
-        ...(settings.contextSize ? { contextSize: settings.contextSize } : {}),
-      }))
-      : undefined);
-    if (localBackend && local === undefined) owned.push(localBackend);
-    const remoteBackend = !settings.useApi || remote === false ? undefined : remote ?? openAiBackend(settings, clock ?? realClock);
-    let embed: Embedder | undefined;
-    if (embedder) embed = functionEmbedder(embedder);
-    else if (embedder !== false && settings.embeddingModel) embed = await naming(settings, 'embeddingModel', modelEmbedder(settings.embeddingModel, gpuLayersFor(settings.device)));
-    else if (embedder !== false && localBackend?.embed) embed = functionEmbedder(localBackend.embed.bind(localBackend));
-    if (embed) owned.push(embed);
-    // Made now, so the first call does not pay for creating the embedding context.
-    if (embed && !embedder) await embed.embed(['warm up']);
-    // Opt-in, and only with an embedder that tells unrelated texts apart (a model's is checked now).
-    const semantic = await semanticState(settings.semanticCache && settings.enableCache, embed?.embed, !embedder,
-      settings.cacheThreshold, settings.embeddingModel ? 'the embedding model' : 'the local model, as the embedder,');
-    if (!localBackend && !remoteBackend) {
-      throw new UnderstudyError('NO_BACKEND', settings.useApi
-        ? 'no backend: set UNDERSTUDY_MODEL to a local GGUF model, or UNDERSTUDY_API_KEY (or OPENAI_API_KEY) / UNDERSTUDY_API_BASE for a remote API'
-        : 'UNDERSTUDY_USE_API is false and no local model is set: set UNDERSTUDY_MODEL to a GGUF model');
-    }
-    return new Router(settings, localBackend, remoteBackend, embed, owned, clock ?? realClock, semantic);
-  } catch (err) {
-    for (const o of owned) await o.close().catch(() => undefined);
-    throw err;
-  }
-}
-
-/** A model that fails to load says which option or variable named it. */
-async function naming<T>(settings: ResolvedSettings, key: 'model' | 'embeddingModel', loading: Promise<T>): Promise<T> {
-  try {
-    return await loading;
-  } catch (err) {
-    if (err instanceof UnderstudyError && (err.code === 'MODEL_NOT_FOUND' || err.code === 'INVALID_MODEL_FILE')) {
-      throw new UnderstudyError(err.code, `${settingSource(settings, key)}: ${err.message}`, { cause: err });
-    }
-    throw err;
-  }
-}
-
-function openAiBackend(settings: ResolvedSettings, clock: Clock): RemoteBackend | undefined {
-  const isOpenAi = /^https:\/\/api\.openai\.com\b/.test(settings.apiBase);
-  // OpenAI needs a key; local servers (Ollama, llama-server, vLLM) usually do not.
-  if (isOpenAi && !settings.apiKey) return undefined;
-  return new RemoteBackend({
-    baseURL: settings.apiBase,
-    model: settings.apiModel,
-    apiKey: settings.apiKey,
-    timeoutMs: settings.timeout * 1000,
-    streamTimeoutMs: settings.streamTimeout * 1000,
-    retries: settings.retries,
-    retryDelayMs: settings.retryDelayMs,
-    maxRetryDelayMs: settings.maxRetryDelayMs,
-    cooldownAfter: settings.cooldownAfter,
-    cooldownMs: settings.cooldownMs,
-    clock,
-  });
-}
+export { createRouter } from './create-router.js';
 
 export class Router extends EventEmitter {
   readonly settings: Readonly<ResolvedSettings>;
@@ -152,7 +82,6 @@ export class Router extends EventEmitter {
   #calls = new Set<Promise<unknown>>();
   #closed = false;
   #closing: Promise<void> | undefined;
-  #clock: Clock;
   #model: string;
   /** Aborted by close(), so a slow shadow check or audit cannot hold it up. */
   #stopBackground = new AbortController();
@@ -162,7 +91,6 @@ export class Router extends EventEmitter {
     embedder: Embedder | undefined, owned: { close(): Promise<void> }[], clock: Clock = realClock,
     semantic: SemanticState = { on: false }) {
     super();
-    this.#clock = clock;
     this.settings = Object.freeze({ ...settings, apiKey: settings.apiKey ? '[REDACTED]' : undefined, apiBase: displayUrl(settings.apiBase) });
     this.local = local;
     this.remote = remote;
