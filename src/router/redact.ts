@@ -11,7 +11,7 @@ export function makeRedactor(secrets: (string | undefined)[]): Redact {
   return (text) => {
     let out = text;
     for (const secret of exact) if (out.includes(secret)) out = out.split(secret).join('[REDACTED]');
-    return out.replace(/\b(Bearer|Basic|Authorization:)\s+[A-Za-z0-9._~+/=-]{4,}/gi, '$1 [REDACTED]');
+    return out.replace(/\b(Bearer|Authorization:)\s+[A-Za-z0-9._~+/=-]{8,}/g, '$1 [REDACTED]');
   };
 }
 
