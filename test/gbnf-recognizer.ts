@@ -1,6 +1,7 @@
 // A small GBNF parser and recognizer for tests, so grammars can be checked
 // without the native addon. The parser follows llama.cpp's (src/llama-grammar.cpp)
-// and is as strict: the same escapes, rule-name characters, repetition limits,
+// and is as strict: the same escapes, rule-name characters, repetition limits
+// (including its count of the rules a repetition copies, see `repeated` below),
 // undefined-rule and left-recursion errors. The recognizer computes, for each
 // grammar node and start position, the set of positions where a match can end
 // (memoised per rule and position), which is polynomial and plenty for short
@@ -27,6 +28,20 @@ export function parseGrammar(text: string): Grammar {
   let pos = 0;
   const rules: Grammar = new Map();
   const refs: string[] = [];
+  // llama.cpp numbers every rule name when it first meets it (defined or
+  // referenced) and every rule it makes for a group or a repetition; a
+  // repetition of an item that brought N new numbers with it copies N rules
+  // per repetition, and more than 2000 copies in all is an error
+  // ("number of rules that are going to be repeated multiplied by the new
+  // repetition exceeds sane defaults").
+  const symbols = new Set<string>();
+  let symbolCount = 0;
+  const symbol = (n: string) => {
+    if (!symbols.has(n)) {
+      symbols.add(n);
+      symbolCount++;
+    }
+  };
   const error = (what: string): never => {
     throw new Error(`${what} at ${JSON.stringify(src.slice(pos, pos + 30).join(''))}`);
   };
@@ -77,6 +92,7 @@ export function parseGrammar(text: string): Grammar {
 
   const sequence = (nested: boolean): Node => {
     const items: Node[] = [];
+    let repeated = 1; // the rules the last item brought with it (llama.cpp's n_prev_rules)
     for (;;) {
       const c = src[pos];
       if (c === '"') {
@@ -85,6 +101,7 @@ export function parseGrammar(text: string): Grammar {
         while (src[pos] !== '"') chars.push(char());
         pos++;
         items.push({ kind: 'lit', chars });
+        repeated = 1;
       } else if (c === '[') {
         pos++;
         const negated = src[pos] === '^';
@@ -101,19 +118,25 @@ export function parseGrammar(text: string): Grammar {
         }
         pos++;
         items.push({ kind: 'class', negated, ranges });
+        repeated = 1;
       } else if (isWord(c)) {
         const ref = name();
         refs.push(ref);
+        symbol(ref);
         items.push({ kind: 'ref', name: ref });
+        repeated = 1;
       } else if (c === '(') {
         pos++;
         space(true);
+        const before = symbolCount++;
         items.push(alternates(true));
+        repeated = Math.max(1, symbolCount - before);
         if (src[pos] !== ')') error("expecting ')'");
         pos++;
       } else if (c === '.') {
         pos++;
         items.push({ kind: 'any' });
+        repeated = 1;
       } else if (c === '*' || c === '+' || c === '?' || c === '{') {
         const last = items.pop() ?? error('expecting preceding item');
         pos++;
@@ -135,6 +158,10 @@ export function parseGrammar(text: string): Grammar {
           // llama.cpp throws above the limit for min and silently drops larger maxima.
           if (min > REPETITION_LIMIT || (max !== Infinity && max > REPETITION_LIMIT)) error('repetition above 2000');
         }
+        const copies = max !== Infinity && max > 0 ? max : Math.max(min, 1);
+        if (repeated * copies > REPETITION_LIMIT) error(`a repetition copies ${repeated} rules ${copies} times, more than ${REPETITION_LIMIT}`);
+        symbolCount += max === Infinity ? 1 : max - min;
+        repeated *= copies;
         items.push({ kind: 'rep', node: last, min, max });
       } else {
         break;
@@ -156,6 +183,7 @@ export function parseGrammar(text: string): Grammar {
   space(true);
   while (pos < src.length) {
     const rule = name();
+    symbol(rule);
     space(false);
     if (src.slice(pos, pos + 3).join('') !== '::=') error('expecting ::=');
     pos += 3;

@@ -261,6 +261,17 @@ test('a 100,000-value enum is linear in its text and shares prefixes', () => {
   }
 });
 
+test('the largest bounds parse as llama.cpp parses them (it counts the rules a repeated group copies)', () => {
+  const schema = { type: 'array', maxItems: 2000, items: { type: 'array', minItems: 2000, maxItems: 2000, items: { type: 'string', maxLength: 2000 } } };
+  const text = jsonSchemaToGrammar(schema);
+  const grammar = parseGrammar(text); // threw "a repetition copies 2002 rules 1 times" for the optional list
+  assert.ok(accepts(grammar, '[]'));
+  assert.ok(accepts(grammar, `[[${Array(2000).fill('"ab"').join(',')}]]`));
+  assert.not.ok(accepts(grammar, `[[${Array(1999).fill('"ab"').join(',')}]]`));
+  check({ type: 'array', maxItems: 1, items: { type: 'integer' } }, ['[]', '[1]', '[ 1 ]'], ['[1,2]', '[,]']);
+  check({ type: 'array', minItems: 2, items: { type: 'integer' } }, ['[1,2]', '[1, 2, 3]'], ['[]', '[1]', '[1,]']);
+});
+
 test('deep nesting, cycles, huge bounds and throwing getters give INVALID_ARGUMENT', () => {
   let deep: unknown = { type: 'integer' };
   for (let i = 0; i < 150; i++) deep = { type: 'array', items: deep };

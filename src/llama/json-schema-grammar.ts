@@ -400,8 +400,13 @@ class Converter {
     if (max === 0) return '"[" ws "]"';
     const itemHint = childHint(hint, 'item');
     const item = schema.items === undefined ? this.prim('value') : this.atom(itemHint, this.visit(schema.items, `${ptr}/items`, itemHint, NONE));
-    const inner = seq(item, this.bounded(`( ws "," ws ${item} )`, Math.max(min - 1, 0), max - 1, 'maxItems', ptr), 'ws');
-    return min === 0 ? `"[" ws ( ${inner} )? "]"` : `"[" ws ${inner} "]"`;
+    // The repeated unit and the optional list are rules of their own: llama.cpp
+    // counts the rules that a repeated or optional group brings with it (the
+    // group's, first references, the copies of a repetition inside it) against
+    // its limit of 2000, so `( item ( ws "," ws item ){0,1999} ws )?` was refused.
+    const next = this.atom(`${itemHint}-next`, `ws "," ws ${item}`);
+    const inner = seq(item, this.bounded(next, Math.max(min - 1, 0), max - 1, 'maxItems', ptr), 'ws');
+    return min === 0 ? `"[" ws ${this.atom(`${hint}-items`, inner)}? "]"` : `"[" ws ${inner} "]"`;
   }
 
   private object(schema: Schema, ptr: string, hint: string): string {
