@@ -3,7 +3,7 @@
 // asserts. Values llama.cpp refuses by itself (a missing key, a wrong type, an
 // array of the wrong length, a shape that does not match a tensor) are left to
 // it: it throws, and the load fails with a coded error.
-import { invalidModel, perLayer, string, u32 } from './metadata.js';
+import { float32, invalidModel, perLayer, string, u32 } from './metadata.js';
 import type { GgufFile } from './reader.js';
 
 const MAX_LAYERS = 512; // LLAMA_MAX_LAYERS (llama-hparams.h)
@@ -44,6 +44,13 @@ export function checkHyperparameters(file: GgufFile): void {
   }
   checkExperts(file, key, layers);
   checkHeads(file, key, layers);
+
+  // The CPU norm kernels assert GGML_ASSERT(eps >= 0.0f) (ggml-cpu/ops.cpp: norm, rms_norm,
+  // group_norm) at the first decode; a NaN fails that comparison too.
+  for (const name of ['attention.layer_norm_epsilon', 'attention.layer_norm_rms_epsilon', 'attention.group_norm_epsilon']) {
+    const eps = float32(file, key(name));
+    if (eps !== undefined && !(eps >= 0)) throw invalidModel(`${key(name)} is ${eps}: a norm's epsilon must be 0 or more`);
+  }
 
   // The graph's pooling switch ends in GGML_ABORT("unknown pooling type") (llama-graph.cpp,
   // build_pooling), reached by the first embedding: enum llama_pooling_type has 0..4.

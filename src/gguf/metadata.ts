@@ -16,6 +16,10 @@ export function u32(file: GgufFile, key: string): number | undefined {
   return entry(file, key, GgufValueType.UINT32) as number | undefined;
 }
 
+export function float32(file: GgufFile, key: string): number | undefined {
+  return entry(file, key, GgufValueType.FLOAT32) as number | undefined;
+}
+
 export function string(file: GgufFile, key: string): string | undefined {
   return entry(file, key, GgufValueType.STRING) as string | undefined;
 }

@@ -28,12 +28,13 @@ export async function runCases(o: RunOptions): Promise<CaseResult[]> {
   const results: CaseResult[] = [];
   let next = o.from ?? 0;
   while (next < o.to) {
-    const { done, culprit, signal, code, hung, stderr } = await runChild(o, next, results);
-    if (done || culprit === undefined) {
-      if (!done) {
-        // Died before starting a case: nothing to blame, so stop rather than loop.
-        results.push({ index: next, what: '(worker start)', outcome: signal ? 'signal' : 'exit', detail: `${signal ?? code}: ${stderr.slice(-800)}` });
-      }
+    const { done, culprit, last, signal, code, hung, stderr } = await runChild(o, next, results);
+    if (done) break;
+    if (culprit === undefined) {
+      // Exited between cases (a worker ends itself after a stall it reported): go on after the last one.
+      if (last !== undefined && last >= next) { next = last + 1; continue; }
+      // Died before starting a case: nothing to blame, so stop rather than loop.
+      results.push({ index: next, what: '(worker start)', outcome: signal ? 'signal' : 'exit', detail: `${signal ?? code}: ${stderr.slice(-800)}` });
       break;
     }
     const outcome: Outcome = hung ? 'hang' : signal ? 'signal' : 'exit';
@@ -44,13 +45,14 @@ export async function runCases(o: RunOptions): Promise<CaseResult[]> {
 }
 
 function runChild(o: RunOptions, from: number, results: CaseResult[]) {
-  return new Promise<{ done: boolean; culprit?: { index: number; what: string }; signal: string | null; code: number | null; hung: boolean; stderr: string }>((resolve) => {
+  return new Promise<{ done: boolean; culprit?: { index: number; what: string }; last?: number; signal: string | null; code: number | null; hung: boolean; stderr: string }>((resolve) => {
     const child = spawn(process.execPath, ['--import', 'tsx', o.worker, '--from', String(from), '--to', String(o.to), ...(o.args ?? [])], {
       cwd: root,
       env: { ...process.env, UNDERSTUDY_LOG_LEVEL: 'none', ...o.env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let current: { index: number; what: string } | undefined;
+    let last: number | undefined;
     let finished = false;
     let hung = false;
     let stderr = '';
@@ -69,12 +71,13 @@ function runChild(o: RunOptions, from: number, results: CaseResult[]) {
       else if (m[1] === 'RESULT') {
         const r = JSON.parse(m[3]!) as Omit<CaseResult, 'index' | 'what'>;
         results.push({ index: Number(m[2]), what: current?.what ?? '', ...r });
+        last = Number(m[2]);
         current = undefined;
       } else finished = true;
     });
     child.on('close', (code, signal) => {
       clearTimeout(timer);
-      resolve({ done: finished && code === 0, culprit: current, signal, code, hung, stderr });
+      resolve({ done: finished && code === 0, culprit: current, last, signal, code, hung, stderr });
     });
   });
 }
@@ -86,7 +89,7 @@ export function summarize(results: CaseResult[]): { counts: Record<string, numbe
   const problems: string[] = [];
   for (const r of results) {
     counts[r.outcome] = (counts[r.outcome] ?? 0) + 1;
-    if (r.code) codes[r.code] = (codes[r.code] ?? 0) + 1;
+    if (r.outcome === 'coded' && r.code) codes[r.code] = (codes[r.code] ?? 0) + 1;
     if (r.outcome !== 'ok' && r.outcome !== 'coded') problems.push(`case ${r.index} (${r.what}): ${r.outcome}: ${r.detail.trim().split('\n').slice(-6).join(' | ')}`);
   }
   return { counts, codes, problems };

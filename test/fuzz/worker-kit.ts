@@ -48,7 +48,7 @@ export function judge(err: unknown, codes: Set<string>): Verdict {
   const e = err as { name?: unknown; code?: unknown; message?: unknown; stack?: unknown };
   const name = typeof e?.name === 'string' ? e.name : typeof err;
   const stack = typeof e?.stack === 'string' ? e.stack.split('\n').slice(0, 4).join(' | ') : String(err);
-  return { outcome: 'uncoded', code: typeof e?.code === 'string' ? e.code : undefined, detail: `${name}: ${stack}`.slice(0, 600) };
+  return { outcome: 'uncoded', code: typeof e?.code === 'string' ? e.code.slice(0, 60) : undefined, detail: `${name}: ${stack}`.slice(0, 600) };
 }
 
 /** Runs case `i` for each i in [from, to), printing the progress lines child.ts reads. */
