@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { GgmlType, GgufError, GgufValueType, type GgufArray, type GgufKeyValue } from '../src/gguf/format.js';
+import { GgmlType, GgufError, GgufValueType, ggmlTypeName, tensorByteSize, type GgufArray, type GgufKeyValue } from '../src/gguf/format.js';
 import { readGguf } from '../src/gguf/reader.js';
 import { dequantize, f16ToF32, f32ToF16, tensorSource } from '../src/gguf/random-tensors.js';
 import { writeGguf } from '../src/gguf/writer.js';
@@ -186,6 +186,16 @@ test('rejects an absurd string length', async () => {
   await fh.write(len, 0, 8, 24);
   await fh.close();
   await rejectsInvalid(() => readGguf(path), /^absurd metadata key length 1099511627776 at offset 24: only \d+ bytes left in the \d+-byte file/);
+});
+
+test('sizes the ggml types of the pinned llama.cpp, the newest ones included', () => {
+  // Block sizes and bytes from ggml-common.h: NVFP4 64/36, Q1_0 128/18, Q2_0 64/18.
+  assert.equal([40, 41, 42].map(ggmlTypeName), ['NVFP4', 'Q1_0', 'Q2_0']);
+  assert.is(tensorByteSize(40, [128, 2]), 2 * 2 * 36);
+  assert.is(tensorByteSize(41, [256, 1]), 2 * 18);
+  assert.is(tensorByteSize(42, [64, 3]), 3 * 18);
+  assert.is(ggmlTypeName(43), 'type 43');
+  assert.throws(() => tensorByteSize(41, [64]), /not a multiple of the Q1_0 block size 128/);
 });
 
 test('random tensors: deterministic, finite, sensible magnitude', () => {
