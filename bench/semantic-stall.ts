@@ -16,7 +16,7 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { existsSync } from 'node:fs';
@@ -55,6 +55,8 @@ export interface Stall {
    * maxBusyMs for its whole wall time, here only for the time it really ran.
    */
   maxOnCpuMs?: number;
+  /** Longest garbage-collection pause (PerformanceObserver 'gc'), in ms. */
+  maxGcMs: number;
   /** Start times of gaps over 20 ms (ms since the watch began), at most 20. */
   longGaps: number[];
   /** Share of the span the event loop was busy (performance.eventLoopUtilization): a long gap at low use was the OS, not us. */
@@ -96,13 +98,19 @@ export function watchStalls(): { stop(): Stall } {
     }
   };
   const timer = setInterval(() => tick(performance.now()), 1);
+  let maxGc = 0;
+  const gcs = new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) maxGc = Math.max(maxGc, e.duration);
+  });
+  gcs.observe({ entryTypes: ['gc'] });
   return {
     stop() {
       clearInterval(timer);
       histogram.disable();
+      gcs.disconnect();
       tick(performance.now());
       return {
-        maxGapMs: maxGap, maxBusyMs: maxBusy, ...(onCpu ? { maxOnCpuMs: maxOnCpu } : {}), longGaps: longGaps.slice(0, 20), utilization: performance.eventLoopUtilization(elu).utilization,
+        maxGapMs: maxGap, maxBusyMs: maxBusy, maxGcMs: maxGc, ...(onCpu ? { maxOnCpuMs: maxOnCpu } : {}), longGaps: longGaps.slice(0, 20), utilization: performance.eventLoopUtilization(elu).utilization,
         delayMaxMs: histogram.max / 1e6, delayP99Ms: histogram.percentile(99) / 1e6, seconds: (performance.now() - started) / 1000,
       };
     },
@@ -177,7 +185,7 @@ async function main(): Promise<void> {
     const idle = watchStalls();
     await sleep(Number(values['idle-seconds']) * 1000);
     const noiseFloor = idle.stop();
-    log(`idle event loop over ${noiseFloor.seconds.toFixed(0)} s: longest gap ${noiseFloor.maxGapMs.toFixed(1)} ms (busy ${noiseFloor.maxBusyMs.toFixed(1)} ms, on CPU ${noiseFloor.maxOnCpuMs?.toFixed(1)} ms)`);
+    log(`idle event loop over ${noiseFloor.seconds.toFixed(0)} s: longest gap ${noiseFloor.maxGapMs.toFixed(1)} ms (busy ${noiseFloor.maxBusyMs.toFixed(1)} ms, on CPU ${noiseFloor.maxOnCpuMs?.toFixed(1)} ms, GC ${noiseFloor.maxGcMs.toFixed(1)} ms)`);
 
     const query = randomUnit(dim, next);
     const semanticDir = join(dir, 'semantic');
@@ -218,7 +226,7 @@ async function main(): Promise<void> {
     stop = true;
     await looking;
     const rebuild = { ...watch.stop(), rebuildSeconds, lookups, missed, slowestLookupMs };
-    log(`rebuild of ${size}: ${rebuildSeconds.toFixed(1)} s; longest stall ${rebuild.maxGapMs.toFixed(1)} ms (busy ${rebuild.maxBusyMs.toFixed(1)} ms, on CPU ${rebuild.maxOnCpuMs?.toFixed(1)} ms); ${lookups} lookups meanwhile, ${missed} missed, slowest ${slowestLookupMs.toFixed(0)} ms`);
+    log(`rebuild of ${size}: ${rebuildSeconds.toFixed(1)} s; longest stall ${rebuild.maxGapMs.toFixed(1)} ms (busy ${rebuild.maxBusyMs.toFixed(1)} ms, on CPU ${rebuild.maxOnCpuMs?.toFixed(1)} ms, GC ${rebuild.maxGcMs.toFixed(1)} ms); ${lookups} lookups meanwhile, ${missed} missed, slowest ${slowestLookupMs.toFixed(0)} ms`);
 
     // 4. Periodic saves (every 5 s after a change) while entries keep coming.
     const saveSeconds = Number(values['save-seconds']);
@@ -239,7 +247,7 @@ async function main(): Promise<void> {
       await sleep(1000 / addsPerSecond);
     }
     const periodic = { ...watch.stop(), added, slowestAddMs, slowestPutMs };
-    log(`periodic saves over ${saveSeconds} s with ${added} adds: longest stall ${periodic.maxGapMs.toFixed(1)} ms (busy ${periodic.maxBusyMs.toFixed(1)} ms, on CPU ${periodic.maxOnCpuMs?.toFixed(1)} ms) (slowest index.add ${slowestAddMs.toFixed(1)} ms, slowest cache.put ${slowestPutMs.toFixed(1)} ms)`);
+    log(`periodic saves over ${saveSeconds} s with ${added} adds: longest stall ${periodic.maxGapMs.toFixed(1)} ms (busy ${periodic.maxBusyMs.toFixed(1)} ms, on CPU ${periodic.maxOnCpuMs?.toFixed(1)} ms, GC ${periodic.maxGcMs.toFixed(1)} ms) (slowest index.add ${slowestAddMs.toFixed(1)} ms, slowest cache.put ${slowestPutMs.toFixed(1)} ms)`);
 
     // 5. One explicit save of the whole index, and 6. reopening the saved (verified) index.
     index.add(TASK, cache.put({ key: 'last', task: TASK, signature: SIGNATURE, answer: 'last', usage: USAGE, model: 'mock', embedding: query }), query, SIGNATURE);
@@ -248,7 +256,7 @@ async function main(): Promise<void> {
     await index.save();
     const saveMs = performance.now() - t0;
     const save = { ...watch.stop(), saveMs };
-    log(`one save: ${saveMs.toFixed(0)} ms; longest stall ${save.maxGapMs.toFixed(1)} ms (busy ${save.maxBusyMs.toFixed(1)} ms, on CPU ${save.maxOnCpuMs?.toFixed(1)} ms)`);
+    log(`one save: ${saveMs.toFixed(0)} ms; longest stall ${save.maxGapMs.toFixed(1)} ms (busy ${save.maxBusyMs.toFixed(1)} ms, on CPU ${save.maxOnCpuMs?.toFixed(1)} ms, GC ${save.maxGcMs.toFixed(1)} ms)`);
     await index.close();
 
     index = make();
@@ -261,7 +269,7 @@ async function main(): Promise<void> {
       index.nearest(TASK, query, SIGNATURE);
     }
     const reopen = { ...watch.stop(), reopenMs: performance.now() - t0, hit: (await index.nearest(TASK, query, SIGNATURE)) !== undefined };
-    log(`reopening the saved index: ${reopen.reopenMs.toFixed(0)} ms; longest stall ${reopen.maxGapMs.toFixed(1)} ms (busy ${reopen.maxBusyMs.toFixed(1)} ms, on CPU ${reopen.maxOnCpuMs?.toFixed(1)} ms)`);
+    log(`reopening the saved index: ${reopen.reopenMs.toFixed(0)} ms; longest stall ${reopen.maxGapMs.toFixed(1)} ms (busy ${reopen.maxBusyMs.toFixed(1)} ms, on CPU ${reopen.maxOnCpuMs?.toFixed(1)} ms, GC ${reopen.maxGcMs.toFixed(1)} ms)`);
     await index.close();
     cache.close();
     db.close();
