@@ -116,6 +116,14 @@ const classes: [string, Edit, string][] = [
     'llama.attention.layer_norm_rms_epsilon is -1: a norm\'s epsilon must be 0 or more'],
   ['a NaN norm epsilon', (m) => setKv(m, 'llama.attention.layer_norm_rms_epsilon', V.FLOAT32, Number.NaN),
     'llama.attention.layer_norm_rms_epsilon is NaN: a norm\'s epsilon must be 0 or more'],
+  ['an odd number of rotary dimensions', (m) => {
+    setKv(m, 'llama.attention.head_count', V.UINT32, 64);
+    setKv(m, 'llama.attention.head_count_kv', V.UINT32, 64);
+    setKv(m, 'llama.rope.dimension_count', V.UINT32, 1);
+    everyLayer(m, 'attn_k.weight', (t) => { t.dims = [64n, 64n]; });
+    everyLayer(m, 'attn_v.weight', (t) => { t.dims = [64n, 64n]; });
+    relayout(m);
+  }, 'llama.rope.dimension_count is 1: rotary embeddings rotate pairs of dimensions, so it must be even'],
   ['an unknown pooling type', (m) => setKv(m, 'llama.pooling_type', V.UINT32, 77), 'unknown llama.pooling_type 77 (llama.cpp knows 0 to 4)'],
   ['a WPM vocabulary with byte tokens', (m) => setKv(m, 'tokenizer.ggml.model', V.STRING, 'bert'),
     'token 3 is a byte token (type 6), which a WPM (bert) vocabulary cannot render'],
@@ -139,6 +147,20 @@ test('each class of corruption that aborted llama.cpp is refused with INVALID_MO
     assert.equal({ what, outcome: r.outcome, code: r.code, detail: r.detail },
       { what, outcome: 'coded', code: 'INVALID_MODEL_FILE', detail: `invalid model file ${files[i]!.path}: ${message}`.slice(0, 300) });
   }
+});
+
+test('more rotary dimensions than a head has are refused for any architecture', async () => {
+  // llama.cpp itself refuses this for llama (n_rot must equal the head size);
+  // for architectures with partial rotary embeddings, the rope kernel asserts.
+  const m = cloneRaw(await parseRaw(storiesModel));
+  for (const entry of m.kvs) entry.key = entry.key.replace(/^llama\./, 'phi2.');
+  setKv(m, 'general.architecture', V.STRING, 'phi2');
+  setKv(m, 'phi2.rope.dimension_count', V.UINT32, 16);
+  const path = join(dir, 'rope.gguf');
+  writeFileSync(path, serializeRaw(m));
+  const err = await checkModelFile(path).then(() => undefined, (e: Error & { code?: string }) => e);
+  assert.is(err?.code, 'INVALID_MODEL_FILE');
+  assert.is(err?.message, `invalid model file ${path}: phi2.rope.dimension_count is 16, more than the 8 dimensions of an attention head`);
 });
 
 test('the vocabulary-only files of llama.cpp and the test model pass the checks', async () => {

@@ -45,6 +45,8 @@ export function checkHyperparameters(file: GgufFile): void {
   checkExperts(file, key, layers);
   checkHeads(file, key, layers);
 
+  checkRope(file, key, layers);
+
   // The CPU norm kernels assert GGML_ASSERT(eps >= 0.0f) (ggml-cpu/ops.cpp: norm, rms_norm,
   // group_norm) at the first decode; a NaN fails that comparison too.
   for (const name of ['attention.layer_norm_epsilon', 'attention.layer_norm_rms_epsilon', 'attention.group_norm_epsilon']) {
@@ -109,5 +111,24 @@ function checkHeads(file: GgufFile, key: (name: string) => string, layers: numbe
   const v = u32(file, key('attention.value_length'));
   if (SAME_HEAD_SIZE.has(arch) && k !== undefined && v !== undefined && k !== v) {
     throw invalidModel(`${key('attention.key_length')} ${k} differs from ${key('attention.value_length')} ${v}, which the ${arch} architecture does not support`);
+  }
+}
+
+/**
+ * The rope kernel (ggml-cpu/ops.cpp, rope) asserts that it rotates an even
+ * number of dimensions, no more than a head has (GGML_ASSERT(n_dims % 2 == 0),
+ * GGML_ASSERT(n_dims <= ne0)), at the first decode. The head size is
+ * attention.key_length, or the embedding width over the heads, as
+ * load_hparams derives it.
+ */
+function checkRope(file: GgufFile, key: (name: string) => string, layers: number): void {
+  const embd = u32(file, key('embedding_length'));
+  const heads = perLayer(file, key('attention.head_count'), layers)?.[0];
+  const headSize = u32(file, key('attention.key_length')) ?? (embd !== undefined && heads ? Math.floor(embd / heads) : undefined);
+  for (const name of ['rope.dimension_count', 'rope.dimension_count_swa']) {
+    const dims = u32(file, key(name));
+    if (dims === undefined) continue;
+    if (dims % 2 !== 0) throw invalidModel(`${key(name)} is ${dims}: rotary embeddings rotate pairs of dimensions, so it must be even`);
+    if (headSize !== undefined && dims > headSize) throw invalidModel(`${key(name)} is ${dims}, more than the ${headSize} dimensions of an attention head`);
   }
 }

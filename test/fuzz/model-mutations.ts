@@ -43,8 +43,45 @@ const numericKvs = (m: RawModel) => m.kvs.filter((k) => k.type !== T.ARRAY && k.
 const arrayKv = (m: RawModel, key: string) => m.kvs.find((k) => k.key === key && k.type === T.ARRAY) as (RawKv & { value: { itemType: number; items: unknown[] } }) | undefined;
 
 /** One structural mutation of `m` (in place); returns what it did. */
+/** Sets a u32 hyperparameter and reshapes the tensors it governs to match, so the file passes llama.cpp's shape checks. */
+function consistent(m: RawModel, rng: Rng): string {
+  const dims = (suffix: string, d: bigint[]) => m.tensors.filter((t) => t.name.endsWith(suffix)).forEach((t) => { t.dims = [...d]; });
+  const how = rng.int(4);
+  if (how === 0) {
+    const ff = BigInt(rng.pick([1, 3, 31, 2048]));
+    setKv(m, 'llama.feed_forward_length', T.UINT32, Number(ff));
+    dims('ffn_gate.weight', [64n, ff]); dims('ffn_up.weight', [64n, ff]); dims('ffn_down.weight', [ff, 64n]);
+    return `feed_forward_length ${ff} with matching tensors`;
+  }
+  if (how === 1) {
+    const [h, kv] = rng.pick([[1, 1], [16, 16], [64, 64], [2, 1], [4, 2], [3, 3], [5, 1]] as const);
+    const hd = BigInt(Math.floor(64 / h));
+    setKv(m, 'llama.attention.head_count', T.UINT32, h);
+    setKv(m, 'llama.attention.head_count_kv', T.UINT32, kv);
+    setKv(m, 'llama.rope.dimension_count', T.UINT32, Number(hd));
+    dims('attn_q.weight', [64n, hd * BigInt(h)]); dims('attn_k.weight', [64n, hd * BigInt(kv)]);
+    dims('attn_v.weight', [64n, hd * BigInt(kv)]); dims('attn_output.weight', [hd * BigInt(h), 64n]);
+    return `${h} heads, ${kv} key/value heads with matching tensors`;
+  }
+  if (how === 2) {
+    const layers = rng.pick([1, 2, 4]);
+    setKv(m, 'llama.block_count', T.UINT32, layers);
+    m.tensors = m.tensors.filter((t) => !/^blk\.(\d+)\./.test(t.name) || Number(/^blk\.(\d+)\./.exec(t.name)![1]) < layers);
+    return `${layers} layers with matching tensors`;
+  }
+  const n = rng.pick([8, 16, 128]);
+  const e = BigInt(n), hd = BigInt(n / 8);
+  setKv(m, 'llama.embedding_length', T.UINT32, n);
+  setKv(m, 'llama.rope.dimension_count', T.UINT32, n / 8);
+  dims('token_embd.weight', [e, 512n]); dims('output.weight', [e, 512n]); dims('norm.weight', [e]);
+  dims('attn_q.weight', [e, hd * 8n]); dims('attn_k.weight', [e, hd * 4n]); dims('attn_v.weight', [e, hd * 4n]);
+  dims('attn_output.weight', [hd * 8n, e]); dims('ffn_gate.weight', [e, 172n]); dims('ffn_up.weight', [e, 172n]); dims('ffn_down.weight', [172n, e]);
+  return `embedding_length ${n} with matching tensors`;
+}
+
 function structural(m: RawModel, rng: Rng): string {
-  const kind = rng.int(14);
+  const kind = rng.int(16);
+  if (kind >= 14) return consistent(m, rng);
   switch (kind) {
     case 0: { // a numeric value set to an extreme, keeping its type
       const kv = rng.pick(numericKvs(m));
