@@ -124,6 +124,13 @@ const classes: [string, Edit, string][] = [
     everyLayer(m, 'attn_v.weight', (t) => { t.dims = [64n, 64n]; });
     relayout(m);
   }, 'llama.rope.dimension_count is 1: rotary embeddings rotate pairs of dimensions, so it must be even'],
+  ['no feed-forward width, with empty tensors to match', (m) => {
+    setKv(m, 'llama.feed_forward_length', V.UINT32, 0);
+    everyLayer(m, 'ffn_gate.weight', (t) => { t.dims = [64n, 0n]; });
+    everyLayer(m, 'ffn_up.weight', (t) => { t.dims = [64n, 0n]; });
+    everyLayer(m, 'ffn_down.weight', (t) => { t.dims = [0n, 64n]; });
+    relayout(m);
+  }, 'tensor "blk.0.ffn_gate.weight" has shape [64, 0]: no dimension may be 0'],
   ['an unknown pooling type', (m) => setKv(m, 'llama.pooling_type', V.UINT32, 77), 'unknown llama.pooling_type 77 (llama.cpp knows 0 to 4)'],
   ['a WPM vocabulary with byte tokens', (m) => setKv(m, 'tokenizer.ggml.model', V.STRING, 'bert'),
     'token 3 is a byte token (type 6), which a WPM (bert) vocabulary cannot render'],

@@ -67,12 +67,16 @@ function roleOf(name: string, tiedOutput: boolean): Role[] {
 
 /**
  * Throws INVALID_MODEL_FILE for a tensor that llama.cpp would load but could
- * not compute with: a storage type its operation lacks on the CPU.
+ * not compute with: a storage type its operation lacks on the CPU, or an empty
+ * dimension (a hyperparameter of 0 with tensors to match, such as
+ * feed_forward_length 0: a row of length 0 has a row stride of 0, which
+ * ggml_mul_mat takes for a transposed matrix and asserts against).
  */
 export function checkTensors(file: GgufFile): void {
   const names = new Set(file.tensors.map((t) => t.name));
   const tiedOutput = !names.has('output.weight');
   for (const t of file.tensors) {
+    if (t.dims.some((d) => d === 0)) throw invalidModel(`tensor "${t.name}" has shape [${t.dims.join(', ')}]: no dimension may be 0`);
     for (const role of roleOf(t.name, tiedOutput)) {
       if (!role.types.has(t.type)) throw invalidModel(`tensor "${t.name}" is stored as ${ggmlTypeName(t.type)}, ${role.why}`);
     }

@@ -48,7 +48,7 @@ function consistent(m: RawModel, rng: Rng): string {
   const dims = (suffix: string, d: bigint[]) => m.tensors.filter((t) => t.name.endsWith(suffix)).forEach((t) => { t.dims = [...d]; });
   const how = rng.int(4);
   if (how === 0) {
-    const ff = BigInt(rng.pick([1, 3, 31, 2048]));
+    const ff = BigInt(rng.pick([0, 1, 3, 31, 2048]));
     setKv(m, 'llama.feed_forward_length', T.UINT32, Number(ff));
     dims('ffn_gate.weight', [64n, ff]); dims('ffn_up.weight', [64n, ff]); dims('ffn_down.weight', [ff, 64n]);
     return `feed_forward_length ${ff} with matching tensors`;

@@ -121,7 +121,7 @@ export function relayout(m: RawModel): void {
     try {
       if (!ggmlTypeLayout(t.type) || t.dims.some((d) => d > 2n ** 32n)) return 32;
       const n = tensorByteSize(t.type, t.dims.map(Number));
-      return n > 0 && n < 64 * 1024 * 1024 ? n : 32;
+      return n >= 0 && n < 64 * 1024 * 1024 ? n : 32;
     } catch {
       return 32;
     }
