@@ -9,8 +9,9 @@
 // - matrix products (weights: attn_q, ffn_up, output, LoRA tensors, ...): a
 //   type with a dot product (type_traits_cpu[type].vec_dot); the integer types,
 //   F64, Q8_1 and Q8_K have none.
-// - embedding look-ups (token_embd, ...): ggml_compute_forward_get_rows, the
-//   quantized types but Q8_K, F16, BF16, F32 and I32.
+// - embedding look-ups (token_embd, ...): ggml_compute_forward_get_rows, F16,
+//   BF16, F32, I32, and the quantized types that can be dequantized
+//   (type_traits[type].to_float): not Q8_1 (its case calls a null to_float) nor Q8_K.
 // - norms and biases are multiplied or added to F32 activations (binary_op),
 //   which only has an F32 x F32 kernel for them: F32 only.
 // - RoPE frequency factors: F32 (an assert in ggml_rope_impl).
@@ -30,7 +31,7 @@ const QUANTIZED_WITH_DOT = [T.Q4_0, T.Q4_1, T.Q5_0, T.Q5_1, T.Q8_0, T.Q2_K, T.Q3
   T.IQ2_XXS, T.IQ2_XS, T.IQ3_XXS, T.IQ1_S, T.IQ4_NL, T.IQ3_S, T.IQ2_S, T.IQ4_XS, T.IQ1_M, T.TQ1_0, T.TQ2_0,
   T.MXFP4, T.NVFP4, T.Q1_0, T.Q2_0];
 const MATMUL = new Set<number>([T.F32, T.F16, T.BF16, ...QUANTIZED_WITH_DOT]);
-const GET_ROWS = new Set<number>([T.F32, T.F16, T.BF16, T.I32, T.Q8_1, ...QUANTIZED_WITH_DOT]);
+const GET_ROWS = new Set<number>([T.F32, T.F16, T.BF16, T.I32, ...QUANTIZED_WITH_DOT]);
 const F32_ONLY = new Set<number>([T.F32]);
 
 interface Role { types: ReadonlySet<number>; why: string }
