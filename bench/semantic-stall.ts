@@ -13,7 +13,7 @@
 // "before" figures: `git show c4a2b78:src/router/semantic-index.ts >
 // node_modules/.cache/legacy-semantic-index.ts` (inside the repository, so that
 // its imports resolve). Prints one JSON object; nothing is asserted.
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
@@ -80,7 +80,15 @@ export function watchStalls(): { stop(): Stall } {
   let maxBusy = 0;
   let lastElu = performance.eventLoopUtilization();
   const schedstat = `/proc/self/task/${process.pid}/schedstat`;
-  const onCpu = existsSync(schedstat) ? () => Number(readFileSync(schedstat, 'utf8').split(' ')[0]) / 1e6 : undefined;
+  // Read into one buffer and parsed by hand: the watch must not make the garbage whose collection it would then count.
+  const fd = existsSync(schedstat) ? openSync(schedstat, 'r') : undefined;
+  const bytes = Buffer.alloc(128);
+  const onCpu = fd === undefined ? undefined : () => {
+    const n = readSync(fd, bytes, 0, bytes.length, 0);
+    let ns = 0;
+    for (let i = 0; i < n && bytes[i]! >= 48 && bytes[i]! <= 57; i++) ns = ns * 10 + bytes[i]! - 48;
+    return ns / 1e6;
+  };
   let lastCpu = onCpu?.() ?? 0;
   let maxOnCpu = 0;
   const longGaps: number[] = [];
@@ -109,6 +117,7 @@ export function watchStalls(): { stop(): Stall } {
       histogram.disable();
       gcs.disconnect();
       tick(performance.now());
+      if (fd !== undefined) closeSync(fd);
       return {
         maxGapMs: maxGap, maxBusyMs: maxBusy, maxGcMs: maxGc, ...(onCpu ? { maxOnCpuMs: maxOnCpu } : {}), longGaps: longGaps.slice(0, 20), utilization: performance.eventLoopUtilization(elu).utilization,
         delayMaxMs: histogram.max / 1e6, delayP99Ms: histogram.percentile(99) / 1e6, seconds: (performance.now() - started) / 1000,
