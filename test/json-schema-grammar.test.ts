@@ -297,6 +297,10 @@ test('deep nesting, cycles, huge bounds and throwing getters give INVALID_ARGUME
   throwsMessage({ anyOf: new Array(2 ** 32 - 1) }, 'invalid "anyOf" at #: 4294967295 entries, more than the 1000000 supported');
   throwsMessage({ type: 'object', required: ['a', , 'b'] }, 'invalid "required" at #: expected an array of strings'); // eslint-disable-line no-sparse-arrays
   throwsMessage({ type: [Symbol('x')] }, 'unknown type (a symbol) at #');
+  // Rule names stay short whatever the keys: the grammar is linear in the schema.
+  const long = jsonSchemaToGrammar({ type: 'object', properties: { ['k'.repeat(100_000)]: { type: 'object', properties: { ['j'.repeat(100_000)]: { type: 'string', maxLength: 3 } } } } });
+  for (const line of long.trim().split('\n')) assert.ok(line.split(' ::= ')[0]!.length <= 64, line.slice(0, 100));
+  assert.ok(long.length < 250_000, `${long.length} characters`);
 });
 
 test.run();

@@ -160,7 +160,9 @@ class Converter {
   }
 
   private fresh(hint: string): string {
-    const base = hint.replace(/[^a-zA-Z0-9-]+/g, '-').replace(/-+/g, '-').replace(/^-|-$/g, '') || 'rule';
+    // At most 64 characters: a name follows the path of property names down to it, which a
+    // schema with long keys or deep nesting would otherwise repeat at length in every rule.
+    const base = hint.replace(/[^a-zA-Z0-9-]+/g, '-').replace(/-+/g, '-').slice(-64).replace(/^-|-$/g, '') || 'rule';
     let name = base;
     // Resume the suffix count where the last rule of this base stopped: counting
     // from 2 each time would make N rules of one base cost N² look-ups.
