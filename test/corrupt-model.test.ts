@@ -83,6 +83,8 @@ const classes: [string, Edit, string][] = [
     'tensor "blk.2.ffn_up.weight" is stored as I32, a type llama.cpp cannot multiply matrices in (its CPU backend has no dot product for it)'],
   ['embeddings stored as I16', (m) => { tensor(m, 'token_embd.weight').type = 25; relayout(m); },
     'tensor "token_embd.weight" is stored as I16, a type llama.cpp cannot look embeddings up in'],
+  ['embeddings stored as I32', (m) => { tensor(m, 'token_embd.weight').type = 26; },
+    'tensor "token_embd.weight" is stored as I32, a type llama.cpp cannot look embeddings up in'],
   ['embeddings stored as Q8_1', (m) => { tensor(m, 'token_embd.weight').type = 9; relayout(m); },
     'tensor "token_embd.weight" is stored as Q8_1, a type llama.cpp cannot look embeddings up in'],
   ['query heads not a multiple of the key/value heads', (m) => {

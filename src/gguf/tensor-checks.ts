@@ -10,8 +10,10 @@
 //   type with a dot product (type_traits_cpu[type].vec_dot); the integer types,
 //   F64, Q8_1 and Q8_K have none.
 // - embedding look-ups (token_embd, ...): ggml_compute_forward_get_rows, F16,
-//   BF16, F32, I32, and the quantized types that can be dequantized
-//   (type_traits[type].to_float): not Q8_1 (its case calls a null to_float) nor Q8_K.
+//   BF16, F32, and the quantized types that can be dequantized
+//   (type_traits[type].to_float): not Q8_1 (its case calls a null to_float) nor
+//   Q8_K. I32 rows are looked up as I32 (ggml_get_rows keeps the type), which
+//   no backend can then normalize: the scheduler asserts (cur_backend_id != -1).
 // - norms and biases are multiplied or added to F32 activations (binary_op),
 //   which only has an F32 x F32 kernel for them: F32 only.
 // - RoPE frequency factors: F32 (an assert in ggml_rope_impl).
@@ -24,14 +26,14 @@ import type { GgufFile } from './reader.js';
 const T = {
   F32: 0, F16: 1, Q4_0: 2, Q4_1: 3, Q5_0: 6, Q5_1: 7, Q8_0: 8, Q8_1: 9, Q2_K: 10, Q3_K: 11, Q4_K: 12, Q5_K: 13,
   Q6_K: 14, Q8_K: 15, IQ2_XXS: 16, IQ2_XS: 17, IQ3_XXS: 18, IQ1_S: 19, IQ4_NL: 20, IQ3_S: 21, IQ2_S: 22,
-  IQ4_XS: 23, I32: 26, IQ1_M: 29, BF16: 30, TQ1_0: 34, TQ2_0: 35, MXFP4: 39, NVFP4: 40, Q1_0: 41, Q2_0: 42,
+  IQ4_XS: 23, IQ1_M: 29, BF16: 30, TQ1_0: 34, TQ2_0: 35, MXFP4: 39, NVFP4: 40, Q1_0: 41, Q2_0: 42,
 } as const;
 
 const QUANTIZED_WITH_DOT = [T.Q4_0, T.Q4_1, T.Q5_0, T.Q5_1, T.Q8_0, T.Q2_K, T.Q3_K, T.Q4_K, T.Q5_K, T.Q6_K,
   T.IQ2_XXS, T.IQ2_XS, T.IQ3_XXS, T.IQ1_S, T.IQ4_NL, T.IQ3_S, T.IQ2_S, T.IQ4_XS, T.IQ1_M, T.TQ1_0, T.TQ2_0,
   T.MXFP4, T.NVFP4, T.Q1_0, T.Q2_0];
 const MATMUL = new Set<number>([T.F32, T.F16, T.BF16, ...QUANTIZED_WITH_DOT]);
-const GET_ROWS = new Set<number>([T.F32, T.F16, T.BF16, T.I32, ...QUANTIZED_WITH_DOT]);
+const GET_ROWS = new Set<number>([T.F32, T.F16, T.BF16, ...QUANTIZED_WITH_DOT]);
 const F32_ONLY = new Set<number>([T.F32]);
 
 interface Role { types: ReadonlySet<number>; why: string }
