@@ -252,7 +252,7 @@ bool Scheduler::Step() {
       // This request alone fails (a grammar the vocabulary cannot satisfy, say);
       // its cache holds exactly what was evaluated, so it stays usable.
       s.next = -1;
-      Release(s)->Fail(CodeOf(e), MessageOf(e));
+      if (s.request) Release(s)->Fail(CodeOf(e), MessageOf(e));
     }
   }
   return true;
