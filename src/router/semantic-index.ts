@@ -13,7 +13,7 @@
 // A lookup is only ever answered from a whole index that holds no entry the
 // rows have lost.
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import hnswlib from 'hnswlib-node';
 import { Piscina } from 'piscina';
@@ -360,11 +360,6 @@ export class SemanticIndex {
       this.#tasks.clear();
       await pool?.destroy();
     }
-  }
-
-  /** Whether a saved graph exists for `task` (for tests). */
-  hasSaved(task: string): boolean {
-    return existsSync(this.#paths(task).graph);
   }
 }
 
