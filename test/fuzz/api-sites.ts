@@ -3,7 +3,7 @@
 // positional argument ("1"), or one option of an options object ("1.maxTokens").
 import { join } from 'node:path';
 import {
-  LoraAdapter, MockBackend, createRouter, jsonSchemaToGrammar, loadModel, setLogLevel, systemInfo,
+  LocalBackend, LoraAdapter, MockBackend, RemoteBackend, createRouter, jsonSchemaToGrammar, loadModel, setLogLevel, systemInfo,
   type Context, type Model, type Router,
 } from '../../src/index.js';
 import { HOSTILE, OPTION_VALUES } from './hostile-values.js';
@@ -77,6 +77,25 @@ export const SITES: Site[] = [
   { name: 'router.exportDataset', args: (f) => [join(f.dir, 'export.jsonl'), {}], options: { 1: ['task'] },
     call: (f, a) => f.router.exportDataset(a[0] as string, a[1] as object) },
   { name: 'router.health', args: () => [], call: (f) => f.router.health() },
+  { name: 'router.datasetTasks', args: () => [], call: (f) => f.router.datasetTasks() },
+  { name: 'router.idle', args: () => [], call: (f) => f.router.idle() },
+  { name: 'context.clearCache', args: () => [], call: (f) => f.ctx.clearCache() },
+  { name: 'context.info', args: () => [], call: (f) => f.ctx.info() },
+  { name: 'LocalBackend.open', args: (f) => [{ model: f.modelPath, contextSize: 64, threads: 1 }],
+    options: { 0: ['model', 'device', 'contextSize', 'sequences', 'chatTemplate', 'threads', 'embeddingThreads'] },
+    call: async (_, a) => LocalBackend.open(a[0] as never), cleanup: dispose },
+  // Offline: a closed port on this machine, so every attempt fails at once.
+  { name: 'new RemoteBackend', args: () => [{ baseURL: 'http://127.0.0.1:9/v1', model: 'm', timeoutMs: 2000, retries: 1, retryDelayMs: 1,
+    maxRetryDelayMs: 5, cooldownAfter: 3, cooldownMs: 10 }],
+  options: { 0: ['baseURL', 'model', 'apiKey', 'timeoutMs', 'streamTimeoutMs', 'retries', 'retryDelayMs', 'maxRetryDelayMs', 'cooldownAfter', 'cooldownMs'] },
+  call: async (_, a) => {
+    const b = new RemoteBackend(a[0] as never);
+    try {
+      return await b.answer({ kind: 'complete', task: 't', prompt: 'x', params: { temperature: 0, maxTokens: 4, topP: 1, stop: [] } });
+    } finally {
+      await b.close();
+    }
+  } },
 ];
 
 /**
@@ -95,7 +114,8 @@ export function slots(): { site: Site; slot: string }[] {
 const ARITY: Record<string, number> = {
   loadModel: 2, 'model.tokenize': 2, 'model.detokenize': 2, 'model.tokenPiece': 2, 'model.applyChatTemplate': 2,
   'context.complete': 2, 'context.generate': 2, 'context.chat': 2, 'context.embed': 2, 'context.setLora': 2,
-  'router.exportDataset': 2, systemInfo: 0, 'router.health': 0,
+  'router.exportDataset': 2, systemInfo: 0, 'router.health': 0, 'router.datasetTasks': 0, 'router.idle': 0,
+  'context.clearCache': 0, 'context.info': 0,
 };
 
 /** Every case: a slot and a hostile value for it (every value positionally, a kind of each in options). */
