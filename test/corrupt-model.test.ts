@@ -135,6 +135,10 @@ const classes: [string, Edit, string][] = [
     everyLayer(m, 'ffn_down.weight', (t) => { t.dims = [0n, 64n]; });
     relayout(m);
   }, 'tensor "blk.0.ffn_gate.weight" has shape [64, 0]: no dimension may be 0'],
+  ['a very long token in a PLaMo-2 vocabulary', (m) => {
+    setKv(m, 'tokenizer.ggml.model', V.STRING, 'plamo2');
+    items(m, 'tokenizer.ggml.tokens')[448] = 'a'.repeat(70_000);
+  }, 'the PLaMo-2 tokenizer would build more than 50000000 characters of token suffixes (token 448 is 70000 characters long)'],
   ['an unknown pooling type', (m) => setKv(m, 'llama.pooling_type', V.UINT32, 77), 'unknown llama.pooling_type 77 (llama.cpp knows 0 to 4)'],
   ['a WPM vocabulary with byte tokens', (m) => setKv(m, 'tokenizer.ggml.model', V.STRING, 'bert'),
     'token 3 is a byte token (type 6), which a WPM (bert) vocabulary cannot render'],

@@ -44,6 +44,27 @@ export function checkVocabulary(file: GgufFile): void {
   checkSpecialTokens(file, model, tokens.length);
   if (model === 'bert') checkNoByteTokens(file);
   if (model === 'llama') checkByteFallback(tokens);
+  if (model === 'plamo2') checkSuffixes(tokens);
+}
+
+/** What the PLaMo-2 tokenizer may spend on token suffixes, in characters. */
+const SUFFIX_BUDGET = 50_000_000;
+
+/**
+ * The PLaMo-2 tokenizer stores every suffix of every token in a table
+ * (llm_tokenizer_plamo2's constructor), which costs the square of a token's
+ * length in time and memory: one token of 70,000 characters kept the load busy
+ * for minutes on 2.5 GB of strings. Real vocabularies need a few million.
+ */
+function checkSuffixes(tokens: readonly string[]): void {
+  let total = 0;
+  for (let id = 0; id < tokens.length; id++) {
+    const n = tokens[id]!.length; // UTF-16 units: at least the code points counted by llama.cpp
+    total += (n * (n + 1)) / 2;
+    if (total > SUFFIX_BUDGET) {
+      throw invalidModel(`the PLaMo-2 tokenizer would build more than ${SUFFIX_BUDGET} characters of token suffixes (token ${id} is ${n} characters long)`);
+    }
+  }
 }
 
 /**
