@@ -59,13 +59,19 @@ export function number(value: unknown, name: string, fallback: number, min: numb
   return value;
 }
 
+// By index into a copy: some() and forEach() skip the holes of a sparse array,
+// whose length may be 2^32 - 1 with one element in it.
 export function stringArray(value: unknown, name: string): string[] {
   if (value === undefined) return [];
-  const list = typeof value === 'string' ? [value] : value;
-  if (!Array.isArray(list) || list.some((s) => typeof s !== 'string' || s.length === 0)) {
-    fail('non-empty string or array of non-empty strings', name, value);
+  if (typeof value === 'string' && value.length > 0) return [value];
+  if (!Array.isArray(value)) fail('non-empty string or array of non-empty strings', name, value);
+  const out: string[] = [];
+  for (let i = 0; i < value.length; i++) {
+    const s: unknown = value[i];
+    if (typeof s !== 'string' || s.length === 0) fail('non-empty string or array of non-empty strings', name, value);
+    out.push(s);
   }
-  return list as string[];
+  return out;
 }
 
 export function abortSignal(value: unknown, name = 'signal'): AbortSignal | undefined {

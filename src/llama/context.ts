@@ -149,7 +149,7 @@ export class Context {
       const bosText = bos === null ? '' : Buffer.from(this.model.tokenPiece(bos, { special: true })).toString('utf8');
       addSpecial = !(bosText && prompt.startsWith(bosText));
     } catch (err) {
-      return Generation._failed(fromNative(err, site), true);
+      return Generation._failed(callerOrNative(err, site), true);
     }
     return this.#start(prompt, { ...o, addSpecial, parseSpecial: true }, true, site);
   }
@@ -312,7 +312,7 @@ export class Context {
       tokens = this.#promptTokens(prompt, parsed);
       this.#checkQueue();
     } catch (err) {
-      return Generation._failed(fromNative(err, site), stream);
+      return Generation._failed(callerOrNative(err, site), stream);
     }
     const generation = new Generation(tokens, parsed, stream, site);
     this.#submit(generation);
@@ -359,4 +359,12 @@ function parseSequences(value: unknown, embeddings: boolean, contextSize: number
     throw invalidArgument(`Expected sequences at most ${by} but received ${sequences}: every sequence needs room for a token in one batch of min(contextSize, batchSize); raise ${contextSize <= batchSize ? 'contextSize' : 'batchSize'} or lower sequences`);
   }
   return sequences;
+}
+
+// An error from our checks or the binding (which always carries a code) becomes
+// an UnderstudyError; anything else was thrown by the caller's own code (a
+// getter in their options, say) and goes back to them as it is.
+function callerOrNative(err: unknown, site: Error): unknown {
+  const code = (err as { code?: unknown } | null)?.code;
+  return err instanceof UnderstudyError || typeof code === 'string' ? fromNative(err, site) : err;
 }

@@ -75,10 +75,14 @@ export class Generation implements AsyncIterable<string> {
     }
   }
 
-  /** @internal A generation that failed before it started: iterating it and `result` fail with `error`. */
-  static _failed(error: UnderstudyError, stream: boolean): Generation {
+  /**
+   * @internal A generation that failed before it started: iterating it and
+   * `result` fail with `error`, an UnderstudyError, or the caller's own
+   * exception (a throwing getter in their options) passed on unchanged.
+   */
+  static _failed(error: unknown, stream: boolean): Generation {
     const generation = new Generation(new Int32Array(0), NOT_STARTED, stream, new Error());
-    generation._fail(error);
+    generation.#settle(error as UnderstudyError);
     return generation;
   }
 
