@@ -46,6 +46,7 @@ test('arrays with a huge length and one element: INVALID_ARGUMENT, quickly', asy
   assert.equal(out.template, tooMany);
   assert.equal(out.holey, { code: 'INVALID_ARGUMENT', message: 'Expected { role, content } object for messages[1] but received undefined of type undefined' });
   assert.equal(out.embed, { code: 'INVALID_ARGUMENT', message: 'Expected string for texts[1] but received undefined of type undefined' });
+  assert.equal(out.stop, { code: 'INVALID_ARGUMENT', message: 'Expected non-empty string or array of non-empty strings for stop but received an array of type object' });
 });
 
 test.run();

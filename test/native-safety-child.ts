@@ -124,7 +124,11 @@ const scenarios: Record<string, (model: Model) => Promise<unknown>> = {
     } catch (err) {
       template = failure(err);
     }
-    return { chat: await chat(messages), holey: await chat(holey), template, embed };
+    const stop: unknown[] = [];
+    stop.length = 2 ** 32 - 1;
+    stop[0] = 'x';
+    const stopped = await outcome(ctx.complete('Once', { maxTokens: 2, stop: stop as string[] }));
+    return { chat: await chat(messages), holey: await chat(holey), template, embed, stop: stopped };
   },
 };
 
