@@ -2,16 +2,61 @@
 //   Expected positive integer for contextSize but received 0 of type number
 import { invalidArgument } from './errors.js';
 
-function describe(value: unknown): string {
+// Longest part of a string (or digits of a bigint) an error message shows.
+const SHOWN_CHARS = 60;
+
+/**
+ * A short description of any value, for error messages: `"abc"`, `42`, `null`,
+ * `an array`, `a Uint8Array of length 1048576`. It never throws and never grows
+ * with the value: the value may be a Proxy whose traps throw, a revoked Proxy,
+ * an object without a prototype (which String() cannot convert), an array of
+ * length 2^32 - 1 (which String() would join), a symbol or a huge BigInt.
+ */
+export function showValue(value: unknown): string {
+  try {
+    return show(value);
+  } catch {
+    // A trap or getter threw (a revoked Proxy, say): say less rather than rethrow.
+    return typeof value === 'object' ? 'an object' : 'a value';
+  }
+}
+
+function show(value: unknown): string {
+  switch (typeof value) {
+    case 'string': return JSON.stringify(value.length > SHOWN_CHARS ? value.slice(0, SHOWN_CHARS) + '…' : value);
+    case 'number': return Object.is(value, -0) ? '-0' : String(value);
+    case 'boolean':
+    case 'undefined': return String(value);
+    case 'bigint': {
+      const bound = 10n ** BigInt(SHOWN_CHARS);
+      return value > -bound && value < bound ? `${value}n` : `a bigint of more than ${SHOWN_CHARS} digits`;
+    }
+    case 'symbol': {
+      // Symbol.prototype.description is a getter on a shared prototype, which a caller may have replaced.
+      const d: unknown = value.description;
+      return typeof d === 'string' ? `Symbol(${show(d).slice(1, -1)})` : 'a symbol';
+    }
+    case 'function': return 'a function';
+    default: break;
+  }
   if (value === null) return 'null';
-  if (typeof value === 'string') return `${JSON.stringify(value.length > 40 ? value.slice(0, 40) + '…' : value)} of type string`;
-  if (typeof value === 'object') return `${Array.isArray(value) ? 'an array' : 'an object'} of type object`;
-  if (typeof value === 'function') return 'a function of type function';
-  return `${String(value)} of type ${typeof value}`;
+  // ArrayBuffer.isView runs no traps; Array.isArray throws for a revoked Proxy (caught above).
+  if (ArrayBuffer.isView(value)) {
+    const name = Object.prototype.toString.call(value).slice(8, -1);
+    const length = (value as { byteLength: number }).byteLength;
+    return `a ${name} of ${length} bytes`;
+  }
+  return Array.isArray(value) ? 'an array' : 'an object';
+}
+
+/** `showValue` and the type, as argument messages end: `0 of type number`, `an array of type object`. */
+export function describeValue(value: unknown): string {
+  if (value === null) return 'null';
+  return `${showValue(value)} of type ${typeof value}`;
 }
 
 export function fail(expected: string, name: string, value: unknown): never {
-  throw invalidArgument(`Expected ${expected} for ${name} but received ${describe(value)}`);
+  throw invalidArgument(`Expected ${expected} for ${name} but received ${describeValue(value)}`);
 }
 
 export function isPlainObject(value: unknown): value is Record<string, unknown> {
