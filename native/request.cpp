@@ -119,9 +119,16 @@ void AttachDelivery(Napi::Env env, const std::shared_ptr<Request>& request, Napi
   request->tsfn = Request::Tsfn::New(env, "understudy.generation", 0, 1, d,
       [](Napi::Env env, void*, Delivery* d) {
         // Finalized without Finish() having run (the environment is going away).
+        // While a worker's environment is ending, even making the error can
+        // throw (JS can no longer run); an exception leaving this finalizer
+        // would terminate the whole process, and nobody is left to tell.
         if (!d->settled && env != nullptr) {
           d->settled = true;
-          d->deferred.Reject(MakeError(env, "DISPOSED", "the environment ended during generation").Value());
+          try {
+            d->deferred.Reject(MakeError(env, "DISPOSED", "the environment ended during generation").Value());
+          } catch (...) {
+            if (env.IsExceptionPending()) env.GetAndClearPendingException();
+          }
         }
         delete d;
       });

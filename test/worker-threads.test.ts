@@ -50,18 +50,27 @@ test('the main thread still works after workers have come and gone', async () =>
   model.dispose();
 });
 
+// The worker ends in the middle of a long streamed generation: the generation
+// keeps its event loop alive, so only terminate() (exit code 1) or exit() ends
+// it, and the native side is finalized with a request still in flight.
 const ENDING_WORKER = `
   import { workerData, parentPort } from 'node:worker_threads';
   const { loadModel } = await import(workerData.entry);
   const model = await loadModel(workerData.model);
-  const ctx = await model.createContext({ contextSize: 128, threads: 2 });
-  await ctx.complete('Once upon a time', { maxTokens: 4, temperature: 0 });
-  if (workerData.how === 'dispose-and-exit') {
-    ctx.dispose();
-    model.dispose();
-    process.exit(0);
+  const ctx = await model.createContext({ contextSize: 4096, threads: 2 });
+  const generation = ctx.generate('Once upon a time', { maxTokens: 4000, temperature: 1 });
+  generation.result.catch(() => {});
+  let told = false;
+  for await (const _ of generation) {
+    if (workerData.how === 'dispose-and-exit') {
+      ctx.dispose();
+      model.dispose();
+      process.exit(0);
+    }
+    if (!told) parentPort.postMessage('ready');
+    told = true;
   }
-  parentPort.postMessage('ready');
+  parentPort.postMessage('finished before it was terminated');
 `;
 
 function endWorker(how: 'dispose-and-exit' | 'terminate'): Promise<number> {
@@ -69,7 +78,7 @@ function endWorker(how: 'dispose-and-exit' | 'terminate'): Promise<number> {
   const worker = new Worker(new URL(`data:text/javascript,${encodeURIComponent(ENDING_WORKER)}`), {
     workerData: { entry, model: storiesModel, how },
   });
-  worker.on('message', () => void worker.terminate());
+  worker.on('message', (m) => (m === 'ready' ? void worker.terminate() : worker.emit('error', new Error(m))));
   return new Promise((resolve, reject) => {
     worker.on('error', reject);
     worker.on('exit', resolve);
