@@ -6,8 +6,8 @@ namespace understudy {
 
 Napi::Function AbortFlag::Define(Napi::Env env) {
   return DefineClass(env, "AbortFlag", {
-    InstanceMethod<&AbortFlag::Abort>("abort"),
-    InstanceAccessor<&AbortFlag::Aborted>("aborted"),
+    InstanceMethod<&AbortFlag::Guarded<&AbortFlag::Abort>>("abort"),
+    InstanceAccessor<&AbortFlag::Guarded<&AbortFlag::Aborted>>("aborted"),
   });
 }
 

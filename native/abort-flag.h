@@ -2,6 +2,7 @@
 // work holds the shared state, so raising it after the JS object is gone is safe.
 #pragma once
 #include <napi.h>
+#include "errors.h"
 #include <atomic>
 #include <memory>
 
@@ -17,6 +18,7 @@ class AbortFlag : public Napi::ObjectWrap<AbortFlag> {
   static SharedFlag From(Napi::Env env, const Napi::Value& value);
 
  private:
+  UNDERSTUDY_GUARDED_METHODS
   Napi::Value Abort(const Napi::CallbackInfo& info);
   Napi::Value Aborted(const Napi::CallbackInfo& info);
   SharedFlag flag_ = std::make_shared<std::atomic<bool>>(false);

@@ -4,6 +4,7 @@
 #include "abort-flag.h"
 #include "addon-state.h"
 #include "args.h"
+#include "errors.h"
 #include "context.h"
 #include "log.h"
 #include "lora.h"
@@ -43,12 +44,12 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("Model", model);
   exports.Set("Context", context);
   exports.Set("AbortFlag", abort);
-  exports.Set("loadModel", Napi::Function::New<Model::Load>(env, "loadModel"));
-  exports.Set("systemInfo", Napi::Function::New<SystemInfo>(env, "systemInfo"));
-  exports.Set("setLogLevel", Napi::Function::New<SetLogLevel>(env, "setLogLevel"));
+  exports.Set("loadModel", Napi::Function::New<GuardedFn<Model::Load>>(env, "loadModel"));
+  exports.Set("systemInfo", Napi::Function::New<GuardedFn<SystemInfo>>(env, "systemInfo"));
+  exports.Set("setLogLevel", Napi::Function::New<GuardedFn<SetLogLevel>>(env, "setLogLevel"));
   Napi::Object testing = Napi::Object::New(env);
-  testing.Set("textStreamChunks", Napi::Function::New<TextStreamChunks>(env, "textStreamChunks"));
-  testing.Set("liveHandles", Napi::Function::New<LiveHandleCounts>(env, "liveHandles"));
+  testing.Set("textStreamChunks", Napi::Function::New<GuardedFn<TextStreamChunks>>(env, "textStreamChunks"));
+  testing.Set("liveHandles", Napi::Function::New<GuardedFn<LiveHandleCounts>>(env, "liveHandles"));
   exports.Set("testing", testing);
   return exports;
 }

@@ -80,13 +80,13 @@ class CreateContextWorker : public PromiseWorker {
 
 Napi::Function Context::Define(Napi::Env env) {
   return DefineClass(env, "Context", {
-    InstanceMethod<&Context::Generate>("generate"),
-    InstanceMethod<&Context::Embed>("embed"),
-    InstanceMethod<&Context::SetAdapters>("setAdapters"),
-    InstanceMethod<&Context::Info>("info"),
-    InstanceMethod<&Context::ClearCache>("clearCache"),
-    InstanceMethod<&Context::Dispose>("dispose"),
-    InstanceAccessor<&Context::Disposed>("disposed"),
+    InstanceMethod<&Context::Guarded<&Context::Generate>>("generate"),
+    InstanceMethod<&Context::Guarded<&Context::Embed>>("embed"),
+    InstanceMethod<&Context::Guarded<&Context::SetAdapters>>("setAdapters"),
+    InstanceMethod<&Context::Guarded<&Context::Info>>("info"),
+    InstanceMethod<&Context::Guarded<&Context::ClearCache>>("clearCache"),
+    InstanceMethod<&Context::Guarded<&Context::Dispose>>("dispose"),
+    InstanceAccessor<&Context::Guarded<&Context::Disposed>>("disposed"),
   });
 }
 

@@ -2,6 +2,7 @@
 // src/llama/context.ts.
 #pragma once
 #include <napi.h>
+#include "errors.h"
 #include <memory>
 #include "handles.h"
 
@@ -19,6 +20,7 @@ class Context : public Napi::ObjectWrap<Context> {
   std::shared_ptr<ContextHandle> Handle(Napi::Env env) const;
 
  private:
+  UNDERSTUDY_GUARDED_METHODS
   Napi::Value Generate(const Napi::CallbackInfo& info);
   Napi::Value Embed(const Napi::CallbackInfo& info);
   Napi::Value SetAdapters(const Napi::CallbackInfo& info);

@@ -62,4 +62,20 @@ Napi::Value GuardNative(Napi::Env env, Fn&& fn) {
   }
 }
 
+// GuardNative for a free function registered with Napi::Function::New<>.
+template <Napi::Value (*Fn)(const Napi::CallbackInfo&)>
+Napi::Value GuardedFn(const Napi::CallbackInfo& info) {
+  return GuardNative(info.Env(), [&]() -> Napi::Value { return Fn(info); });
+}
+
 }  // namespace understudy
+
+// Inside an ObjectWrap class: `template <auto M> Napi::Value Guarded(...)`, so
+// that Define() registers InstanceMethod<&T::Guarded<&T::Method>> and no method
+// can let a C++ exception reach node-addon-api (which would terminate).
+#define UNDERSTUDY_GUARDED_METHODS                                                  \
+  template <auto Method>                                                            \
+  Napi::Value Guarded(const Napi::CallbackInfo& info) {                            \
+    return ::understudy::GuardNative(info.Env(), [&]() -> Napi::Value { return (this->*Method)(info); }); \
+  }
+

@@ -22,11 +22,20 @@ int FromGgml(ggml_log_level level) {
   }
 }
 
-void OnLog(ggml_log_level ggml_level, const char* text, void*) {
+// Called by llama.cpp's C code, on any thread: an exception must not leave it
+// (the string append can throw bad_alloc), so a line that cannot be captured is
+// dropped from the captured reason.
+void OnLog(ggml_log_level ggml_level, const char* text, void*) noexcept {
+  if (text == nullptr) return;
   int level = FromGgml(ggml_level);
   if (level < 0) level = t_last_level;
   t_last_level = level;
-  if (t_capturing && level >= kWarn && t_captured.size() < 4096) t_captured += text;
+  if (t_capturing && level >= kWarn && t_captured.size() < 4096) {
+    try {
+      t_captured += text;
+    } catch (...) {
+    }
+  }
   if (level >= g_level.load(std::memory_order_relaxed)) {
     // llama.cpp's own diagnostics, shown only when the user asked for them.
     fputs(text, stderr);

@@ -38,9 +38,9 @@ class LoadLoraWorker : public PromiseWorker {
 
 Napi::Function LoraAdapter::Define(Napi::Env env) {
   return DefineClass(env, "LoraAdapter", {
-    InstanceMethod<&LoraAdapter::Metadata>("metadata"),
-    InstanceMethod<&LoraAdapter::Dispose>("dispose"),
-    InstanceAccessor<&LoraAdapter::Disposed>("disposed"),
+    InstanceMethod<&LoraAdapter::Guarded<&LoraAdapter::Metadata>>("metadata"),
+    InstanceMethod<&LoraAdapter::Guarded<&LoraAdapter::Dispose>>("dispose"),
+    InstanceAccessor<&LoraAdapter::Guarded<&LoraAdapter::Disposed>>("disposed"),
   });
 }
 

@@ -1,6 +1,7 @@
 // LoraAdapter: a LoRA adapter loaded for one model. JS face: src/llama/lora.ts.
 #pragma once
 #include <napi.h>
+#include "errors.h"
 #include <memory>
 #include "handles.h"
 
@@ -18,6 +19,7 @@ class LoraAdapter : public Napi::ObjectWrap<LoraAdapter> {
   explicit LoraAdapter(const Napi::CallbackInfo& info);
 
  private:
+  UNDERSTUDY_GUARDED_METHODS
   Napi::Value Metadata(const Napi::CallbackInfo& info);
   Napi::Value Dispose(const Napi::CallbackInfo& info);
   Napi::Value Disposed(const Napi::CallbackInfo& info);

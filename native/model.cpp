@@ -104,16 +104,15 @@ const char* VocabTypeName(enum llama_vocab_type t) {
 
 Napi::Function Model::Define(Napi::Env env) {
   return DefineClass(env, "Model", {
-    InstanceMethod<&Model::Tokenize>("tokenize"),
-    InstanceMethod<&Model::Detokenize>("detokenize"),
-    InstanceMethod<&Model::TokenPiece>("tokenPiece"),
-    InstanceMethod<&Model::Info>("info"),
-    InstanceMethod<&Model::CreateContext>("createContext"),
-    InstanceMethod<&Model::LoadLora>("loadLora"),
-    InstanceMethod<&Model::ApplyChatTemplate>("applyChatTemplate"),
-    InstanceMethod<&Model::CheckGrammar>("checkGrammar"),
-    InstanceMethod<&Model::Dispose>("dispose"),
-    InstanceAccessor<&Model::Disposed>("disposed"),
+    InstanceMethod<&Model::Guarded<&Model::Tokenize>>("tokenize"),
+    InstanceMethod<&Model::Guarded<&Model::Detokenize>>("detokenize"),
+    InstanceMethod<&Model::Guarded<&Model::TokenPiece>>("tokenPiece"),
+    InstanceMethod<&Model::Guarded<&Model::Info>>("info"),
+    InstanceMethod<&Model::Guarded<&Model::CreateContext>>("createContext"),
+    InstanceMethod<&Model::Guarded<&Model::LoadLora>>("loadLora"),
+    InstanceMethod<&Model::Guarded<&Model::ApplyChatTemplate>>("applyChatTemplate"),
+    InstanceMethod<&Model::Guarded<&Model::Dispose>>("dispose"),
+    InstanceAccessor<&Model::Guarded<&Model::Disposed>>("disposed"),
   });
 }
 
@@ -336,21 +335,6 @@ Napi::Value Model::ApplyChatTemplate(const Napi::CallbackInfo& info) {
     }
     return Napi::String::New(env, buf.data(), n);
   });
-}
-
-// checkGrammar(gbnf): throws INVALID_GRAMMAR unless the grammar parses for this
-// vocabulary, so that a bad grammar fails the call that gave it.
-Napi::Value Model::CheckGrammar(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  auto h = Handle(env);
-  std::string grammar = args::String(info, 0, "grammar");
-  llama_sampler* s = llama_sampler_init_grammar(h->vocab, grammar.c_str(), "root");
-  if (!s) {
-    ThrowError(env, "INVALID_GRAMMAR",
-               "the grammar does not parse or has no rule named root (llama.cpp printed the parser's reason on stderr)");
-  }
-  llama_sampler_free(s);
-  return env.Undefined();
 }
 
 // dispose() -> Promise<void>, resolved once the model's memory is freed: after

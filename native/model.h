@@ -1,6 +1,7 @@
 // Model: a loaded GGUF model (weights and vocabulary). JS face: src/llama/model.ts.
 #pragma once
 #include <napi.h>
+#include "errors.h"
 #include <memory>
 #include "handles.h"
 
@@ -19,6 +20,7 @@ class Model : public Napi::ObjectWrap<Model> {
   std::shared_ptr<ModelHandle> Handle(Napi::Env env) const;
 
  private:
+  UNDERSTUDY_GUARDED_METHODS
   Napi::Value Tokenize(const Napi::CallbackInfo& info);
   Napi::Value Detokenize(const Napi::CallbackInfo& info);
   Napi::Value TokenPiece(const Napi::CallbackInfo& info);
@@ -26,7 +28,6 @@ class Model : public Napi::ObjectWrap<Model> {
   Napi::Value CreateContext(const Napi::CallbackInfo& info);
   Napi::Value LoadLora(const Napi::CallbackInfo& info);
   Napi::Value ApplyChatTemplate(const Napi::CallbackInfo& info);
-  Napi::Value CheckGrammar(const Napi::CallbackInfo& info);
   Napi::Value Dispose(const Napi::CallbackInfo& info);
   Napi::Value Disposed(const Napi::CallbackInfo& info);
 

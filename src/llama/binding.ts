@@ -4,7 +4,8 @@
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { UnderstudyError } from '../errors.js';
+import { UnderstudyError, invalidArgument } from '../errors.js';
+import { describeValue } from '../validate.js';
 
 export interface NativeAbortFlag {
   abort(): void;
@@ -83,7 +84,6 @@ export interface NativeModel {
   info(): NativeModelInfo;
   createContext(options: object): Promise<NativeContext>;
   loadLora(path: string): Promise<NativeLoraAdapter>;
-  checkGrammar(grammar: string): void;
   applyChatTemplate(messages: Array<{ role: string; content: string }>, template: string | null, addAssistant: boolean): string;
   /** Resolves once the model's memory is freed: after every context and adapter made from it. */
   dispose(): Promise<void>;
@@ -140,23 +140,22 @@ export function binding(): NativeBinding {
       `UNDERSTUDY_GPU=cuda or hip for a GPU build). ${(err as Error).message.split('\n')[0]}`, { cause: err });
   }
   const level = process.env.UNDERSTUDY_LOG_LEVEL;
-  if (level) cached.setLogLevel(logLevelNumber(level));
+  if (level) cached.setLogLevel(logLevelNumber(level, 'UNDERSTUDY_LOG_LEVEL'));
   return cached;
 }
 
 const LOG_LEVELS = { debug: 1, info: 2, warn: 3, error: 4, none: 5 } as const;
 export type LogLevel = keyof typeof LOG_LEVELS;
 
-function logLevelNumber(level: string): number {
-  const n = LOG_LEVELS[level as LogLevel];
-  if (n === undefined) {
-    throw new UnderstudyError('INVALID_ARGUMENT',
-      `Expected one of ${Object.keys(LOG_LEVELS).join(', ')} for UNDERSTUDY_LOG_LEVEL but received ${JSON.stringify(level)}`);
-  }
-  return n;
+// Only an own key of LOG_LEVELS is a level: a non-string would be converted to
+// a key first (String() of a 2^32-1 array joins it for minutes; of a
+// null-prototype object, throws), and 'toString' would find Object.prototype's.
+function logLevelNumber(level: unknown, name: string): number {
+  if (typeof level === 'string' && Object.hasOwn(LOG_LEVELS, level)) return LOG_LEVELS[level as LogLevel];
+  throw invalidArgument(`Expected one of ${Object.keys(LOG_LEVELS).join(', ')} for ${name} but received ${describeValue(level)}`);
 }
 
 /** Shows llama.cpp's own log lines at or above `level` on stderr (default: none). */
 export function setLogLevel(level: LogLevel): void {
-  binding().setLogLevel(logLevelNumber(level));
+  binding().setLogLevel(logLevelNumber(level, 'level'));
 }

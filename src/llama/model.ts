@@ -21,7 +21,10 @@ export interface LoadModelOptions {
   mmap?: boolean;
   /** Load only the vocabulary: enough to tokenize, nothing to generate with. */
   vocabOnly?: boolean;
-  /** Called with load progress between 0 and 1. */
+  /**
+   * Called with load progress between 0 and 1. If it throws, the load stops and
+   * `loadModel` rejects with that same error (the callback is not called again).
+   */
   onProgress?: (progress: number) => void;
   signal?: AbortSignal;
 }
@@ -65,8 +68,30 @@ export async function loadModel(path: string, options?: LoadModelOptions): Promi
   const flag = new native.AbortFlag();
   const onAbort = () => flag.abort();
   signal?.addEventListener('abort', onAbort, { once: true });
+  // The native side calls this from the event loop: an exception escaping it
+  // would be uncaught and end the process, so it ends the load instead.
+  let thrown: { error: unknown } | undefined;
+  const progress = onProgress && ((p: number) => {
+    if (thrown) return;
+    try {
+      onProgress(p);
+    } catch (error) {
+      thrown = { error };
+      flag.abort();
+    }
+  });
   try {
-    const handle = await callNative(native.loadModel(path, { gpuLayers, vocabOnly, mmap }, onProgress, flag), site);
+    let handle: NativeModel;
+    try {
+      handle = await callNative(native.loadModel(path, { gpuLayers, vocabOnly, mmap }, progress, flag), site);
+    } catch (err) {
+      throw thrown ? thrown.error : err;
+    }
+    // The last report (1) comes as the load completes, too late to abort it.
+    if (thrown) {
+      void handle.dispose();
+      throw thrown.error;
+    }
     return new Model(handle, path, size, vocabOnly, gpuLayers);
   } finally {
     signal?.removeEventListener('abort', onAbort);
