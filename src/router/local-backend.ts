@@ -2,6 +2,7 @@
 // whose sequences run batched together, and (made when first needed) one
 // embedding context for the caches and for comparing answers.
 import { UnderstudyError } from '../errors.js';
+import * as v from '../validate.js';
 import type { Context } from '../llama/context.js';
 import { loadModel, type Model } from '../llama/model.js';
 import { systemInfo, type GpuLayers } from '../llama/system.js';
@@ -34,6 +35,25 @@ export function gpuLayersFor(device: Device): GpuLayers {
   return 'max';
 }
 
+const DEVICES: readonly unknown[] = ['auto', 'cpu', 'cuda', 'hip'];
+
+/** The options, checked before any model loads, with the ranges the router's settings have (config.ts). */
+function checkOptions(options: unknown): LocalBackendOptions {
+  const o = v.options(options as LocalBackendOptions | undefined, 'options');
+  if (o.device !== undefined && !DEVICES.includes(o.device)) v.fail('one of auto, cpu, cuda, hip', 'device', o.device);
+  const count = (value: unknown, name: string, min: number, max: number) =>
+    value === undefined ? undefined : v.integer(value, name, 0, min, max);
+  return {
+    model: v.nonEmptyString(o.model, 'model'),
+    device: o.device,
+    contextSize: count(o.contextSize, 'contextSize', 16, 1 << 24),
+    sequences: count(o.sequences, 'sequences', 1, 256),
+    chatTemplate: o.chatTemplate === undefined ? undefined : v.nonEmptyString(o.chatTemplate, 'chatTemplate'),
+    threads: count(o.threads, 'threads', 1, 1024),
+    embeddingThreads: count(o.embeddingThreads, 'embeddingThreads', 1, 1024),
+  };
+}
+
 export class LocalBackend implements Backend {
   readonly kind = 'local' as const;
   readonly model: string;
@@ -52,6 +72,7 @@ export class LocalBackend implements Backend {
   }
 
   static async open(options: LocalBackendOptions): Promise<LocalBackend> {
+    options = checkOptions(options);
     const llama = await loadModel(options.model, { gpuLayers: gpuLayersFor(options.device ?? 'auto') });
     try {
       const sequences = options.sequences ?? 4;

@@ -2,7 +2,8 @@
 // We retry ourselves (the client's own retries are off) so that backoff,
 // Retry-After, the cooldown and the error codes follow one policy we can test.
 import OpenAI from 'openai';
-import { UnderstudyError } from '../errors.js';
+import { UnderstudyError, invalidArgument } from '../errors.js';
+import * as v from '../validate.js';
 import { timedHealth, type Backend, type BackendAnswer, type BackendCall, type Health, type Usage } from './backend.js';
 import { AnswerTooLarge, boundedFetch, maxAnswerBytes, withLimits } from './bounded-fetch.js';
 import { realClock, type Clock } from './clock.js';
@@ -17,11 +18,16 @@ export interface RemoteBackendOptions {
   timeoutMs: number;
   /** Longest a streamed answer may take in all, in ms (default 600000). */
   streamTimeoutMs?: number;
-  retries: number;
-  retryDelayMs: number;
-  maxRetryDelayMs: number;
-  cooldownAfter: number;
-  cooldownMs: number;
+  /** Retries after a failed attempt (default 3). */
+  retries?: number;
+  /** First retry delay in ms, doubled each time (default 500). */
+  retryDelayMs?: number;
+  /** Longest wait for one retry, in ms (default 30000). */
+  maxRetryDelayMs?: number;
+  /** Calls failed in a row that start a cooldown (default 3)... */
+  cooldownAfter?: number;
+  /** ...during which the remote is not tried, in ms (default 30000). */
+  cooldownMs?: number;
   /** @internal Time for the cooldown and the retry waits (tests pass their own). */
   clock?: Clock;
 }
@@ -32,7 +38,7 @@ export class RemoteBackend implements Backend {
   readonly kind = 'remote' as const;
   readonly model: string;
   #client: OpenAI;
-  #options: RemoteBackendOptions;
+  #options: Required<Omit<RemoteBackendOptions, 'apiKey' | 'clock'>>;
   #where: string;
   #failures = 0;
   #coolUntil = 0;
@@ -42,17 +48,40 @@ export class RemoteBackend implements Backend {
   onRetry: RetryListener | undefined;
 
   constructor(options: RemoteBackendOptions) {
-    this.#options = options;
-    this.model = options.model;
-    this.#redact = makeRedactor([options.apiKey]);
-    this.#clock = options.clock ?? realClock;
+    // Checked here: a bad number would only show at the first failure (a retry
+    // count of NaN retries for ever), and as a TypeError from deep inside.
+    const o = v.options(options, 'options');
     // The host only: this string reaches messages.
-    this.#where = safeOrigin(options.baseURL);
+    this.#where = safeOrigin(o.baseURL);
+    const baseURL = o.baseURL as string;
+    this.model = v.nonEmptyString(o.model, 'model');
+    const apiKey = o.apiKey === undefined ? undefined : o.apiKey;
+    // Never shown: a key is described by its type only.
+    if (apiKey !== undefined && (typeof apiKey !== 'string' || apiKey.length === 0)) {
+      throw invalidArgument(`Expected non-empty string for apiKey but received ${typeof apiKey === 'string' ? 'an empty string' : `a value of type ${typeof apiKey}`}`);
+    }
+    const clock: unknown = o.clock;
+    if (clock !== undefined && !(v.isPlainObject(clock) && typeof clock.now === 'function' && typeof clock.sleep === 'function')) {
+      v.fail('object with now() and sleep()', 'clock', clock);
+    }
+    this.#options = {
+      baseURL,
+      model: this.model,
+      timeoutMs: v.number(o.timeoutMs, 'timeoutMs', 60_000, 1, 86_400_000),
+      streamTimeoutMs: v.number(o.streamTimeoutMs, 'streamTimeoutMs', 600_000, 1, 86_400_000),
+      retries: v.integer(o.retries, 'retries', 3, 0, 100),
+      retryDelayMs: v.number(o.retryDelayMs, 'retryDelayMs', 500, 0, 3_600_000),
+      maxRetryDelayMs: v.number(o.maxRetryDelayMs, 'maxRetryDelayMs', 30_000, 0, 3_600_000),
+      cooldownAfter: v.integer(o.cooldownAfter, 'cooldownAfter', 3, 1, 1_000_000),
+      cooldownMs: v.number(o.cooldownMs, 'cooldownMs', 30_000, 0, 86_400_000),
+    };
+    this.#redact = makeRedactor([apiKey]);
+    this.#clock = (clock as Clock | undefined) ?? realClock;
     this.#client = new OpenAI({
-      baseURL: options.baseURL,
+      baseURL,
       // Local servers (Ollama, llama-server) take any key; the client insists on one.
-      apiKey: options.apiKey ?? 'no-key',
-      timeout: options.timeoutMs,
+      apiKey: apiKey ?? 'no-key',
+      timeout: this.#options.timeoutMs,
       maxRetries: 0,
       fetch: boundedFetch,
     });
@@ -298,11 +327,15 @@ function usageOf(raw: { prompt_tokens?: number; completion_tokens?: number; tota
   return { promptTokens: prompt, completionTokens: completion, totalTokens: Number(raw?.total_tokens) || prompt + completion };
 }
 
-function safeOrigin(url: string): string {
-  let u: URL;
+function safeOrigin(url: unknown): string {
+  let u: URL | undefined;
   try {
-    u = new URL(url);
+    // Only a string: new URL() would call a caller's toString().
+    if (typeof url === 'string') u = new URL(url);
   } catch {
+    // Left undefined.
+  }
+  if (!u || (u.protocol !== 'http:' && u.protocol !== 'https:')) {
     throw new UnderstudyError('INVALID_CONFIG', 'UNDERSTUDY_API_BASE must be an http:// or https:// URL');
   }
   if (u.username || u.password) {
