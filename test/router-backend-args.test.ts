@@ -98,4 +98,33 @@ test('LocalBackend.open rejects bad options before loading anything', async () =
   }
 });
 
+test('answer() and fits() check the call they are given (the backends are public; the router\'s calls are always good)', async () => {
+  const bad: [unknown, string][] = [
+    [undefined, 'Expected call object for call but received undefined of type undefined'],
+    [{ ...call, kind: 'embed' }, "Expected 'chat' or 'complete' for kind but received \"embed\" of type string"],
+    [{ ...call, prompt: undefined }, 'Expected string for prompt but received undefined of type undefined'],
+    [{ ...call, kind: 'chat' }, 'Expected non-empty array of messages for messages but received undefined of type undefined'],
+    [{ ...call, params: null }, 'Expected object for params but received null'],
+    [{ ...call, params: { ...call.params, maxTokens: Number.NaN } }, 'Expected integer between 1 and 1048576 for params.maxTokens but received NaN of type number'],
+    [{ ...call, params: { ...call.params, stop: [5] } }, 'Expected non-empty string or array of non-empty strings for params.stop but received an array of type object'],
+    [{ ...call, signal: {} }, 'Expected AbortSignal for signal but received an object of type object'],
+    [{ ...call, onText: 'x' }, 'Expected function for onText but received "x" of type string'],
+  ];
+  const remote = new RemoteBackend({ ...offline, retries: 0 });
+  const local = await LocalBackend.open({ model: storiesModel, contextSize: 64, sequences: 1, threads: 1 });
+  try {
+    for (const [c, message] of bad) {
+      assert.equal(code(await rejection(remote.answer(c as never))), { code: 'INVALID_ARGUMENT', message }, `remote: ${message}`);
+      assert.equal(code(await rejection(local.answer(c as never))), { code: 'INVALID_ARGUMENT', message }, `local: ${message}`);
+      assert.equal(code(thrown(() => local.fits(c as never))), { code: 'INVALID_ARGUMENT', message }, `fits: ${message}`);
+    }
+    // A good call still goes through.
+    assert.ok(local.fits(call));
+    assert.type((await local.answer(call)).text, 'string');
+  } finally {
+    await local.close();
+    await remote.close();
+  }
+});
+
 test.run();

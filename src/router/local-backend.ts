@@ -7,6 +7,7 @@ import type { Context } from '../llama/context.js';
 import { loadModel, type Model } from '../llama/model.js';
 import { systemInfo, type GpuLayers } from '../llama/system.js';
 import { timedHealth, type Backend, type BackendAnswer, type BackendCall, type Health } from './backend.js';
+import { checkCall } from './backend-call.js';
 import type { Device } from './config.js';
 
 export interface LocalBackendOptions {
@@ -107,11 +108,13 @@ export class LocalBackend implements Backend {
   }
 
   fits(call: BackendCall): boolean {
+    call = checkCall(call);
     const prompt = this.#prompt(call);
     return this.#llama.tokenize(prompt).length + call.params.maxTokens <= this.#context.size;
   }
 
   async answer(call: BackendCall): Promise<BackendAnswer> {
+    call = checkCall(call);
     const p = call.params;
     const options = {
       temperature: p.temperature,

@@ -5,6 +5,7 @@ import OpenAI from 'openai';
 import { UnderstudyError, invalidArgument } from '../errors.js';
 import * as v from '../validate.js';
 import { timedHealth, type Backend, type BackendAnswer, type BackendCall, type Health, type Usage } from './backend.js';
+import { checkCall } from './backend-call.js';
 import { AnswerTooLarge, boundedFetch, maxAnswerBytes, withLimits } from './bounded-fetch.js';
 import { realClock, type Clock } from './clock.js';
 import { makeRedactor, redactError } from './redact.js';
@@ -93,6 +94,7 @@ export class RemoteBackend implements Backend {
   }
 
   async answer(call: BackendCall): Promise<BackendAnswer> {
+    call = checkCall(call);
     const waiting = this.coolingFor();
     if (waiting > 0) {
       throw new UnderstudyError('REMOTE_UNAVAILABLE',
