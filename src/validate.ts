@@ -46,7 +46,13 @@ function show(value: unknown): string {
     const length = (value as { byteLength: number }).byteLength;
     return `a ${name} of ${length} bytes`;
   }
-  return Array.isArray(value) ? 'an array' : 'an object';
+  let array: boolean;
+  try {
+    array = Array.isArray(value);
+  } catch {
+    return 'a revoked Proxy';
+  }
+  return array ? 'an array' : 'an object';
 }
 
 /** `showValue` and the type, as argument messages end: `0 of type number`, `an array of type object`. */
@@ -60,7 +66,12 @@ export function fail(expected: string, name: string, value: unknown): never {
 }
 
 export function isPlainObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
+  if (typeof value !== 'object' || value === null) return false;
+  try {
+    return !Array.isArray(value);
+  } catch {
+    return false; // a revoked Proxy, which nothing can be read from
+  }
 }
 
 export function options<T extends object>(value: T | undefined, name = 'options'): Partial<T> {
@@ -129,4 +140,19 @@ export function fn<T extends (...args: never[]) => unknown>(value: unknown, name
   if (value === undefined) return undefined;
   if (typeof value !== 'function') fail('function', name, value);
   return value as T;
+}
+
+/**
+ * The text of a thrown value, for messages: an Error's message, a string as
+ * it is, anything else as showValue() describes it (code a caller passed in
+ * may throw a null-prototype object, which String() cannot convert).
+ */
+export function errorText(err: unknown): string {
+  if (typeof err === 'string') return err;
+  try {
+    if (err instanceof Error && typeof err.message === 'string') return err.message;
+  } catch {
+    // A Proxy whose getPrototypeOf trap throws: described below.
+  }
+  return showValue(err);
 }

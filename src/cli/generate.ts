@@ -3,6 +3,7 @@ import { loadModel } from '../llama/model.js';
 import type { GpuLayers } from '../llama/system.js';
 import { applyLoras, parseLoraFlags } from './lora-flag.js';
 import { parse, requireModel, toNumber, UsageError } from './usage.js';
+import { showValue } from '../validate.js';
 
 export async function generateCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parse(argv, {
@@ -74,6 +75,6 @@ export async function generateCommand(argv: string[]): Promise<number> {
 function gpuLayers(value: unknown): GpuLayers | undefined {
   if (value === undefined || value === 'auto' || value === 'max') return value as GpuLayers | undefined;
   const n = toNumber(value, '--gpu-layers', true);
-  if (n === undefined || n < 0) throw new UsageError(`--gpu-layers expects a non-negative integer, auto or max, got ${JSON.stringify(value)}`);
+  if (n === undefined || n < 0) throw new UsageError(`--gpu-layers expects a non-negative integer, auto or max, got ${showValue(value)}`);
   return n;
 }

@@ -3,6 +3,7 @@
 import { loadModel } from '../llama/model.js';
 import { systemInfo } from '../llama/system.js';
 import { parse, requireModel, UsageError } from './usage.js';
+import { showValue } from '../validate.js';
 
 export async function tokenizeCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parse(argv, {
@@ -31,7 +32,7 @@ export async function infoCommand(argv: string[]): Promise<number> {
     model: { type: 'string', short: 'm' },
     'vocab-only': { type: 'boolean' },
   });
-  if (positionals.length > 0) throw new UsageError(`info takes no positional arguments, got ${JSON.stringify(positionals[0])}`);
+  if (positionals.length > 0) throw new UsageError(`info takes no positional arguments, got ${showValue(positionals[0])}`);
   const model = await loadModel(requireModel(values.model), { vocabOnly: Boolean(values['vocab-only']) });
   try {
     process.stdout.write(JSON.stringify(model.info, null, 2) + '\n');

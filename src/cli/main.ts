@@ -9,6 +9,7 @@ import { embedCommand } from './embed.js';
 import { generateCommand } from './generate.js';
 import { doctorCommand, infoCommand, tokenizeCommand } from './inspect.js';
 import { HELP, UsageError } from './usage.js';
+import { showValue } from '../validate.js';
 
 const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   generate: generateCommand,
@@ -29,7 +30,7 @@ export async function main(argv: string[]): Promise<number> {
   }
   const command = COMMANDS[name];
   try {
-    if (!command) throw new UsageError(`unknown command ${JSON.stringify(name)}`);
+    if (!command) throw new UsageError(`unknown command ${showValue(name)}`);
     if (rest.includes('--help') || rest.includes('-h')) {
       process.stdout.write(HELP);
       return 0;
@@ -46,7 +47,7 @@ export async function main(argv: string[]): Promise<number> {
       process.stderr.write(redact(`understudy: error [${err.code}]: ${err.message}\n`));
       return 1;
     }
-    const message = err instanceof Error ? err.message : String(err);
+    const message = err instanceof Error ? err.message : showValue(err);
     process.stderr.write(redact(`understudy: error [INTERNAL]: ${message}\n`));
     return 1;
   }

@@ -2,6 +2,7 @@
 // remote API and the mock for users' own tests.
 import type { ChatMessage } from '../llama/chat.js';
 import type { Params } from './request.js';
+import { errorText } from '../validate.js';
 
 export interface BackendCall {
   kind: 'chat' | 'complete';
@@ -57,6 +58,6 @@ export async function timedHealth(probe: () => Promise<string>): Promise<Health>
     const detail = await probe();
     return { ok: true, latencyMs: performance.now() - started, detail };
   } catch (err) {
-    return { ok: false, latencyMs: performance.now() - started, detail: err instanceof Error ? err.message : String(err) };
+    return { ok: false, latencyMs: performance.now() - started, detail: errorText(err) };
   }
 }

@@ -3,6 +3,7 @@
 // that names the option or variable it came from.
 import { UnderstudyError } from '../errors.js';
 import * as v from '../validate.js';
+import { showValue } from '../validate.js';
 
 export type Device = 'auto' | 'cpu' | 'cuda' | 'hip';
 
@@ -161,9 +162,10 @@ export function displayUrl(value: string): string {
 
 function configError(source: string, expected: string, raw: unknown): UnderstudyError {
   // A URL may carry credentials: never show more of it than its host and path.
-  const shown = source.includes('API_BASE') || source.endsWith('apiBase') ? JSON.stringify(displayUrl(String(raw)))
-    : source.includes('API_KEY') || source.endsWith('apiKey') ? '(hidden)'
-    : typeof raw === 'string' ? JSON.stringify(raw) : String(raw);
+  // showValue, not String(): the value may be any JS value a caller passed (see src/validate.ts).
+  const shown = source.includes('API_KEY') || source.endsWith('apiKey') ? '(hidden)'
+    : (source.includes('API_BASE') || source.endsWith('apiBase')) && typeof raw === 'string' ? showValue(displayUrl(raw))
+    : showValue(raw);
   return new UnderstudyError('INVALID_CONFIG', `${source} must be ${expected}, got ${shown}`);
 }
 
@@ -222,7 +224,7 @@ function check(source: string, kind: Kind, value: unknown, min = 0, max = 1): un
   if (kind === 'url' && hasCredentials(value as string)) {
     // fetch refuses such URLs, and they would be printed wherever the URL is.
     throw new UnderstudyError('INVALID_CONFIG', `${source} must not carry a user name or password ` +
-      `(put the key in UNDERSTUDY_API_KEY or the apiKey option), got ${JSON.stringify(displayUrl(value as string))}`);
+      `(put the key in UNDERSTUDY_API_KEY or the apiKey option), got ${showValue(displayUrl(value as string))}`);
   }
   return value;
 }
@@ -247,7 +249,7 @@ export function resolveSettings(options: RouterSettings | undefined, env: NodeJS
   const o = v.options(options, 'options') as Record<string, unknown>;
   for (const key of Object.keys(o)) {
     if (!(key in SPEC) && !EXTRA_OPTION_KEYS.has(key)) {
-      throw new UnderstudyError('INVALID_CONFIG', `unknown router option "${key}"`);
+      throw new UnderstudyError('INVALID_CONFIG', `unknown router option ${showValue(key)}`);
     }
   }
   const out: Record<string, unknown> = {};

@@ -13,9 +13,25 @@ import { Router, type RouterOptions } from './router.js';
 import { semanticState } from './semantic-fitness.js';
 import { makeCacheDir } from './store.js';
 import { shareThreads } from './threads.js';
+import * as v from '../validate.js';
 
-export async function createRouter(options: RouterOptions = {}): Promise<Router> {
-  const { local, remote, embedder, env, clock, ...rest } = options;
+/** A backend given in place of the local model or the remote: false, or an object that answers. */
+function checkBackend(value: unknown, name: string): void {
+  if (value === undefined || value === false) return;
+  if (!v.isPlainObject(value) || typeof value.answer !== 'function') {
+    v.fail('backend (an object with answer()) or false', name, value);
+  }
+}
+
+export async function createRouter(options?: RouterOptions): Promise<Router> {
+  const { local, remote, embedder, env, clock, ...rest } = v.options(options, 'options');
+  checkBackend(local, 'local');
+  checkBackend(remote, 'remote');
+  if (embedder !== undefined && embedder !== false && typeof embedder !== 'function') v.fail('function or false', 'embedder', embedder);
+  if (env !== undefined && !v.isPlainObject(env)) v.fail('object of environment variables', 'env', env);
+  if (clock !== undefined && !(v.isPlainObject(clock) && typeof clock.now === 'function' && typeof clock.sleep === 'function')) {
+    v.fail('object with now() and sleep()', 'clock', clock);
+  }
   const settings = resolveSettings(rest, env ?? process.env);
   // Before any model loads: a cache directory that cannot be made fails at once.
   makeCacheDir(resolve(settings.cacheDir), settingSource(settings, 'cacheDir'));
@@ -33,7 +49,7 @@ export async function createRouter(options: RouterOptions = {}): Promise<Router>
     const remoteBackend = !settings.useApi || remote === false ? undefined : remote ?? openAiBackend(settings, clock ?? realClock);
     let embed: Embedder | undefined;
     if (embedder) embed = functionEmbedder(embedder);
-    else if (embedder !== false && settings.embeddingModel) embed = await naming(settings, 'embeddingModel', modelEmbedder(settings.embeddingModel, gpuLayersFor(settings.device)));
+    else if (embedder !== false && settings.embeddingModel) embed = await naming(settings, 'embeddingModel', modelEmbedder(settings.embeddingModel, gpuLayersFor(settings.device), threads.embedding));
     else if (embedder !== false && localBackend?.embed) embed = functionEmbedder(localBackend.embed.bind(localBackend));
     if (embed) owned.push(embed);
     // Made now, so the first call does not pay for creating the embedding context.

@@ -11,6 +11,7 @@ import type { ChatMessage } from '../llama/chat.js';
 import type { Usage } from './backend.js';
 import type { Params } from './request.js';
 import { DATASET_SCHEMA, type Db } from './store.js';
+import { errorText } from '../validate.js';
 
 export interface DatasetRow {
   id: number;
@@ -145,6 +146,6 @@ export async function exportJsonl(rows: Iterable<DatasetRow>, path: string): Pro
 
 function ioError(what: string, err: unknown, folder?: string): UnderstudyError {
   const code = (err as NodeJS.ErrnoException)?.code;
-  const why = code === 'ENOENT' && folder ? `the folder ${folder} does not exist` : err instanceof Error ? err.message : String(err);
+  const why = code === 'ENOENT' && folder ? `the folder ${folder} does not exist` : errorText(err);
   return new UnderstudyError('IO_ERROR', `${what}: ${why}`, { cause: err });
 }

@@ -9,23 +9,31 @@ export type EmbedFunction = (texts: string[]) => Promise<Float32Array[]>;
 export interface Embedder {
   embed: EmbedFunction;
   close(): Promise<void>;
+  /** CPU threads of the embedding context, for a model's embedder. */
+  threads?: number;
 }
 
-/** An embedder over a GGUF embedding model (bge, nomic-embed, ...), loaded once. */
-export async function modelEmbedder(path: string, gpuLayers: GpuLayers): Promise<Embedder> {
+/**
+ * An embedder over a GGUF embedding model (bge, nomic-embed, ...), loaded once.
+ * `threads` is its share of the router's thread budget (see threads.ts): with
+ * the context's default, all cores, it would fight the generation context.
+ */
+export async function modelEmbedder(path: string, gpuLayers: GpuLayers, threads?: number): Promise<Embedder> {
   const model: Model = await loadModel(path, { gpuLayers });
   let context: Context;
   try {
-    context = await model.createContext({ embeddings: true, contextSize: 512, sequences: 8 });
+    context = await model.createContext({ embeddings: true, contextSize: 512, sequences: 8, ...(threads ? { threads } : {}) });
   } catch (err) {
-    model.dispose();
+    // Awaited: the caller may load another model at once, and this one's memory must be gone first.
+    await model.dispose();
     throw err;
   }
   return {
     embed: (texts) => context.embed(texts, { truncate: true }),
+    threads: context.info().threads,
     close: async () => {
-      context.dispose();
-      model.dispose();
+      await context.dispose();
+      await model.dispose();
     },
   };
 }

@@ -2,6 +2,7 @@
 // events, the dataset, the cache, errors and their causes): the configured API
 // key wherever it appears, whatever its length, and bearer tokens.
 import { UnderstudyError } from '../errors.js';
+import { showValue } from '../validate.js';
 
 export type Redact = (text: string) => string;
 
@@ -40,7 +41,7 @@ export function redactError<E extends Error>(err: E, redact: Redact): E {
 function safeCause(cause: unknown, redact: Redact, depth: number): unknown {
   if (depth >= MAX_DEPTH) return undefined;
   if (!(cause instanceof Error)) {
-    return typeof cause === 'string' ? redact(cause) : cause === undefined || cause === null ? cause : redact(String(cause));
+    return typeof cause === 'string' ? redact(cause) : cause === undefined || cause === null ? cause : redact(showValue(cause));
   }
   const copy = new Error(redact(cause.message));
   copy.name = cause.name;

@@ -3,6 +3,7 @@
 // wait (Retry-After).
 import OpenAI from 'openai';
 import { UnderstudyError } from '../errors.js';
+import { errorText } from '../validate.js';
 
 export interface RemoteFailure {
   error: UnderstudyError;
@@ -54,7 +55,7 @@ export function classify(err: unknown, where: string): RemoteFailure {
     // 400 and 422 are about this request; 401, 403 and 404 about the remote's setup.
     return { error: new UnderstudyError('REMOTE_REJECTED', detail, { cause: err }), retryable: false, countsAgainstRemote: status !== 400 && status !== 422 };
   }
-  const message = err instanceof Error ? err.message : String(err);
+  const message = errorText(err);
   return {
     error: new UnderstudyError('REMOTE_BAD_RESPONSE', `${where} sent a response that could not be read: ${message}`, { cause: err }),
     retryable: true,

@@ -87,7 +87,8 @@ export function normalize(kind: 'chat' | 'complete', request: unknown, settings:
   };
 }
 
-function checkTask(task: unknown): string {
+/** A task name as calls give it; readiness(), datasetRows() and exportDataset() check theirs the same way. */
+export function checkTask(task: unknown): string {
   if (typeof task !== 'string' || !/^[\w.:/@-]{1,100}$/.test(task)) {
     v.fail('task name of 1 to 100 letters, digits or . : / @ - _', 'task', task);
   }

@@ -19,12 +19,14 @@ import { Readiness, type ReadinessState } from './readiness.js';
 import { makeRedactor, redactError } from './redact.js';
 import { RemoteBackend } from './remote-backend.js';
 import {
-  cacheable, cacheKey, embeddingText, normalize, paramsSignature,
+  cacheable, cacheKey, checkTask, embeddingText, normalize, paramsSignature,
   type ChatRequest, type CompleteRequest, type NormalRequest, type Route,
 } from './request.js';
 import type { SemanticState } from './semantic-fitness.js';
 import { semanticSignature } from './semantic-guard.js';
 import { SemanticIndex } from './semantic-index.js';
+import * as v from '../validate.js';
+import { errorText } from '../validate.js';
 import { openRebuildable, openStore, type Db } from './store.js';
 import { RouterStream } from './stream.js';
 
@@ -159,16 +161,19 @@ export class Router extends EventEmitter {
   }
 
   #start(kind: 'chat' | 'complete', request: (ChatRequest | CompleteRequest) & { stream?: boolean }) {
-    const stream = (request as { stream?: unknown })?.stream === true;
-    if (!stream) return this.#track(this.#call(kind, request, undefined));
+    let stream: boolean;
+    try {
+      stream = (request as { stream?: unknown } | null | undefined)?.stream === true;
+    } catch (err) {
+      // A getter or Proxy trap of the caller's threw: the call rejects with it (an
+      // async method never throws), unchanged, as it would from the request check.
+      return this.#track(Promise.reject(err));
+    }
+    if (!stream) return this.#track(this.#call(kind, request, undefined, undefined));
+    // The stream's own abort joins the request's signal after the request is
+    // checked: the caller's object is never copied (a Proxy's traps would run).
     const controller = new AbortController();
-    return new RouterStream<RouterResult>((push) => {
-      const own = (request as { signal?: unknown })?.signal;
-      // A signal that is not one is left for the request check to report.
-      if (own !== undefined && !(own instanceof AbortSignal)) return this.#track(this.#call(kind, request, push));
-      const signal = own ? AbortSignal.any([own, controller.signal]) : controller.signal;
-      return this.#track(this.#call(kind, { ...request, signal }, push));
-    }, () => controller.abort());
+    return new RouterStream<RouterResult>((push) => this.#track(this.#call(kind, request, push, controller.signal)), () => controller.abort());
   }
 
   #track<T>(promise: Promise<T>): Promise<T> {
@@ -178,13 +183,22 @@ export class Router extends EventEmitter {
     return promise;
   }
 
-  async #call(kind: 'chat' | 'complete', raw: unknown, onText: ((t: string) => void) | undefined): Promise<RouterResult> {
+  async #call(kind: 'chat' | 'complete', raw: unknown, onText: ((t: string) => void) | undefined,
+    stop: AbortSignal | undefined): Promise<RouterResult> {
     const started = performance.now();
     try {
-      return await this.#route(kind, raw, onText, started);
+      return await this.#route(kind, raw, onText, started, stop);
     } catch (err) {
+      // The caller's own exception (a getter of their request threw) is theirs to
+      // handle: passed through unchanged, not disguised as a NATIVE_ERROR of ours.
+      if (err instanceof CallersOwn) throw err.error;
       const error = redactError(err instanceof UnderstudyError ? err : new UnderstudyError('NATIVE_ERROR', errorText(err), { cause: err }), this.#redact);
-      const task = (raw as { task?: unknown } | null)?.task;
+      let task: unknown;
+      try {
+        task = (raw as { task?: unknown } | null)?.task;
+      } catch {
+        // A throwing getter: the event goes without a task.
+      }
       const event: FailureEvent = { task: typeof task === 'string' ? task : undefined, code: error.code, message: error.message, latencyMs: performance.now() - started };
       if (!this.settings.quiet) process.stderr.write(`${failureLine(event)}\n`);
       this.emit('failure', event);
@@ -192,13 +206,13 @@ export class Router extends EventEmitter {
     }
   }
 
-  async #route(kind: 'chat' | 'complete', raw: unknown, onText: ((t: string) => void) | undefined, started: number): Promise<RouterResult> {
+  async #route(kind: 'chat' | 'complete', raw: unknown, onText: ((t: string) => void) | undefined, started: number,
+    stop: AbortSignal | undefined): Promise<RouterResult> {
     if (this.#closed) throw new UnderstudyError('CLOSED', 'the router has been closed');
-    if (raw !== null && typeof raw === 'object' && 'stream' in raw) {
-      const { stream: _ignored, ...rest } = raw as Record<string, unknown>;
-      raw = rest;
-    }
-    const request = normalize(kind, raw, this.settings);
+    const request = callersOwn(() => normalize(kind, raw, this.settings));
+    // chat() and complete() read `stream`; it must be a boolean too (normalize has checked that raw is an object).
+    callersOwn(() => v.boolean((raw as { stream?: unknown }).stream, 'stream', false));
+    if (stop) request.signal = request.signal ? AbortSignal.any([request.signal, stop]) : stop;
     if (request.signal?.aborted) throw abortedError('the call');
     const key = cacheable(request, this.settings) ? cacheKey(request, this.#model) : undefined;
     // A forced backend route still fills the caches, but does not read them.
@@ -423,13 +437,13 @@ export class Router extends EventEmitter {
   /** A task's readiness: the rolling similarity of local to remote answers. */
   readiness(task: string): ReadinessState {
     this.#open();
-    return this.#readiness.state(task);
+    return this.#readiness.state(checkTask(task));
   }
 
   /** The remote interactions logged so far, in order (optionally of one task). */
   datasetRows(task?: string): DatasetRow[] {
     this.#open();
-    return [...this.#dataset.rows(task)];
+    return [...this.#dataset.rows(task === undefined ? undefined : checkTask(task))];
   }
 
   /** The tasks in the dataset, with their row counts. */
@@ -441,8 +455,13 @@ export class Router extends EventEmitter {
   /** Writes the dataset as JSONL in chat format; returns the number of rows. */
   async exportDataset(path: string, options: { task?: string } = {}): Promise<number> {
     this.#open();
+    v.nonEmptyString(path, 'path');
+    // fs refuses a NUL in a path with a raw TypeError, and only after the temp file's name was made from it.
+    if (path.includes('\0')) v.fail('file path without NUL characters', 'path', path);
+    const task = v.options(options).task;
+    const rows = this.#dataset.rows(task === undefined ? undefined : checkTask(task));
     // close() waits for an export as it does for calls: the dataset stays open under it.
-    return this.#track(exportJsonl(this.#dataset.rows(options.task), path));
+    return this.#track(exportJsonl(rows, path));
   }
 
   /** Each backend's health check. */
@@ -496,8 +515,18 @@ export class Router extends EventEmitter {
   }
 }
 
-function errorText(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
+/** A caller's own exception, thrown by a getter or Proxy trap of their request while it was read. */
+class CallersOwn {
+  constructor(readonly error: unknown) {}
+}
+
+/** Runs `read`, which reads the caller's request: what it throws that is not ours is the caller's own. */
+function callersOwn<T>(read: () => T): T {
+  try {
+    return read();
+  } catch (err) {
+    throw err instanceof UnderstudyError ? err : new CallersOwn(err);
+  }
 }
 
 /** Waits for `promise`, or fails with ABORTED as soon as `signal` aborts. */

@@ -6,6 +6,7 @@
 // could be (within a margin), the semantic cache stays off, with one warning.
 import type { EmbedFunction } from './embedder.js';
 import { cosine } from './embedder.js';
+import { errorText } from '../validate.js';
 
 /** Pairs no cache should ever confuse: different topics, forms and lengths. */
 export const UNRELATED_PAIRS: readonly (readonly [string, string])[] = [
@@ -61,7 +62,7 @@ export async function semanticState(wanted: boolean, embed: EmbedFunction | unde
     f = await checkEmbedder(embed, threshold);
   } catch (err) {
     // The cache only saves work: an embedder that fails here leaves it off, not the router.
-    return { on: false, warning: `the semantic cache stays off: ${embedderName} failed its check (${err instanceof Error ? err.message : String(err)})` };
+    return { on: false, warning: `the semantic cache stays off: ${embedderName} failed its check (${errorText(err)})` };
   }
   if (f.fit) return { on: true };
   return {
