@@ -11,7 +11,14 @@ Napi::Function AbortFlag::Define(Napi::Env env) {
   });
 }
 
-AbortFlag::AbortFlag(const Napi::CallbackInfo& info) : Napi::ObjectWrap<AbortFlag>(info) {}
+// A JS callback outside Guarded: only a Napi::Error may leave it (the flag's
+// make_shared can throw bad_alloc).
+AbortFlag::AbortFlag(const Napi::CallbackInfo& info) try : Napi::ObjectWrap<AbortFlag>(info) {
+} catch (const Napi::Error&) {
+  throw;
+} catch (const std::exception& e) {
+  throw MakeError(info.Env(), CodeOf(e), MessageOf(e));
+}
 
 Napi::Value AbortFlag::Abort(const Napi::CallbackInfo& info) {
   flag_->store(true);

@@ -90,12 +90,18 @@ Napi::Function Context::Define(Napi::Env env) {
   });
 }
 
-Context::Context(const Napi::CallbackInfo& info)
+// Constructors are JS callbacks too, outside Guarded: only a Napi::Error may
+// leave one (make_shared can throw bad_alloc).
+Context::Context(const Napi::CallbackInfo& info) try
     : Napi::ObjectWrap<Context>(info),
       handle_(NativeConstruct<ContextHandle>::Take(info.Env(), "Context cannot be constructed directly: use model.createContext()")),
       lease_(std::make_shared<SchedulerLease>(handle_->lease)) {
   reported_ = KvCacheBytes(*handle_);
   Napi::MemoryManagement::AdjustExternalMemory(info.Env(), reported_);
+} catch (const Napi::Error&) {
+  throw;
+} catch (const std::exception& e) {
+  throw MakeError(info.Env(), CodeOf(e), MessageOf(e));
 }
 
 Napi::Object Context::Wrap(Napi::Env env, std::shared_ptr<ContextHandle> handle) {
