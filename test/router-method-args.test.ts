@@ -94,6 +94,22 @@ test('stream must be a boolean', async () => {
   }
 });
 
+test('health() reports a caller\'s backend without health(), or whose health() throws, as not ok instead of rejecting', async () => {
+  const answer = async () => ({ text: 'a', usage: { promptTokens: 0, completionTokens: 0, totalTokens: 0 }, model: 'b' });
+  const r = await createRouter({
+    local: { kind: 'local', model: 'l', answer, health: () => { throw new Mine('no disk'); } } as never,
+    remote: { kind: 'remote', model: 'r', answer } as never,
+    embedder: false, cacheDir: freshDir('method-args-health'), quiet: true, env: {},
+  });
+  try {
+    const h = await r.health();
+    assert.equal({ ok: h.local?.ok, detail: h.local?.detail }, { ok: false, detail: 'no disk' });
+    assert.equal({ ok: h.remote?.ok, detail: h.remote?.detail }, { ok: false, detail: 'this backend has no health()' });
+  } finally {
+    await r.close();
+  }
+});
+
 test('after close(), CLOSED comes before any argument check', async () => {
   const r = await open();
   await r.close();

@@ -467,8 +467,19 @@ export class Router extends EventEmitter {
   /** Each backend's health check. */
   async health(): Promise<{ local?: Health; remote?: Health }> {
     this.#open();
-    const [local, remote] = await Promise.all([this.local?.health(), this.remote?.health()]);
+    const [local, remote] = await Promise.all([this.local && this.#healthOf(this.local), this.remote && this.#healthOf(this.remote)]);
     return { ...(local ? { local } : {}), ...(remote ? { remote } : {}) };
+  }
+
+  /** A backend's own check. A caller's backend may have none, or one that throws: that reads as not ok. */
+  async #healthOf(backend: Backend): Promise<Health> {
+    const started = performance.now();
+    try {
+      if (typeof backend.health !== 'function') return { ok: false, latencyMs: 0, detail: 'this backend has no health()' };
+      return await backend.health();
+    } catch (err) {
+      return { ok: false, latencyMs: performance.now() - started, detail: this.#redact(errorText(err)) };
+    }
   }
 
   /** Resolves when no background check is queued or running. */
