@@ -16,12 +16,6 @@ namespace {
 // dispose() cut a long prompt short instead of waiting for it.
 bool ShouldAbort(void* data) {
   auto* h = static_cast<ContextHandle*>(data);
-  // Only the scheduler thread decodes on a generation context (embeddings
-  // contexts have none): remember it, so that disposal can wait for its exit.
-  if (!h->embeddings) {
-    const long self = SchedulerLease::CurrentThread();
-    if (h->lease->scheduler_thread.load(std::memory_order_relaxed) != self) h->lease->scheduler_thread.store(self);
-  }
   if (h->disposed.load(std::memory_order_relaxed)) return true;
   const SharedFlag& flag = h->active_abort;
   return flag && flag->load(std::memory_order_relaxed);
@@ -135,8 +129,8 @@ Napi::Value Context::Create(const Napi::CallbackInfo& info, std::shared_ptr<Mode
   return worker->Start();
 }
 
-// The generation gets the context through the lease: if it starts the scheduler
-// thread, that thread keeps the lease, not the context.
+// The generation gets the context through the lease: a parse thread that
+// submits it later holds the lease, never the context.
 Napi::Value Context::Generate(const Napi::CallbackInfo& info) {
   auto h = Handle(info.Env());
   return StartGeneration(info, std::shared_ptr<ContextHandle>(lease_, h.get()), Value());

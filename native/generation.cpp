@@ -10,7 +10,7 @@ namespace {
 
 // Hands a request whose sampler is built to the context's scheduler.
 void Submit(const std::shared_ptr<Request>& request, const std::shared_ptr<ContextHandle>& handle) {
-  if (!handle->scheduler->Submit(request, handle)) {
+  if (!handle->scheduler->Submit(request)) {
     request->Fail("QUEUE_FULL", "too many generations are waiting for this context: retry later or raise maxQueued");
   }
 }

@@ -51,31 +51,25 @@ struct AdapterHandle {
   AdapterHandle& operator=(const AdapterHandle&) = delete;
 };
 
-// The scheduler thread must never hold the last reference to its context: the
-// context would then be freed on that thread, which nobody can join (it is
-// detached), so nobody could tell when its memory and threads are gone. The
-// thread holds a lease instead (a shared pointer that aliases the context but
-// owns only the lease), and the context's destructor waits until the lease is
-// let go and, when the scheduler thread let go last, until that thread has
-// exited.
+// Work that may submit a generation later (a parse thread) must not hold the
+// context, or the context could be freed on that thread; it holds a lease
+// instead (a shared pointer that aliases the context but owns only the lease).
+// The context's destructor waits until the lease is let go, so nothing submits
+// any more, then joins its scheduler thread (which holds neither).
 class SchedulerLease {
  public:
   struct State {
     std::mutex mutex;
     std::condition_variable cv;
     bool held = false;
-    long exiting = 0;                      // the scheduler thread, when it let go last
-    std::atomic<long> scheduler_thread{0};  // OS id of the thread that decodes, once seen
   };
 
   // JS thread.
   explicit SchedulerLease(std::shared_ptr<State> state);
-  // Any thread: the scheduler thread at the end of its run, a parse thread, the JS thread.
+  // Any thread: a parse thread, the JS thread.
   ~SchedulerLease();
-  // Waits until the lease is gone and the scheduler thread has exited if it let go last.
+  // Waits until the lease is gone.
   static void Wait(State& state);
-  // The calling thread's OS id (0 where there is none to wait on).
-  static long CurrentThread();
 
  private:
   std::shared_ptr<State> state_;
@@ -116,7 +110,7 @@ struct ContextHandle {
       scheduler->Shutdown();
       SchedulerLease::Wait(*lease);
     }
-    scheduler.reset();
+    scheduler.reset();  // joins its thread
     llama_batch_free(batch);
     llama_free(ctx);
     adapters.clear();

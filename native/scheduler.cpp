@@ -27,7 +27,24 @@ void AddToken(llama_batch& b, llama_token token, llama_pos pos, llama_seq_id seq
 Scheduler::Scheduler(ContextHandle* owner, int32_t slots, size_t max_queued)
     : owner_(owner), slots_(static_cast<size_t>(std::max(1, slots))), max_queued_(max_queued) {}
 
-bool Scheduler::Submit(std::shared_ptr<Request> request, std::shared_ptr<ContextHandle> self) {
+Scheduler::~Scheduler() {
+  Shutdown();
+  std::thread thread;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    thread.swap(thread_);
+  }
+  if (!thread.joinable()) return;
+  // Cannot happen (the thread holds no reference to the context), but joining
+  // itself would throw from a destructor and end the process.
+  if (thread.get_id() == std::this_thread::get_id()) {
+    thread.detach();
+    return;
+  }
+  thread.join();
+}
+
+bool Scheduler::Submit(std::shared_ptr<Request> request) {
   {
     std::lock_guard<std::mutex> lock(mutex_);
     if (stopping_) {
@@ -37,10 +54,9 @@ bool Scheduler::Submit(std::shared_ptr<Request> request, std::shared_ptr<Context
     const size_t free_slots = slots_.size() - active_;
     if (queue_.size() >= max_queued_ + free_slots) return false;
     if (!running_) {
-      // Detached: the thread holds the context; it ends at Shutdown(), and if it
-      // is the last holder, the context is freed on it.
+      // The thread holds nothing: the context's destructor stops and joins it.
       try {
-        std::thread([this, self]() mutable { Run(std::move(self)); }).detach();
+        thread_ = std::thread([this] { Run(); });
       } catch (const std::exception& e) {
         request->Fail("NATIVE_ERROR", std::string("could not start the generation thread: ") + e.what());
         return true;
@@ -82,7 +98,7 @@ void Scheduler::ClearCaches() {
   llama_memory_clear(llama_get_memory(owner_->ctx), true);
 }
 
-void Scheduler::Run(std::shared_ptr<ContextHandle> self) {
+void Scheduler::Run() {
   for (;;) {
     {
       std::unique_lock<std::mutex> lock(mutex_);
@@ -102,7 +118,6 @@ void Scheduler::Run(std::shared_ptr<ContextHandle> self) {
     }
   }
   FailAll("DISPOSED", "the context was disposed during generation");
-  self.reset();  // may free the context, here on this thread
 }
 
 // Moves waiting requests into free slots, each into the slot whose cache shares

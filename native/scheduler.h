@@ -10,6 +10,7 @@
 #include <deque>
 #include <memory>
 #include <mutex>
+#include <thread>
 #include <vector>
 #include "request.h"
 
@@ -20,10 +21,14 @@ struct ContextHandle;
 class Scheduler {
  public:
   Scheduler(ContextHandle* owner, int32_t slots, size_t max_queued);
+  // Joins the thread (after Shutdown()): the context that owns this scheduler
+  // is freed only once its thread has exited. Never runs on that thread, which
+  // holds no reference to the context.
+  ~Scheduler();
 
-  // JS thread. Queues the request; false when the queue is full. `self` keeps
-  // the context alive for as long as the scheduler thread runs.
-  bool Submit(std::shared_ptr<Request> request, std::shared_ptr<ContextHandle> self);
+  // JS thread or a parse thread, while the caller holds the context's lease.
+  // Queues the request; false when the queue is full.
+  bool Submit(std::shared_ptr<Request> request);
   // JS thread: no request active or waiting.
   bool Idle();
   // JS thread: runs `fn` between steps, if no request is active or waiting, and
@@ -53,7 +58,7 @@ class Scheduler {
     int32_t logits_at = -1;           // batch index of this slot's logits, or -1
   };
 
-  void Run(std::shared_ptr<ContextHandle> self);
+  void Run();
   void Admit();
   void AdmitTo(llama_memory_t mem, size_t seq, Slot& slot, Request& r);
   void Forget(size_t seq);
@@ -74,6 +79,7 @@ class Scheduler {
   std::deque<std::shared_ptr<Request>> queue_;  // guarded by mutex_
   size_t active_ = 0;                           // guarded by mutex_
   bool running_ = false;                        // guarded by mutex_: thread started
+  std::thread thread_;                          // guarded by mutex_
   bool stopping_ = false;                       // guarded by mutex_
 };
 
