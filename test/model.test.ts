@@ -124,4 +124,22 @@ test('dispose frees the model and its contexts; later calls fail with DISPOSED',
   }
 });
 
+test("an exception from the caller's own getter reaches them unchanged, not as NATIVE_ERROR", async () => {
+  const model = await within(loadModel(storiesModel, { vocabOnly: true }));
+  const mine = new Error('my getter');
+  const tokens = [1, 2];
+  Object.defineProperty(tokens, 1, { get: () => { throw mine; } });
+  const options = { get special(): boolean { throw mine; } };
+  const seen: unknown[] = [];
+  for (const call of [() => model.detokenize(tokens), () => model.tokenPiece(1, options)]) {
+    try {
+      call();
+    } catch (err) {
+      seen.push(err);
+    }
+  }
+  assert.equal(seen.map((e) => e === mine), [true, true]);
+  model.dispose();
+});
+
 test.run();

@@ -133,16 +133,20 @@ export class Model {
   }
 
   detokenize(tokens: ArrayLike<number>, options?: DetokenizeOptions): string {
+    // Read outside #call: an exception from the caller's own getter reaches them unchanged.
     const o = v.options(options);
-    return this.#call(() => this.#live().detokenize(toTokenArray(tokens, 'tokens'),
-      v.boolean(o.removeSpecial, 'removeSpecial', false), v.boolean(o.unparseSpecial, 'unparseSpecial', false)));
+    const array = toTokenArray(tokens, 'tokens');
+    const removeSpecial = v.boolean(o.removeSpecial, 'removeSpecial', false);
+    const unparseSpecial = v.boolean(o.unparseSpecial, 'unparseSpecial', false);
+    return this.#call(() => this.#live().detokenize(array, removeSpecial, unparseSpecial));
   }
 
   /** The bytes one token renders to: possibly part of a UTF-8 character. */
   tokenPiece(token: number, options?: { special?: boolean }): Uint8Array {
     v.integer(token, 'token', 0, 0);
     const o = v.options(options);
-    return this.#call(() => new Uint8Array(this.#live().tokenPiece(token, v.boolean(o.special, 'special', false))));
+    const special = v.boolean(o.special, 'special', false);
+    return this.#call(() => new Uint8Array(this.#live().tokenPiece(token, special)));
   }
 
   async createContext(options?: ContextOptions): Promise<Context> {
