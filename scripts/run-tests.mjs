@@ -27,6 +27,12 @@ if (tsc.status !== 0) {
   console.error('run-tests: the TypeScript build failed');
   process.exit(1);
 }
+// Tests, scripts and benches are type-checked too: tsx runs them without checking.
+const check = spawnSync(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.check.json'], { cwd: root, stdio: 'inherit' });
+if (check.status !== 0) {
+  console.error('run-tests: the type check of tests, scripts and benches failed');
+  process.exit(1);
+}
 
 const filters = process.argv.slice(2);
 const files = readdirSync(join(root, 'test'))

@@ -4,6 +4,11 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { loadModel, type Context, type Model } from '../src/index.js';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { GgufValueType } from '../src/gguf/format.js';
+import { parseRaw, serializeRaw } from './fuzz/raw-gguf.js';
 import { rejection, storiesModel, within } from './helpers.js';
 
 let model: Model;
@@ -62,6 +67,26 @@ test('embedding and generation contexts refuse each other\'s calls', async () =>
     assert.match((await rejection(ctx.generate('x').result)).message, /created for embeddings/);
   } finally {
     gen.dispose();
+  }
+});
+
+test('a model that declares pooling NONE is mean-pooled, as one that declares none', async () => {
+  const raw = await parseRaw(storiesModel);
+  raw.kvs.push({ key: 'llama.pooling_type', type: GgufValueType.UINT32, value: 0 });
+  const dir = mkdtempSync(join(tmpdir(), 'understudy-pooling-'));
+  const path = join(dir, 'pooling-none.gguf');
+  writeFileSync(path, serializeRaw(raw));
+  const declared = await within(loadModel(path));
+  try {
+    assert.is(declared.info.metadata['llama.pooling_type'], '0');
+    const embedder = await within(declared.createContext({ embeddings: true, contextSize: 256 }));
+    assert.is(embedder.info().pooling, 1, 'mean pooling');
+    const [a] = await within(embedder.embed(['The cat sat on the mat.']));
+    const [b] = await within(ctx.embed(['The cat sat on the mat.']));
+    assert.ok(Math.max(...a.map((x, i) => Math.abs(x - b[i]))) < 1e-4, 'the same vector as the model without the key');
+  } finally {
+    await declared.dispose();
+    rmSync(dir, { recursive: true, force: true });
   }
 });
 

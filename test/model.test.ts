@@ -2,7 +2,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { loadModel, systemInfo } from '../src/index.js';
-import { rejection, storiesModel, tinyModel, within } from './helpers.js';
+import { rejection, storiesModel, thrown, tinyModel, within } from './helpers.js';
 
 test('info describes stories260K as llama.cpp reads it', async () => {
   const model = await within(loadModel(storiesModel));
@@ -83,6 +83,13 @@ test('tokenize and detokenize round trip, with and without special tokens', asyn
     assert.is(model.detokenize(model.tokenize(text, { addSpecial: false })), text);
     assert.is(model.detokenize(ids, { removeSpecial: true }), ' ' + text);
     assert.is(model.detokenize(ids, { unparseSpecial: true }), '<s> ' + text);
+    // A sparse array with a huge length fails at its first hole, before any allocation.
+    const sparse: number[] = [];
+    sparse.length = 2 ** 32 - 1;
+    sparse[0] = 1;
+    const err = thrown(() => model.detokenize(sparse));
+    assert.is(err.code, 'INVALID_ARGUMENT');
+    assert.is(err.message, 'Expected array of token ids for tokens[1] but received undefined of type undefined');
     // "<s>" is text unless special parsing is asked for.
     assert.not.ok(model.tokenize('<s>hi', { addSpecial: false }).includes(1));
     assert.ok(model.tokenize('<s>hi', { addSpecial: false, parseSpecial: true }).includes(1));

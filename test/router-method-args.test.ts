@@ -63,13 +63,13 @@ test('chat and complete reject (never throw) when reading the request throws, wi
   try {
     const proxy = new Proxy({}, { get: throwing });
     let promise: Promise<unknown> | undefined;
-    assert.not.throws(() => { promise = r.chat(proxy as never); });
+    assert.not.throws(() => { promise = r.chat(proxy as never) as unknown as Promise<unknown>; });
     assert.instance(await rejection(promise!), Mine);
     // A trap the router no longer runs: the request is read, not copied or probed with `in`.
     const probed = new Proxy({ messages: [{ role: 'user', content: 'hi' }] }, { has: throwing, ownKeys: throwing });
-    assert.is((await r.chat(probed as never)).text, 'Echo: hi');
+    assert.is((await (r.chat(probed as never) as unknown as Promise<{ text: string }>)).text, 'Echo: hi');
     const getter = { prompt: 'x', get maxTokens(): number { return throwing(); } };
-    const err = await rejection(r.complete(getter as never));
+    const err = await rejection(r.complete(getter as never) as unknown as Promise<unknown>);
     assert.instance(err, Mine, 'not wrapped as NATIVE_ERROR');
     // The stream form too: its result fails with the caller's error.
     const stream = r.chat({ messages: [{ role: 'user', content: 'hi' }], stream: true, get task(): string { return throwing(); } } as never);
@@ -82,7 +82,7 @@ test('chat and complete reject (never throw) when reading the request throws, wi
 test('stream must be a boolean', async () => {
   const r = await open();
   try {
-    const err = await rejection(r.chat({ messages: [{ role: 'user', content: 'hi' }], stream: 'yes' } as never));
+    const err = await rejection(r.chat({ messages: [{ role: 'user', content: 'hi' }], stream: 'yes' } as never) as unknown as Promise<unknown>);
     assert.equal(code(err), { code: 'INVALID_ARGUMENT', message: 'Expected boolean for stream but received "yes" of type string' });
     // A streamed call still streams, and its abort still works.
     const s = r.chat({ messages: [{ role: 'user', content: 'hi' }], stream: true });

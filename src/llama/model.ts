@@ -239,8 +239,11 @@ export class Model {
   }
 
   // Embedding contexts use the model's own pooling when its GGUF declares one.
+  // A declared NONE (0) counts as none: embed() returns one vector per text, so
+  // such a model is mean-pooled, as one that declares nothing.
   #poolingDeclared(): boolean {
-    return `${this.#info.architecture}.pooling_type` in this.#info.metadata;
+    const declared = this.#info.metadata[`${this.#info.architecture}.pooling_type`];
+    return declared !== undefined && Number(declared) !== 0;
   }
 
   #live(): NativeModel {
@@ -260,11 +263,11 @@ export class Model {
 export function toTokenArray(tokens: ArrayLike<number>, name: string): Int32Array {
   if (tokens instanceof Int32Array) return tokens;
   if (!Array.isArray(tokens) && !ArrayBuffer.isView(tokens)) v.fail('array of token ids', name, tokens);
-  const out = new Int32Array(tokens.length);
+  // Every element is checked before anything is allocated: a sparse array with a
+  // huge length fails at its first hole instead of allocating gigabytes first.
   for (let i = 0; i < tokens.length; i++) {
     const t = tokens[i];
     if (!Number.isInteger(t) || t < 0 || t > 2 ** 31 - 1) v.fail('array of token ids', `${name}[${i}]`, t);
-    out[i] = t;
   }
-  return out;
+  return Int32Array.from(tokens);
 }
