@@ -21,6 +21,7 @@ import {
   routerHitTable, SEMANTIC_GOAL_P99_MS, semanticTable, servingTable, writeResults,
   type ComparisonRow, type ExtraRow, type ParallelRow, type ServingRow,
 } from './report.js';
+import { printStall, runStallBench } from './stall-section.js';
 import { HIT_REQUEST, runRouterBench, type RouterBenchOptions, type RouterBenchResult } from './router.js';
 
 const DEFAULT_NPL: Record<ModelKey, number[]> = { stories: [1, 4, 16, 64], tinyllama: [1, 4, 16] };
@@ -28,7 +29,7 @@ const PARALLEL_SHAPE = { nPrompt: 128, nGen: 128 };
 const LAG_SEQUENCES = 16;
 const SKIPPABLE = ['parallel', 'embeddings', 'node-llama-cpp', 'router'] as const;
 // 'models': llama-bench, node-llama-cpp and ours on each model (everything but the router).
-const SECTIONS = ['models', 'router'] as const;
+const SECTIONS = ['models', 'router', 'stall'] as const;
 const ROUTER_SIZES = [10_000, 100_000];
 // Prompts embedded one per call and batches of 8, per model: TinyLlama takes ~0.5 s a prompt on 2 cores.
 const ROUTER_EMBED: Record<ModelKey, { singles: number; batches: number }> = { stories: { singles: 300, batches: 40 }, tinyllama: { singles: 30, batches: 4 } };
@@ -39,7 +40,7 @@ const USAGE = `usage: npm run bench -- [options]
   --models LIST   comma-separated: stories,tinyllama (default both)
   --npl LIST      parallel sequences to measure, e.g. 1,4,16 (default ${DEFAULT_NPL.stories.join(',')} on stories260K, ${DEFAULT_NPL.tinyllama.join(',')} on tinyllama)
   --skip LIST     leave out some of: ${SKIPPABLE.join(', ')}
-  --only LIST     run only these sections: ${SECTIONS.join(', ')} (models: everything but the router)
+  --only LIST     run only these sections: ${SECTIONS.join(', ')} (models: everything but the router; stall: the semantic index's event-loop stalls at 50k entries)
   --router-sizes LIST  semantic-index sizes, e.g. 10000 (default ${ROUTER_SIZES.join(',')}; --quick: ${ROUTER_SIZES[0]})
   --router-calls N     timed exact-cache hits (default 20000, after a tenth as many warm-up calls)
   --name NAME     results file bench/results/NAME.json (default cpu-<hostname>-<date>)
@@ -80,6 +81,7 @@ async function main(): Promise<void> {
   for (const s of only) if (!(SECTIONS as readonly string[]).includes(s)) throw new Error(`--only: unknown "${s}" (known: ${SECTIONS.join(', ')})`);
   const runModels = only.has('models');
   const runRouter = only.has('router') && !skip.has('router');
+  const runStall = only.has('stall');
   const routerSizes = values['router-sizes'] === undefined ? (quick ? ROUTER_SIZES.slice(0, 1) : ROUTER_SIZES) : intList(values['router-sizes'], 'router-sizes');
   const routerCalls = positiveInt(values['router-calls'], 'router-calls', 20_000);
   const date = new Date();
@@ -212,6 +214,7 @@ async function main(): Promise<void> {
     embed: models.map((m) => ({ label: m.label, path: m.path, ...ROUTER_EMBED[m.key as ModelKey] })), minTokens: 30,
   };
   if (runRouter) router = await runRouterBench(routerOptions, phase);
+  const stall = runStall ? runStallBench(50_000, log) : null;
 
   if (rows.length > 0) {
     console.log(`\n${comparisonTable(rows)}\n`);
@@ -233,6 +236,7 @@ async function main(): Promise<void> {
   }
   if (serving.length > 0) console.log(`\n${servingTable(serving)}\n`);
   if (router) printRouter(router, models);
+  if (stall) printStall(stall);
   const contention = monitor.stop();
   const contended = Object.entries(contention).filter(([, c]) => c.contended > 0.05 * c.samples);
   if (contended.length > 0) {
@@ -274,6 +278,7 @@ async function main(): Promise<void> {
     })),
     serving,
     router: router ? { settings: { ...routerOptions, hitRequest: HIT_REQUEST }, ...router } : null,
+    stall,
     results,
   });
   console.log(`wrote ${out}`);
