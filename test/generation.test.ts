@@ -178,4 +178,11 @@ test('a failed generation nobody looks at raises no unhandled rejection', async 
   }
 });
 
+test("a caller's own error with a Node-style code (ENOENT) comes back unchanged, not as NATIVE_ERROR", async () => {
+  const mine = Object.assign(new Error('my getter'), { code: 'ENOENT' });
+  const options = { get maxTokens(): number { throw mine; } };
+  assert.is(await rejection(ctx.complete('Once', options as never)), mine);
+  assert.is(await rejection(ctx.generate('Once', options as never).result), mine);
+});
+
 test.run();

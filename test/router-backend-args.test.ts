@@ -78,6 +78,10 @@ test('an empty API key is INVALID_ARGUMENT, not the openai client\'s "Missing cr
   // A key that is not a string is described by its type alone: it may still be a secret.
   const err = thrown(() => new RemoteBackend({ ...offline, apiKey: 12345678 as never }));
   assert.equal(code(err), { code: 'INVALID_ARGUMENT', message: 'Expected non-empty string for apiKey but received a value of type number' });
+  // As createRouter refuses it: a 2-character key would be redacted out of every message.
+  const short = thrown(() => new RemoteBackend({ ...offline, apiKey: 'ab' }));
+  assert.equal(code(short), { code: 'INVALID_ARGUMENT', message: 'Expected a key of at least 4 characters for apiKey but received one of 2 (a shorter one could not be kept out of the logs without mangling them)' });
+  assert.not.match(short.message, /ab\b/);
 });
 
 test('LocalBackend.open rejects bad options before loading anything', async () => {

@@ -98,6 +98,27 @@ test('the guard compares normalised facts: digits, number words, operators, unit
   assert.is(promptFacts('Tell me about the constructor and toString').numbers.length, 0);
 });
 
+test('entries embedded by another embedder are never hits (their vectors do not compare)', async () => {
+  const cacheDir = freshDir('semantic');
+  const remote = new MockBackend();
+  // The local backend is the embedder: its model names it, as a model file's path would.
+  const student = (model: string) => ({ cacheDir, remote, embedder: undefined, local: new MockBackend({ model, embed: bagEmbed }) });
+  const first = await router(student('student-a'));
+  assert.is(first.semanticCache, true);
+  await first.chat(chatOf(cat));
+  await first.close();
+  const second = await router(student('student-b'));
+  // The index is open and answers this embedder's own entries...
+  await second.chat(chatOf('Tell me a story about a dog named Rex who likes bones.'));
+  assert.is((await fromCache(second, chatOf('Tell me a story about a dog named Rex who likes bones!'))).route, 'semantic-cache');
+  // ...but not the first embedder's.
+  const err = await second.chat({ ...chatOf(cat.replace('.', '!')), route: 'cache' }).catch((e: { code?: string }) => e);
+  assert.is((err as { code?: string }).code, 'CACHE_MISS');
+  await second.close();
+  const third = await router(student('student-a'));
+  assert.is((await fromCache(third, chatOf(cat.replace('.', '!')))).route, 'semantic-cache', 'the same embedder still hits');
+});
+
 test('a near-duplicate prompt is a semantic hit; an unrelated one is a miss', async () => {
   const remote = new MockBackend();
   const r = await router({ remote });
@@ -151,6 +172,12 @@ test('an evicted entry leaves the semantic index too, across a restart', async (
   assert.is((await second.chat(chatOf(cat.replace('.', '!')))).route, 'remote');
   await second.close();
   const third = await router({ cacheDir, cacheMaxEntries: 1 });
+  // The surviving entry answers, with its own text: the index has opened (a miss
+  // while it is still loading would look like a correct eviction) and the
+  // evicted entry's dangling vector does not win.
+  const survivor = await fromCache(third, chatOf(cat.replace('.', '?')));
+  assert.is(survivor.route, 'semantic-cache');
+  assert.is(survivor.text, `Echo: ${cat.replace('.', '!')}`);
   const r = await third.chat(chatOf(cat.replace('.', '?')));
   assert.ok(r.route === 'remote' || r.text === `Echo: ${cat.replace('.', '!')}`, `stale answer: ${r.route} ${r.text}`);
 });

@@ -4,7 +4,7 @@
 // prompt goes where the longest shared prefix is, so a conversation that grows is
 // not evaluated again. Changing adapters or embedding waits for running calls.
 import { availableParallelism } from 'node:os';
-import { UnderstudyError, abortedError, callNative, disposedError, fromNative, invalidArgument } from '../errors.js';
+import { UnderstudyError, abortedError, callNative, disposedError, fromNative, invalidArgument, isErrorCode } from '../errors.js';
 import * as v from '../validate.js';
 import type { NativeContext, NativeContextInfo } from './binding.js';
 import { binding } from './binding.js';
@@ -366,5 +366,6 @@ function parseSequences(value: unknown, embeddings: boolean, contextSize: number
 // getter in their options, say) and goes back to them as it is.
 function callerOrNative(err: unknown, site: Error): unknown {
   const code = (err as { code?: unknown } | null)?.code;
-  return err instanceof UnderstudyError || typeof code === 'string' ? fromNative(err, site) : err;
+  // Only our own codes: a caller's Node error (ENOENT, ERR_*) also carries a string code.
+  return err instanceof UnderstudyError || isErrorCode(code) ? fromNative(err, site) : err;
 }

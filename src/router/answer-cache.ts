@@ -153,7 +153,11 @@ export class AnswerCache {
     this.#options.onRemove?.(rows);
   }
 
-  /** Every entry of a task that has an embedding, for rebuilding its semantic index. */
+  // The three readers below served the synchronous semantic index. The router no
+  // longer calls them (its worker reads the rows itself); they stay so that
+  // bench/semantic-stall.ts --legacy can measure that index beside the new one.
+
+  /** Every entry of a task that has an embedding. */
   *embeddings(task: string): Generator<{ id: number; embedding: Float32Array; signature: string }> {
     const rows = this.#db.prepare<[string], { id: number; embedding: Buffer; signature: string }>(
       'SELECT id, embedding, signature FROM entries WHERE task = ? AND embedding IS NOT NULL').all(task);

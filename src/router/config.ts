@@ -4,6 +4,7 @@
 import { UnderstudyError } from '../errors.js';
 import * as v from '../validate.js';
 import { showValue } from '../validate.js';
+import { MIN_KEY_LENGTH } from './redact.js';
 
 export type Device = 'auto' | 'cpu' | 'cuda' | 'hip';
 
@@ -237,9 +238,6 @@ export function settingSource(settings: object, key: keyof RouterSettings): stri
   return SOURCES.get(settings)?.[key] ?? `option ${key}`;
 }
 
-// Shorter keys cannot be told apart from ordinary text, so they could not be
-// kept out of the dataset and the logs without mangling both.
-const MIN_KEY_LENGTH = 4;
 
 /**
  * Resolves the router's settings from `options`, then `env`, then defaults.

@@ -6,7 +6,7 @@ import { resolve } from 'node:path';
 import { UnderstudyError } from '../errors.js';
 import { realClock, type Clock } from './clock.js';
 import { resolveSettings, settingSource, type ResolvedSettings } from './config.js';
-import { functionEmbedder, modelEmbedder, type Embedder } from './embedder.js';
+import { embedderId, functionEmbedder, modelEmbedder, type Embedder } from './embedder.js';
 import { gpuLayersFor, LocalBackend } from './local-backend.js';
 import { RemoteBackend } from './remote-backend.js';
 import { Router, type RouterOptions } from './router.js';
@@ -50,7 +50,8 @@ export async function createRouter(options?: RouterOptions): Promise<Router> {
     let embed: Embedder | undefined;
     if (embedder) embed = functionEmbedder(embedder);
     else if (embedder !== false && settings.embeddingModel) embed = await naming(settings, 'embeddingModel', modelEmbedder(settings.embeddingModel, gpuLayersFor(settings.device), threads.embedding));
-    else if (embedder !== false && localBackend?.embed) embed = functionEmbedder(localBackend.embed.bind(localBackend));
+    else if (embedder !== false && localBackend?.embed) embed = functionEmbedder(localBackend.embed.bind(localBackend),
+      local === undefined && settings.model ? embedderId(settings.model) : `local:${localBackend.model}`);
     if (embed) owned.push(embed);
     // Made now, so the first call does not pay for creating the embedding context.
     if (embed && !embedder) await embed.embed(['warm up']);

@@ -1,5 +1,7 @@
 // What turns prompts and answers into unit vectors: a function the user gives,
 // a dedicated embedding model, or the local model itself.
+import { statSync } from 'node:fs';
+import { resolve } from 'node:path';
 import type { Context } from '../llama/context.js';
 import { loadModel, type Model } from '../llama/model.js';
 import type { GpuLayers } from '../llama/system.js';
@@ -8,6 +10,11 @@ export type EmbedFunction = (texts: string[]) => Promise<Float32Array[]>;
 
 export interface Embedder {
   embed: EmbedFunction;
+  /**
+   * Which embedder made a vector. Vectors from two embedders cannot be compared,
+   * so the semantic cache only matches entries embedded by the same one.
+   */
+  id: string;
   close(): Promise<void>;
   /** CPU threads of the embedding context, for a model's embedder. */
   threads?: number;
@@ -30,6 +37,7 @@ export async function modelEmbedder(path: string, gpuLayers: GpuLayers, threads?
   }
   return {
     embed: (texts) => context.embed(texts, { truncate: true }),
+    id: embedderId(path),
     threads: context.info().threads,
     close: async () => {
       await context.dispose();
@@ -38,8 +46,19 @@ export async function modelEmbedder(path: string, gpuLayers: GpuLayers, threads?
   };
 }
 
-export function functionEmbedder(embed: EmbedFunction): Embedder {
-  return { embed, close: async () => {} };
+export function functionEmbedder(embed: EmbedFunction, id = 'function'): Embedder {
+  return { embed, id, close: async () => {} };
+}
+
+/** A model file's identity as an embedder: its resolved path, size and mtime (another file there is another embedder). */
+export function embedderId(path: string): string {
+  const resolved = resolve(path);
+  try {
+    const st = statSync(resolved);
+    return `model:${resolved}:${st.size}:${Math.trunc(st.mtimeMs)}`;
+  } catch {
+    return `model:${resolved}`;
+  }
 }
 
 /** Cosine similarity of two vectors (unit-length or not), clamped to [-1, 1]. */

@@ -6,6 +6,10 @@ import { showValue } from '../validate.js';
 
 export type Redact = (text: string) => string;
 
+// Shorter keys cannot be told apart from ordinary text, so they could not be
+// kept out of the dataset and the logs without mangling both: they are refused.
+export const MIN_KEY_LENGTH = 4;
+
 export function makeRedactor(secrets: (string | undefined)[]): Redact {
   // Longest first, so a secret that contains another is replaced whole.
   const exact = secrets.filter((s): s is string => typeof s === 'string' && s.length > 0).sort((a, b) => b.length - a.length);

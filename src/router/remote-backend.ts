@@ -8,7 +8,7 @@ import { timedHealth, type Backend, type BackendAnswer, type BackendCall, type H
 import { checkCall } from './backend-call.js';
 import { AnswerTooLarge, boundedFetch, maxAnswerBytes, withLimits } from './bounded-fetch.js';
 import { realClock, type Clock } from './clock.js';
-import { makeRedactor, redactError } from './redact.js';
+import { MIN_KEY_LENGTH, makeRedactor, redactError } from './redact.js';
 import { classify, type RemoteFailure } from './remote-errors.js';
 
 export interface RemoteBackendOptions {
@@ -56,10 +56,14 @@ export class RemoteBackend implements Backend {
     this.#where = safeOrigin(o.baseURL);
     const baseURL = o.baseURL as string;
     this.model = v.nonEmptyString(o.model, 'model');
-    const apiKey = o.apiKey === undefined ? undefined : o.apiKey;
-    // Never shown: a key is described by its type only.
+    const apiKey = o.apiKey;
+    // Never shown: a key is described by its type and length only.
     if (apiKey !== undefined && (typeof apiKey !== 'string' || apiKey.length === 0)) {
       throw invalidArgument(`Expected non-empty string for apiKey but received ${typeof apiKey === 'string' ? 'an empty string' : `a value of type ${typeof apiKey}`}`);
+    }
+    if (apiKey !== undefined && apiKey.length < MIN_KEY_LENGTH) {
+      throw invalidArgument(`Expected a key of at least ${MIN_KEY_LENGTH} characters for apiKey but received one of ${apiKey.length} ` +
+        '(a shorter one could not be kept out of the logs without mangling them)');
     }
     const clock: unknown = o.clock;
     if (clock !== undefined && !(v.isPlainObject(clock) && typeof clock.now === 'function' && typeof clock.sleep === 'function')) {

@@ -260,7 +260,8 @@ export class Router extends EventEmitter {
       try {
         const text = embeddingText(request);
         // A hit must also agree on the prompt's numbers, quotes, code, names and negations (semantic-guard.ts).
-        signature = semanticSignature(signature, text);
+        // ...and must have been embedded by the same embedder (vectors of two models do not compare).
+        signature = semanticSignature(`${signature}|${this.#embedder.id}`, text);
         [embedding] = await this.#embedder.embed([text]);
         const near = useCache && embedding ? await this.#semantic.nearest(request.task, embedding, signature) : undefined;
         const entry = near && near.similarity >= this.settings.cacheThreshold ? this.#cache.byId(near.id) : undefined;
