@@ -79,9 +79,12 @@ class EmbedWorker : public PromiseWorker {
     return arr;
   }
 
-  void Settle(Napi::Env) override {
+  void Settle(Napi::Env env) override {
     h_->active_abort.reset();
     h_->busy.store(false);
+    // After a dispose() during the call this worker holds the last reference:
+    // the context is then freed off the event loop, as dispose() promises.
+    DropLater(env, std::move(h_));
   }
 
  private:

@@ -37,7 +37,11 @@ void ParseThenSubmit(const std::shared_ptr<Request>& request, const std::shared_
     std::shared_ptr<ContextHandle> h = weak.lock();
     if (!h || h->disposed.load()) return request->Fail("DISPOSED", "the context was disposed during generation");
     if (request->abort->load()) return request->Fail("ABORTED", "generation was aborted");
-    Submit(request, h);
+    try {
+      Submit(request, h);
+    } catch (const std::exception& e) {  // the queue could not grow: this request fails, not silently
+      request->Fail(CodeOf(e), MessageOf(e));
+    }
   });
 }
 
