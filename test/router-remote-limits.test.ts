@@ -66,13 +66,15 @@ test('an answer within its bound still arrives whole', async () => {
 });
 
 test('a stream that keeps delivering is not cut at the timeout: the timeout is for silence', async () => {
-  // 20 pieces 50 ms apart take 1 s, twice the timeout; no gap comes near it.
-  const r = await remoteOnly({ timeout: 0.5, retries: 0 });
-  teacher.faults.push({ kind: 'trickle', everyMs: 50, pieces: 20 });
+  // 40 pieces 100 ms apart take 4 s, longer than the 3 s timeout, so a timeout
+  // that counted the whole stream would cut it; no gap comes near it, even on
+  // a loaded machine whose timers run late (the timers are real: no clock to inject).
+  const r = await remoteOnly({ timeout: 3, retries: 0 });
+  teacher.faults.push({ kind: 'trickle', everyMs: 100, pieces: 40 });
   const stream = r.chat({ ...ask('drip'), stream: true });
   let text = '';
   for await (const piece of stream) text += piece;
-  assert.is(text, 'drip '.repeat(20));
+  assert.is(text, 'drip '.repeat(40));
   assert.is((await stream.result).route, 'remote');
 });
 

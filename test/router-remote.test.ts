@@ -4,10 +4,10 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { execFileSync } from 'node:child_process';
-import { createReadStream } from 'node:fs';
+import { closeSync, constants, createReadStream, openSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Router } from '../src/index.js';
-import { rejection } from './helpers.js';
+import { rejection, within } from './helpers.js';
 import { API_KEY, allBytes, ask, routerFor } from './router-fixture.js';
 import { refusedUrl, startTeacher, type Teacher } from './teacher.js';
 
@@ -269,19 +269,29 @@ test('calls made during a dataset export are answered and logged while the expor
   const path = join(router.cacheDir, 'export.jsonl');
   // The export writes through a temporary file: make it a pipe that nobody reads
   // yet, so the export is held midway, deterministically, while the calls run.
-  execFileSync('mkfifo', [`${path}.${process.pid}.tmp`]);
-  const reader = createReadStream(`${path}.${process.pid}.tmp`, { encoding: 'utf8' })[Symbol.asyncIterator]();
+  const fifo = `${path}.${process.pid}.tmp`;
+  execFileSync('mkfifo', [fifo]);
+  const reader = createReadStream(fifo, { encoding: 'utf8' })[Symbol.asyncIterator]();
+  // Bounded reads: were the export to write elsewhere (its temporary file renamed),
+  // nothing would ever open the pipe and the test would hang instead of failing.
+  const read = (what: string) => within(reader.next(), 30_000, what).catch((err: unknown) => {
+    // Unblock the reader's open (it holds a libuv thread), so the process can still exit.
+    try {
+      closeSync(openSync(fifo, constants.O_WRONLY | constants.O_NONBLOCK));
+    } catch {}
+    throw err;
+  });
   let settled = false;
   const exporting = router.exportDataset(path).finally(() => (settled = true));
   // Once its first bytes arrive the export is reading rows, and it cannot finish before we read on.
-  let text = (await reader.next()).value as string;
+  let text = (await read('the export\'s first bytes')).value as string;
   const calls = Promise.all([router.chat(ask('during 1', { cache: false })), router.chat(ask('during 2', { cache: false }))]);
   const during = await calls.catch((err: Error) => err);
   const logged = router.datasetRows().length;
   const underWay = !settled;
   // Read the rest whatever happened, so that the export (and close()) can finish.
-  for (let next = await reader.next(); !next.done; next = await reader.next()) text += next.value;
-  const count = await exporting;
+  for (let next = await read('the export\'s next bytes'); !next.done; next = await read('the export\'s next bytes')) text += next.value;
+  const count = await within(exporting, 30_000, 'the export');
   if (during instanceof Error) throw during;
   assert.equal(during.map((d) => d.route), ['remote', 'remote']);
   assert.is(logged, 302);

@@ -24,18 +24,36 @@ export interface RunOptions {
   env?: NodeJS.ProcessEnv;
 }
 
+/** The exit code api-worker.ts uses to end itself after reporting a stalled case. */
+export const STALL_EXIT = 3;
+
 export async function runCases(o: RunOptions): Promise<CaseResult[]> {
   const results: CaseResult[] = [];
   let next = o.from ?? 0;
   while (next < o.to) {
-    const { done, culprit, last, signal, code, hung, stderr } = await runChild(o, next, results);
+    const { done, finished, culprit, last, signal, code, hung, stderr } = await runChild(o, next, results);
     if (done) break;
     if (culprit === undefined) {
-      // Exited between cases (a worker ends itself after a stall it reported): go on after the last one.
-      if (last !== undefined && last >= next) { next = last + 1; continue; }
+      // The one expected exit between cases: a worker ends itself (exit code STALL_EXIT) after
+      // printing the RESULT of a case that stalled, so that what it left running cannot affect the
+      // next cases; go on after that case.
+      if (!finished && !hung && signal === null && code === STALL_EXIT && last !== undefined && last >= next) { next = last + 1; continue; }
       // Died before starting a case: nothing to blame, so stop rather than loop.
-      results.push({ index: next, what: '(worker start)', outcome: signal ? 'signal' : 'exit', detail: `${signal ?? code}: ${stderr.slice(-800)}` });
-      break;
+      if (last === undefined || last < next) {
+        results.push({ index: next, what: '(worker start)', outcome: hung ? 'hang' : signal ? 'signal' : 'exit', detail: `${hung ? 'no progress' : signal ?? `exit ${code}`}: ${stderr.slice(-800)}` });
+        break;
+      }
+      // Any other death or hang with no case open (between cases, or in the teardown after FINISHED)
+      // is a problem too: blame the last case, since what it left behind is the likeliest cause.
+      results.push({
+        index: last,
+        what: finished ? '(teardown)' : `(after this case) ${results.find((r) => r.index === last)?.what ?? ''}`,
+        outcome: hung ? 'hang' : signal ? 'signal' : 'exit',
+        detail: `${hung ? 'no progress' : signal ?? `exit ${code}`}: ${stderr.slice(-800)}`,
+      });
+      if (finished) break;
+      next = last + 1;
+      continue;
     }
     const outcome: Outcome = hung ? 'hang' : signal ? 'signal' : 'exit';
     results.push({ index: culprit.index, what: culprit.what, outcome, detail: `${hung ? 'no progress' : signal ?? `exit ${code}`}: ${stderr.slice(-800)}` });
@@ -45,7 +63,7 @@ export async function runCases(o: RunOptions): Promise<CaseResult[]> {
 }
 
 function runChild(o: RunOptions, from: number, results: CaseResult[]) {
-  return new Promise<{ done: boolean; culprit?: { index: number; what: string }; last?: number; signal: string | null; code: number | null; hung: boolean; stderr: string }>((resolve) => {
+  return new Promise<{ done: boolean; finished: boolean; culprit?: { index: number; what: string }; last?: number; signal: string | null; code: number | null; hung: boolean; stderr: string }>((resolve) => {
     const child = spawn(process.execPath, ['--import', 'tsx', o.worker, '--from', String(from), '--to', String(o.to), ...(o.args ?? [])], {
       cwd: root,
       env: { ...process.env, UNDERSTUDY_LOG_LEVEL: 'none', ...o.env },
@@ -77,7 +95,7 @@ function runChild(o: RunOptions, from: number, results: CaseResult[]) {
     });
     child.on('close', (code, signal) => {
       clearTimeout(timer);
-      resolve({ done: finished && code === 0, culprit: current, last, signal, code, hung, stderr });
+      resolve({ done: finished && code === 0 && signal === null && !hung, finished, culprit: current, last, signal, code, hung, stderr });
     });
   });
 }
