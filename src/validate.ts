@@ -156,3 +156,12 @@ export function errorText(err: unknown): string {
   }
   return showValue(err);
 }
+
+/**
+ * Whether a string is a plain, finite decimal number ("12", "-0.5"): no hex,
+ * exponents, blanks or padding, which Number() would quietly accept. For numbers
+ * read from text (variables, flags).
+ */
+export function isDecimal(text: unknown): text is string {
+  return typeof text === 'string' && /^-?(0|[1-9]\d*)(\.\d+)?$/.test(text) && Number.isFinite(Number(text));
+}

@@ -2,7 +2,7 @@
 import type { Context } from '../llama/context.js';
 import type { Model } from '../llama/model.js';
 import { UsageError } from './usage.js';
-import { showValue } from '../validate.js';
+import { isDecimal, showValue } from '../validate.js';
 
 export function parseLoraFlags(values: unknown): Array<{ path: string; scale: number }> {
   const list = values === undefined ? [] : (values as string[]);
@@ -14,7 +14,7 @@ export function parseLoraFlags(values: unknown): Array<{ path: string; scale: nu
     const path = hasScale ? spec.slice(0, colon) : spec;
     if (path === '') throw new UsageError(`--lora expects PATH or PATH:SCALE, got ${showValue(spec)}`);
     if (!hasScale) return { path, scale: 1 };
-    if (!/^-?(0|[1-9]\d*)(\.\d+)?$/.test(tail) || !Number.isFinite(Number(tail))) {
+    if (!isDecimal(tail)) {
       throw new UsageError(`--lora scale must be a decimal number, got ${showValue(tail)} in ${showValue(spec)}`);
     }
     return { path, scale: Number(tail) };

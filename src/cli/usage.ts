@@ -1,6 +1,6 @@
 // Usage errors (exit code 2) and the help text of the `understudy` command.
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { showValue } from '../validate.js';
+import { isDecimal, showValue } from '../validate.js';
 
 export class UsageError extends Error {}
 
@@ -74,8 +74,7 @@ export function toNumber(value: unknown, flag: string, integer: boolean): number
   if (value === undefined) return undefined;
   const n = Number(value);
   // Plain decimals only: Number() would also take '0x10', '1e3', ' 5' and ''.
-  const decimal = typeof value === 'string' && /^-?(0|[1-9]\d*)(\.\d+)?$/.test(value);
-  if (!decimal || !Number.isFinite(n) || (integer && !Number.isInteger(n))) {
+  if (!isDecimal(value) || (integer && !Number.isInteger(n))) {
     throw new UsageError(`${flag} expects ${integer ? 'an integer' : 'a number'}, got ${showValue(value)}`);
   }
   return n;

@@ -182,9 +182,6 @@ function expectation(kind: Kind, min?: number, max?: number): string {
   }
 }
 
-// What an environment variable may hold for a number: plain decimal digits. No
-// hex, exponents, signs on zero, or spaces, which Number() would quietly accept.
-const DECIMAL = /^-?(0|[1-9]\d*)(\.\d+)?$/;
 
 function numberExpectation(kind: Kind, min?: number, max?: number): string {
   switch (kind) {
@@ -208,7 +205,8 @@ function fromEnv(name: string, kind: Kind, raw: string | undefined, min?: number
     throw configError(name, expectation(kind), raw);
   }
   const n = Number(raw);
-  if (!DECIMAL.test(raw) || !Number.isFinite(n) || Object.is(n, -0) || (n === 0 && raw.startsWith('-'))) {
+  // Plain decimals only (v.isDecimal), and no sign on zero.
+  if (!v.isDecimal(raw) || Object.is(n, -0) || (n === 0 && raw.startsWith('-'))) {
     throw configError(name, numberExpectation(kind, min, max), raw);
   }
   return n;
