@@ -1,6 +1,7 @@
 // Time as the router sees it: the wall clock, unless a test passes its own, so
 // that expiry, cooldowns and retry waits can be tested without sleeping.
 import { setTimeout as delay } from 'node:timers/promises';
+import * as v from '../validate.js';
 
 export interface Clock {
   /** Milliseconds since the epoch. */
@@ -13,3 +14,11 @@ export const realClock: Clock = {
   now: () => Date.now(),
   sleep: (ms, signal) => delay(ms, undefined, signal ? { signal } : undefined),
 };
+
+/** A clock passed in an option: anything without now() and sleep() is INVALID_ARGUMENT. */
+export function checkClock(value: unknown, name = 'clock'): Clock | undefined {
+  if (value !== undefined && !(v.isPlainObject(value) && typeof value.now === 'function' && typeof value.sleep === 'function')) {
+    v.fail('object with now() and sleep()', name, value);
+  }
+  return value as Clock | undefined;
+}

@@ -4,7 +4,7 @@
 // again when a later step fails.
 import { resolve } from 'node:path';
 import { UnderstudyError } from '../errors.js';
-import { realClock, type Clock } from './clock.js';
+import { checkClock, realClock, type Clock } from './clock.js';
 import { resolveSettings, settingSource, type ResolvedSettings } from './config.js';
 import { embedderId, functionEmbedder, modelEmbedder, type Embedder } from './embedder.js';
 import { gpuLayersFor, LocalBackend } from './local-backend.js';
@@ -29,9 +29,7 @@ export async function createRouter(options?: RouterOptions): Promise<Router> {
   checkBackend(remote, 'remote');
   if (embedder !== undefined && embedder !== false && typeof embedder !== 'function') v.fail('function or false', 'embedder', embedder);
   if (env !== undefined && !v.isPlainObject(env)) v.fail('object of environment variables', 'env', env);
-  if (clock !== undefined && !(v.isPlainObject(clock) && typeof clock.now === 'function' && typeof clock.sleep === 'function')) {
-    v.fail('object with now() and sleep()', 'clock', clock);
-  }
+  checkClock(clock);
   const settings = resolveSettings(rest, env ?? process.env);
   // Before any model loads: a cache directory that cannot be made fails at once.
   makeCacheDir(resolve(settings.cacheDir), settingSource(settings, 'cacheDir'));

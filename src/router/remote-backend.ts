@@ -7,7 +7,7 @@ import * as v from '../validate.js';
 import { timedHealth, type Backend, type BackendAnswer, type BackendCall, type Health, type Usage } from './backend.js';
 import { checkCall } from './backend-call.js';
 import { AnswerTooLarge, boundedFetch, maxAnswerBytes, withLimits } from './bounded-fetch.js';
-import { realClock, type Clock } from './clock.js';
+import { checkClock, realClock, type Clock } from './clock.js';
 import { MIN_KEY_LENGTH, makeRedactor, redactError } from './redact.js';
 import { classify, type RemoteFailure } from './remote-errors.js';
 
@@ -65,10 +65,7 @@ export class RemoteBackend implements Backend {
       throw invalidArgument(`Expected a key of at least ${MIN_KEY_LENGTH} characters for apiKey but received one of ${apiKey.length} ` +
         '(a shorter one could not be kept out of the logs without mangling them)');
     }
-    const clock: unknown = o.clock;
-    if (clock !== undefined && !(v.isPlainObject(clock) && typeof clock.now === 'function' && typeof clock.sleep === 'function')) {
-      v.fail('object with now() and sleep()', 'clock', clock);
-    }
+    const clock = checkClock(o.clock);
     this.#options = {
       baseURL,
       model: this.model,
@@ -81,7 +78,7 @@ export class RemoteBackend implements Backend {
       cooldownMs: v.number(o.cooldownMs, 'cooldownMs', 30_000, 0, 86_400_000),
     };
     this.#redact = makeRedactor([apiKey]);
-    this.#clock = (clock as Clock | undefined) ?? realClock;
+    this.#clock = clock ?? realClock;
     this.#client = new OpenAI({
       baseURL,
       // Local servers (Ollama, llama-server) take any key; the client insists on one.

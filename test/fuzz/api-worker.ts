@@ -9,6 +9,7 @@ import { makeLoraAdapter } from '../../scripts/make-lora.js';
 import { MockBackend, createRouter, loadModel } from '../../src/index.js';
 import { storiesModel } from '../helpers.js';
 import { cases, withSlot, type Fixtures } from './api-sites.js';
+import { STALL_EXIT } from './child.js';
 import { judge, knownCodes, range, runWorker, type Verdict } from './worker-kit.js';
 
 const CASE_LIMIT_MS = 8_000;
@@ -48,7 +49,7 @@ async function run(i: number): Promise<Verdict> {
     const settled = await Promise.race([call, stall]);
     if (settled === 'stall') {
       process.stdout.write(`RESULT ${i} ${JSON.stringify({ outcome: 'uncoded', detail: `neither settled nor failed within ${CASE_LIMIT_MS} ms` })}\n`);
-      process.exit(3);
+      process.exit(STALL_EXIT);
     }
     result = settled;
     return { outcome: 'ok', detail: '' };
