@@ -21,6 +21,9 @@ export const ERROR_CODES = [
   'BINDING_NOT_FOUND',
   'OUT_OF_MEMORY',
   'NATIVE_ERROR',
+  // Raised by LoRA training (native/trainer.cpp and src/llama/training-*.ts).
+  'TRAINING_UNSUPPORTED',
+  'INVALID_DATASET',
   // Raised by the router and the CLI.
   'INVALID_CONFIG',
   'NO_BACKEND',
