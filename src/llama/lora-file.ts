@@ -1,5 +1,5 @@
-// The LoRA adapter files training reads and writes, in llama.cpp's GGUF adapter
-// format (see scripts/make-lora.ts for what llama_adapter_lora_init checks):
+// The LoRA adapter files training starts from, resumes from and saves, in llama.cpp's
+// GGUF adapter format (see scripts/make-lora.ts for what llama_adapter_lora_init checks):
 //
 //   <base>.lora_a  F32, ne = [nIn, rank]    for a base weight <base> of ne = [nIn, nOut]
 //   <base>.lora_b  F32, ne = [rank, nOut]   (the delta is B·(A·x), scaled by alpha / rank)
@@ -8,35 +8,23 @@
 //   the process on any other type), the base model's fingerprint (lora-base.ts), and
 //   understudy.training.* (rank, targets; steps, epochs, losses and tokens once trained).
 //
-// A plan names the base matrices an adapter adapts; every function here checks the
-// plan against the model's header, so a plan can never produce a file llama.cpp
-// refuses or asserts on.
+// Every function checks its plan against the model's header (lora-plan.ts) first.
 import { randomBytes } from 'node:crypto';
 import { open, rename, unlink } from 'node:fs/promises';
 import { basename, dirname, extname, join } from 'node:path';
 import { UnderstudyError } from '../errors.js';
-import { GgmlType, GgufError, GgufValueType, ggmlTypeName, type GgufKeyValue, type GgufTensorInfo } from '../gguf/format.js';
+import { GgmlType, GgufValueType, ggmlTypeName, type GgufKeyValue, type GgufTensorInfo } from '../gguf/format.js';
 import { readGguf, type GgufFile } from '../gguf/reader.js';
 import { Rng, deriveSeed } from '../gguf/random-tensors.js';
 import { writeGguf, type GgufTensorSpec } from '../gguf/writer.js';
 import { baseMetadata, judgeBase, modelFingerprint } from './lora-base.js';
+import {
+  NO_GRADIENT, NO_GRADIENT_REASON, TRAINABLE, checkPlan, list, makePlan, modelInfo, readFailure, readModel,
+  type AdapterPlan, type ModelInfo,
+} from './lora-plan.js';
 import * as v from '../validate.js';
 
-export const DEFAULT_TARGETS = ['attn_q', 'attn_output', 'ffn_gate', 'ffn_up', 'ffn_down'];
-
-/** Per-layer matrices whose LoRA trains at this llama.cpp version. */
-const TRAINABLE: readonly string[] = ['attn_q', 'attn_output', 'ffn_gate', 'ffn_up', 'ffn_down'];
-/** Per-layer matrices a LoRA could adapt but that get no gradient (see TRAINING-NOTES.md). */
-const NO_GRADIENT: readonly string[] = ['attn_k', 'attn_v'];
-const NO_GRADIENT_REASON = 'attn_k and attn_v get no gradient at this llama.cpp version: attention reads K and V back from the cache';
-
-export interface AdapterPlan {
-  rank: number;
-  alpha: number;
-  targets: string[];
-  /** One per adapted base matrix: layer by layer, in the order of `targets`. */
-  tensors: Array<{ base: string; nIn: number; nOut: number }>;
-}
+export { DEFAULT_TARGETS, planAdapter, type AdapterPlan } from './lora-plan.js';
 
 export interface TrainingMetadata {
   steps: number;
@@ -68,21 +56,6 @@ const KEY = {
 
 const MAX_U32 = 0xffffffff;
 const invalid = (message: string) => new UnderstudyError('INVALID_ARGUMENT', message);
-const list = (items: readonly string[]) => (items.length > 0 ? items.join(', ') : 'none');
-
-/**
- * Reads the model file's header; checks the targets (known stems, present and 2-D in
- * every layer; attn_k/attn_v are TRAINING_UNSUPPORTED), the rank (1 up to the smaller
- * side of the smallest adapted matrix) and alpha (finite, > 0).
- */
-export async function planAdapter(modelPath: string, o: { rank: number; alpha: number; targets: string[] }): Promise<AdapterPlan> {
-  v.nonEmptyString(modelPath, 'modelPath');
-  if (!v.isPlainObject(o)) v.fail('object', 'options', o);
-  checkRankAndAlpha(o.rank, o.alpha);
-  const targets = checkTargetList(o.targets);
-  const model = modelInfo(modelPath, await readModel(modelPath));
-  return makePlan(model, o.rank, o.alpha, targets);
-}
 
 /** A new adapter: A ~ U(-1/sqrt(nIn), 1/sqrt(nIn)) from `seed`, B = 0, so it changes nothing until trained. */
 export async function writeNewAdapter(path: string, modelPath: string, plan: AdapterPlan, seed: number): Promise<void> {
@@ -240,115 +213,6 @@ export async function planFromAdapter(path: string, modelPath: string): Promise<
     steps = stepsEntry.value as number;
   }
   return { ...plan, steps };
-}
-
-// ---------------------------------------------------------------------------------
-
-interface ModelInfo {
-  path: string;
-  arch: string;
-  layers: number;
-  tensors: Map<string, GgufTensorInfo>;
-}
-
-async function readModel(path: string): Promise<GgufFile> {
-  try {
-    return await readGguf(path);
-  } catch (err) {
-    throw readFailure(err, `the model ${path}`, 'INVALID_MODEL_FILE');
-  }
-}
-
-/** A GGUF format fault gets `formatCode`, anything the file system says IO_ERROR. */
-function readFailure(err: unknown, what: string, formatCode: 'INVALID_ADAPTER' | 'INVALID_MODEL_FILE'): UnderstudyError {
-  if (err instanceof GgufError) {
-    // The reader quotes a bad magic's bytes: say no more of the file than that it is not GGUF.
-    const why = /^not a GGUF file/.test(err.message) ? 'it is not a GGUF file' : err.message;
-    return new UnderstudyError(formatCode, `${what} cannot be read: ${why}`, { cause: err });
-  }
-  return new UnderstudyError('IO_ERROR', `${what} cannot be read: ${v.errorText(err)}`, { cause: err });
-}
-
-function modelInfo(path: string, file: GgufFile): ModelInfo {
-  const arch = file.metadata.get('general.architecture')?.value;
-  if (typeof arch !== 'string') throw new UnderstudyError('INVALID_MODEL_FILE', `the model ${path} has no general.architecture`);
-  const tensors = new Map(file.tensors.map((t) => [t.name, t]));
-  const count = file.metadata.get(`${arch}.block_count`)?.value;
-  let layers = typeof count === 'number' ? count : 0;
-  if (typeof count !== 'number') {
-    for (const t of file.tensors) {
-      const m = /^blk\.(\d+)\./.exec(t.name);
-      if (m) layers = Math.max(layers, Number(m[1]) + 1);
-    }
-  }
-  return { path, arch, layers, tensors };
-}
-
-/** Trainable stems that are 2-D weights in every layer of the model. */
-function trainableIn(model: ModelInfo): string[] {
-  return TRAINABLE.filter((stem) => model.layers > 0
-    && Array.from({ length: model.layers }, (_, l) => model.tensors.get(`blk.${l}.${stem}.weight`)).every((t) => t?.dims.length === 2));
-}
-
-function checkRankAndAlpha(rank: unknown, alpha: unknown): void {
-  if (typeof rank !== 'number' || !Number.isSafeInteger(rank) || rank < 1) v.fail('positive integer', 'rank', rank);
-  if (typeof alpha !== 'number' || !Number.isFinite(alpha) || alpha <= 0) v.fail('positive finite number', 'alpha', alpha);
-}
-
-/** The target list's own faults, before the model is looked at. */
-function checkTargetList(value: unknown): string[] {
-  if (!Array.isArray(value)) v.fail('array of tensor stems', 'targets', value);
-  const targets: string[] = [];
-  for (let i = 0; i < value.length; i++) {
-    const s: unknown = value[i];
-    if (typeof s !== 'string' || s.length === 0) v.fail('non-empty string', `targets[${i}]`, s);
-    if (targets.includes(s)) throw invalid(`targets names ${JSON.stringify(s)} twice`);
-    targets.push(s);
-  }
-  if (targets.length === 0) throw invalid(`targets is empty: name at least one tensor stem (the default targets are ${list(DEFAULT_TARGETS)})`);
-  return targets;
-}
-
-/** The plan for checked rank, alpha and target list (INVALID_ARGUMENT / TRAINING_UNSUPPORTED). */
-function makePlan(model: ModelInfo, rank: number, alpha: number, targets: string[]): AdapterPlan {
-  const has = trainableIn(model);
-  for (const stem of targets) {
-    if (NO_GRADIENT.includes(stem)) throw new UnderstudyError('TRAINING_UNSUPPORTED', `cannot train the target ${stem}: ${NO_GRADIENT_REASON}`);
-    if (!TRAINABLE.includes(stem)) {
-      throw invalid(`unknown target ${v.showValue(stem)}: targets are the stems of per-layer weights blk.N.<target>.weight that training can adapt, `
-        + `${list(TRAINABLE)}; the model ${model.path} has ${list(has)}`);
-    }
-    if (!has.includes(stem)) {
-      const layer = Array.from({ length: model.layers }, (_, l) => l).find((l) => model.tensors.get(`blk.${l}.${stem}.weight`)?.dims.length !== 2) ?? 0;
-      throw invalid(`the model ${model.path} has no 2-D weight blk.${layer}.${stem}.weight for the target ${stem}; it has ${list(has)} in every layer`);
-    }
-  }
-  const tensors: AdapterPlan['tensors'] = [];
-  for (let l = 0; l < model.layers; l++) {
-    for (const stem of targets) {
-      const base = `blk.${l}.${stem}.weight`;
-      const [nIn, nOut] = model.tensors.get(base)!.dims;
-      tensors.push({ base, nIn, nOut });
-    }
-  }
-  const smallest = tensors.reduce((s, t) => (Math.min(t.nIn, t.nOut) < Math.min(s.nIn, s.nOut) ? t : s));
-  const max = Math.min(smallest.nIn, smallest.nOut);
-  if (rank > max) {
-    throw invalid(`Expected integer between 1 and ${max} for rank but received ${rank} of type number: `
-      + `the smallest adapted matrix, ${smallest.base}, is ${smallest.nIn} × ${smallest.nOut}`);
-  }
-  return { rank, alpha, targets, tensors };
-}
-
-/** A plan passed back in must be the one this model gives for its rank, alpha and targets. */
-function checkPlan(plan: unknown, model: ModelInfo): asserts plan is AdapterPlan {
-  if (!v.isPlainObject(plan)) v.fail('adapter plan object', 'plan', plan);
-  checkRankAndAlpha(plan.rank, plan.alpha);
-  const expected = makePlan(model, plan.rank as number, plan.alpha as number, checkTargetList(plan.targets));
-  const given = plan.tensors;
-  const same = Array.isArray(given) && given.length === expected.tensors.length
-    && expected.tensors.every((t, i) => v.isPlainObject(given[i]) && given[i].base === t.base && given[i].nIn === t.nIn && given[i].nOut === t.nOut);
-  if (!same) throw invalid(`the adapter plan's tensors are not those of its targets in the model ${model.path}: make the plan with planAdapter() or planFromAdapter()`);
 }
 
 /** The trainer's tensors must be exactly the plan's, each once, with the plan's shapes. */
