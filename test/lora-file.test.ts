@@ -302,6 +302,8 @@ test('planFromAdapter refuses every fault with INVALID_ADAPTER (or TRAINING_UNSU
   await refused(shape.path, 'the shapes of blk.0.attn_q.weight.lora_a [65, 4] and .lora_b [4, 64] do not fit the base weight [64, 64]: they must be [64, rank] and [rank, 64]');
   const output = await makeLoraAdapter({ model: storiesModel, out: join(dir, 'output.gguf'), targets: ['output'] });
   await refused(output.path, 'it adapts "output.weight", which is not a per-layer weight blk.N.<target>.weight; training adapts attn_q, attn_output, ffn_gate, ffn_up, ffn_down');
+  const wide = await makeLoraAdapter({ model: storiesModel, out: join(dir, 'wide.gguf'), targets: ['attn_q'], rank: 65 });
+  await refused(wide.path, 'its rank 65 is larger than the smaller side of blk.0.attn_q.weight (64 × 64)');
   const reweighted = await copyModel(storiesModel, join(dir, 'reweighted.gguf'), (f) => scaleOutputNorm(f));
   const foreign = await makeLoraAdapter({ model: reweighted, out: join(dir, 'foreign.gguf'), targets: ['attn_q'] });
   await refused(foreign.path, 'it does not fit this model: it was made for another model ("llama") of the same shape: that model\'s weights differ from this one\'s');

@@ -174,12 +174,13 @@ export async function planFromAdapter(path: string, modelPath: string): Promise<
     if (!w || w.dims.length !== 2) throw refuse(`it adapts ${v.showValue(base)}, which this model has no 2-D weight of that name for`);
     const [nIn, nOut] = w.dims;
     const r = a.dims[1];
-    if (a.dims.length !== 2 || b.dims.length !== 2 || a.dims[0] !== nIn || b.dims[0] !== r || b.dims[1] !== nOut) {
+    if (a.dims.length !== 2 || b.dims.length !== 2 || !(r >= 1) || a.dims[0] !== nIn || b.dims[0] !== r || b.dims[1] !== nOut) {
       throw refuse(`the shapes of ${base}.lora_a [${a.dims.join(', ')}] and .lora_b [${b.dims.join(', ')}] do not fit the base weight `
         + `[${nIn}, ${nOut}]: they must be [${nIn}, rank] and [rank, ${nOut}]`);
     }
     if (rank === 0) rank = r;
     else if (r !== rank) throw refuse(`its tensors do not all have one rank: ${base} has rank ${r}, the tensors before it rank ${rank}`);
+    if (r > Math.min(nIn, nOut)) throw refuse(`its rank ${r} is larger than the smaller side of ${base} (${nIn} × ${nOut})`);
     if (!targets.includes(stem)) targets.push(stem);
   }
 
