@@ -12,7 +12,7 @@ namespace understudy {
 
 class AddonState {
  public:
-  enum ClassId { kModel, kContext, kAbortFlag, kLoraAdapter, kClassCount };
+  enum ClassId { kModel, kContext, kAbortFlag, kLoraAdapter, kTrainer, kClassCount };
 
   static AddonState& Get(Napi::Env env) { return *env.GetInstanceData<AddonState>(); }
 

@@ -10,6 +10,7 @@
 #include "lora.h"
 #include "model.h"
 #include "system.h"
+#include "trainer.h"
 #include "testing.h"
 
 namespace understudy {
@@ -41,6 +42,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   Napi::Function lora = LoraAdapter::Define(env);
   state->SetClass(AddonState::kLoraAdapter, lora);
   exports.Set("LoraAdapter", lora);
+  Napi::Function trainer = Trainer::Define(env);
+  state->SetClass(AddonState::kTrainer, trainer);
+  exports.Set("Trainer", trainer);
   exports.Set("Model", model);
   exports.Set("Context", context);
   exports.Set("AbortFlag", abort);

@@ -11,6 +11,7 @@
 #include "lora.h"
 #include "promise-worker.h"
 #include "release.h"
+#include "trainer.h"
 
 namespace understudy {
 namespace {
@@ -110,6 +111,7 @@ Napi::Function Model::Define(Napi::Env env) {
     InstanceMethod<&Model::Guarded<&Model::Info>>("info"),
     InstanceMethod<&Model::Guarded<&Model::CreateContext>>("createContext"),
     InstanceMethod<&Model::Guarded<&Model::LoadLora>>("loadLora"),
+    InstanceMethod<&Model::Guarded<&Model::CreateTrainer>>("createTrainer"),
     InstanceMethod<&Model::Guarded<&Model::ApplyChatTemplate>>("applyChatTemplate"),
     InstanceMethod<&Model::Guarded<&Model::Dispose>>("dispose"),
     InstanceAccessor<&Model::Guarded<&Model::Disposed>>("disposed"),
@@ -137,6 +139,14 @@ Napi::Value Model::Load(const Napi::CallbackInfo& info) {
   params.vocab_only = args::Bool(opts, "vocabOnly", false);
   params.load_mode = args::Bool(opts, "mmap", true) ? LLAMA_LOAD_MODE_MMAP : LLAMA_LOAD_MODE_NONE;
   params.check_tensors = args::Bool(opts, "checkTensors", false);
+  // A model to train keeps its weights in plain CPU buffers: repacked weights
+  // (faster CPU inference) and GPU-resident ones have no backward pass here.
+  static ggml_backend_dev_t no_gpu[] = {nullptr};
+  if (args::Bool(opts, "trainable", false)) {
+    params.use_extra_bufts = false;
+    params.devices = no_gpu;
+    params.n_gpu_layers = 0;
+  }
   Napi::Function on_progress = args::OptionalFunction(info, 2, "onProgress");
   SharedFlag abort = AbortFlag::From(env, info.Length() > 3 ? info[3] : env.Undefined());
   auto* worker = new LoadModelWorker(env, std::move(path), params, on_progress, std::move(abort));
@@ -282,6 +292,10 @@ Napi::Value Model::CreateContext(const Napi::CallbackInfo& info) {
 
 Napi::Value Model::LoadLora(const Napi::CallbackInfo& info) {
   return LoraAdapter::Load(info, Handle(info.Env()), Value());
+}
+
+Napi::Value Model::CreateTrainer(const Napi::CallbackInfo& info) {
+  return Trainer::Create(info, Handle(info.Env()), Value());
 }
 
 // applyChatTemplate(messages: {role, content}[], template: string | null, addAssistant: boolean) -> string

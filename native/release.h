@@ -55,6 +55,7 @@ struct LiveHandles {
   static inline std::atomic<int> models{0};
   static inline std::atomic<int> contexts{0};
   static inline std::atomic<int> adapters{0};
+  static inline std::atomic<int> trainers{0};
 };
 
 }  // namespace understudy

@@ -50,6 +50,7 @@ Napi::Value LiveHandleCounts(const Napi::CallbackInfo& info) {
   out.Set("models", LiveHandles::models.load());
   out.Set("contexts", LiveHandles::contexts.load());
   out.Set("adapters", LiveHandles::adapters.load());
+  out.Set("trainers", LiveHandles::trainers.load());
   return out;
 }
 

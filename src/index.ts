@@ -4,6 +4,12 @@ export type { LoadModelOptions, ModelInfo, TokenizeOptions, DetokenizeOptions } 
 export { Context } from './llama/context.js';
 export type { ContextOptions, Prompt, ChatOptions, EmbedOptions } from './llama/context.js';
 export { LoraAdapter } from './llama/lora.js';
+export { LoraTrainer } from './llama/lora-trainer.js';
+export { TrainingJob } from './llama/training-job.js';
+export type { TrainingEvent, TrainingStepEvent, TrainingEpochEvent, TrainingResult } from './llama/training-job.js';
+export type { TrainingExample } from './llama/training-data.js';
+export type { LoraTrainerOptions, TrainingRunOptions, TrainLoraOptions } from './llama/training-options.js';
+export { DEFAULT_TARGETS } from './llama/lora-plan.js';
 export type { ChatMessage, ChatTemplateOptions } from './llama/chat.js';
 export { jsonSchemaToGrammar } from './llama/json-schema-grammar.js';
 export { Generation } from './llama/generation.js';

@@ -77,6 +77,39 @@ export interface NativeContext {
   readonly disposed: boolean;
 }
 
+/** One training step (or evaluation pass) as native/trainer.cpp reports it. */
+export type NativeStepCallback = (index: number, loss: number, counted: number, gradNorm: number, clipped: boolean) => void;
+
+export interface NativeRunResult {
+  /** Masked mean loss per window (NaN where no position counted). */
+  losses: Float64Array;
+  counted: Int32Array;
+  /** Gradient norm before clipping, per window (NaN for an evaluation). */
+  gradNorms: Float64Array;
+  steps: number;
+  aborted: boolean;
+  /** Nodes in the last step's graph. */
+  graphNodes: number;
+}
+
+export interface NativeTrainer {
+  /** Windows of `window` tokens; learningRates null evaluates without updating. */
+  run(tokens: Int32Array, labels: Int32Array, mask: Uint8Array, learningRates: Float32Array | null, maxGradNorm: number,
+    onStep?: NativeStepCallback, abort?: NativeAbortFlag): Promise<NativeRunResult>;
+  readAdapter(): Promise<Array<{ name: string; ne: [number, number]; data: Float32Array }>>;
+  dispose(): Promise<void>;
+  readonly disposed: boolean;
+}
+
+export interface NativeTrainerOptions {
+  window: number;
+  threads: number;
+  beta1: number;
+  beta2: number;
+  eps: number;
+  weightDecay: number;
+}
+
 export interface NativeModel {
   tokenize(text: string, addSpecial: boolean, parseSpecial: boolean): Int32Array;
   detokenize(tokens: Int32Array, removeSpecial: boolean, unparseSpecial: boolean): string;
@@ -84,6 +117,7 @@ export interface NativeModel {
   info(): NativeModelInfo;
   createContext(options: object): Promise<NativeContext>;
   loadLora(path: string): Promise<NativeLoraAdapter>;
+  createTrainer(adapter: NativeLoraAdapter, options: NativeTrainerOptions): Promise<NativeTrainer>;
   applyChatTemplate(messages: Array<{ role: string; content: string }>, template: string | null, addAssistant: boolean): string;
   /** Resolves once the model's memory is freed: after every context and adapter made from it. */
   dispose(): Promise<void>;
@@ -119,7 +153,7 @@ export interface NativeBinding {
   testing: {
     textStreamChunks(pieces: Uint8Array[], stops: string[]): { chunks: string[]; stopped: boolean };
     /** Native models, contexts and adapters alive in the process (all threads). */
-    liveHandles(): { models: number; contexts: number; adapters: number };
+    liveHandles(): { models: number; contexts: number; adapters: number; trainers: number };
   };
 }
 

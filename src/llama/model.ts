@@ -9,6 +9,10 @@ import { Context, type ContextOptions } from './context.js';
 import { checkMessages, formatChat, type ChatMessage, type ChatTemplateOptions } from './chat.js';
 import { asyncDispose, settled, syncDispose, WeakChildren } from './lifecycle.js';
 import { LoraAdapter } from './lora.js';
+import { LoraTrainer, trainLora } from './lora-trainer.js';
+import type { TrainingExample } from './training-data.js';
+import type { TrainingJob } from './training-job.js';
+import type { LoraTrainerOptions, TrainLoraOptions } from './training-options.js';
 import { checkAdapterBase, modelFingerprint, type ModelFingerprint } from './lora-base.js';
 import { readGguf } from '../gguf/reader.js';
 import { checkModelFile } from './model-file.js';
@@ -21,6 +25,12 @@ export interface LoadModelOptions {
   mmap?: boolean;
   /** Load only the vocabulary: enough to tokenize, nothing to generate with. */
   vocabOnly?: boolean;
+  /**
+   * Load for LoRA training (model.trainLora): weights stay in plain CPU memory,
+   * not repacked for faster CPU inference and not on a GPU, because this
+   * llama.cpp version has no backward pass for those layouts. Default false.
+   */
+  trainable?: boolean;
   /**
    * Called with load progress between 0 and 1. If it throws, the load stops and
    * `loadModel` rejects with that same error (the callback is not called again).
@@ -56,13 +66,14 @@ export async function loadModel(path: string, options?: LoadModelOptions): Promi
   const o = v.options(options);
   const vocabOnly = v.boolean(o.vocabOnly, 'vocabOnly', false);
   const mmap = v.boolean(o.mmap, 'mmap', true);
+  const trainable = v.boolean(o.trainable, 'trainable', false);
   const onProgress = v.fn<(p: number) => void>(o.onProgress, 'onProgress');
   const signal = v.abortSignal(o.signal);
   if (o.gpuLayers !== undefined && o.gpuLayers !== 'auto' && o.gpuLayers !== 'max') {
     v.integer(o.gpuLayers, 'gpuLayers', 0, 0);
   }
   const { size } = await checkModelFile(path);
-  const gpuLayers = vocabOnly ? 0 : await resolveGpuLayers(o.gpuLayers ?? 'auto', path, size);
+  const gpuLayers = vocabOnly || trainable ? 0 : await resolveGpuLayers(o.gpuLayers ?? 'auto', path, size);
   if (signal?.aborted) throw abortedError('model load');
   const native = binding();
   const flag = new native.AbortFlag();
@@ -83,7 +94,7 @@ export async function loadModel(path: string, options?: LoadModelOptions): Promi
   try {
     let handle: NativeModel;
     try {
-      handle = await callNative(native.loadModel(path, { gpuLayers, vocabOnly, mmap }, progress, flag), site);
+      handle = await callNative(native.loadModel(path, { gpuLayers, vocabOnly, mmap, trainable }, progress, flag), site);
     } catch (err) {
       throw thrown ? thrown.error : err;
     }
@@ -106,6 +117,7 @@ export class Model {
   // native memory freed) even while the model lives.
   #contexts = new WeakChildren<Context>();
   #adapters = new WeakChildren<LoraAdapter>();
+  #trainers = new WeakChildren<LoraTrainer>();
   #disposal: Promise<void> | undefined;
   #fingerprint: Promise<ModelFingerprint | null> | undefined;
 
@@ -195,6 +207,33 @@ export class Model {
     return adapter;
   }
 
+  /**
+   * Trains a LoRA adapter on `examples` and writes it to `options.out`: the
+   * returned job yields progress events and resolves `result` once the adapter
+   * is saved. Only the adapter trains; the model's weights are shared, never
+   * written. A model whose weights are repacked for CPU inference (quantized
+   * ones, usually) must be loaded with { trainable: true }.
+   */
+  trainLora(examples: TrainingExample[], options?: TrainLoraOptions): TrainingJob {
+    return trainLora(this, examples, options, (o) => this.createLoraTrainer(o));
+  }
+
+  /**
+   * A training session for a new adapter (or one resumed from a file): run
+   * trainer.train() as often as needed, apply trainer.adapter to a context to
+   * try it, trainer.save() it, and dispose() it.
+   */
+  async createLoraTrainer(options?: LoraTrainerOptions): Promise<LoraTrainer> {
+    this.#live();
+    const trainer = await LoraTrainer.create(this, options);
+    if (this.disposed) {
+      await trainer.dispose();
+      throw new UnderstudyError('DISPOSED', 'the model was disposed while the LoRA trainer was being created');
+    }
+    this.#trainers.add(trainer);
+    return trainer;
+  }
+
   /** Formats chat messages into a prompt with the model's chat template (or `options.template`). */
   applyChatTemplate(messages: ChatMessage[], options?: ChatTemplateOptions): string {
     return formatChat(this.#live(), checkMessages(messages), v.options(options));
@@ -211,7 +250,7 @@ export class Model {
       const native = this.#native;
       this.#native = undefined;
       // Contexts first, so that disposing the adapters finds nothing to detach from.
-      const children = [...this.#contexts.live(), ...this.#adapters.live()].map((child) => child.dispose());
+      const children = [...this.#trainers.live(), ...this.#contexts.live(), ...this.#adapters.live()].map((child) => child.dispose());
       this.#disposal = settled(Promise.all([...children, native?.dispose()]));
     }
     return this.#disposal;
