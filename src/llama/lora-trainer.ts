@@ -17,7 +17,9 @@ import type { LoraAdapter } from './lora.js';
 import type { Model } from './model.js';
 import type { TrainingExample } from './training-data.js';
 import { TrainingJob, type TrainingEvent, type TrainingResult } from './training-job.js';
-import { prepareData, runEpochs, type PreparedData } from './training-loop.js';
+import { evaluateWindows, padToken, prepareData, runEpochs, type PreparedData, type RunState } from './training-loop.js';
+import { tokenizeExamples } from './training-data.js';
+import { packWindows } from './training-windows.js';
 import {
   runSettings, trainerSettings, type LoraTrainerOptions, type RunSettings, type TrainerSettings, type TrainLoraOptions,
   type TrainingRunOptions,
@@ -110,9 +112,7 @@ export class LoraTrainer {
     if (this.#running) throw new UnderstudyError('BUSY', 'the trainer is already running a training job');
     this.#running = true;
     try {
-      const result = await runEpochs({
-        native: () => this.#live(), window: this.settings.window, disposed: () => this.disposed,
-      }, data, s, emit, signal);
+      const result = await runEpochs(this.#state(), data, s, emit, signal);
       const h = this.#history;
       h.steps += result.steps;
       h.epochs += result.epochs;
@@ -120,6 +120,28 @@ export class LoraTrainer {
       h.evalLoss.push(...result.evalLoss);
       h.tokens += result.tokens;
       return { adapter: '', ...result };
+    } finally {
+      this.#running = false;
+    }
+  }
+
+  /**
+   * The masked loss (mean over the tokens the examples learn) of `examples`
+   * under the adapter as it is now, without training: the same number a run
+   * reports for its held-out examples.
+   */
+  async evaluate(examples: TrainingExample[], options?: { template?: string; signal?: AbortSignal }): Promise<{ loss: number; countedTokens: number }> {
+    const o = v.options(options);
+    const template = o.template === undefined ? undefined : v.nonEmptyString(o.template, 'template');
+    const signal = v.abortSignal(o.signal) ?? new AbortController().signal;
+    this.#live();
+    const windows = packWindows(tokenizeExamples(this.#model, examples, { window: this.settings.window, template }),
+      this.settings.window, padToken(this.#model));
+    if (this.#running) throw new UnderstudyError('BUSY', 'the trainer is running a training job');
+    this.#running = true;
+    try {
+      const loss = await evaluateWindows(this.#state(), windows, signal);
+      return { loss, countedTokens: windows.countedTokens };
     } finally {
       this.#running = false;
     }
@@ -155,6 +177,10 @@ export class LoraTrainer {
 
   [asyncDispose](): Promise<void> {
     return this.dispose();
+  }
+
+  #state(): RunState {
+    return { native: () => this.#live(), window: this.settings.window, disposed: () => this.disposed };
   }
 
   #live(): NativeTrainer {

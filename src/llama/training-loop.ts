@@ -31,7 +31,7 @@ export function prepareData(model: Model, examples: unknown, window: number, s: 
 }
 
 // Padding positions never count, so any token in the vocabulary does.
-function padToken(model: Model): number {
+export function padToken(model: Model): number {
   const special = model.info.vocab.special;
   return special.pad ?? special.eos ?? 0;
 }
@@ -108,6 +108,11 @@ function meanLoss(r: NativeRunResult): number {
     }
   }
   return counted > 0 ? sum / counted : Number.NaN;
+}
+
+/** The masked loss of `windows` under the adapter as it is now, without updating it. */
+export async function evaluateWindows(state: RunState, windows: TrainingWindows, signal: AbortSignal): Promise<number> {
+  return meanLoss(await run(state, windows, null, 0, signal));
 }
 
 async function run(
