@@ -2,7 +2,9 @@
 // Builds the native addon with cmake-js from CMakeLists.txt (the one build
 // description). Options, as flags or environment variables:
 //   --gpu=cpu|cuda|hip      UNDERSTUDY_GPU      (default cpu)
-//   --tools=none|simple|all UNDERSTUDY_TOOLS    reference programs from the same tree
+//   --tools=none|simple|all UNDERSTUDY_TOOLS    reference programs from the same tree:
+//                           simple = llama-simple and llama-completion (what the
+//                           tests run), all = + llama-bench and friends
 //   --jobs=N                UNDERSTUDY_JOBS     (default: all cores)
 //   --cuda-arch=90          CMAKE_CUDA_ARCHITECTURES, for CUDA builds
 //   --out=DIR               UNDERSTUDY_BUILD_DIR (default build; the addon loads from build/)

@@ -5,10 +5,11 @@
 // bundle (llama/gitRelease.bundle). The tarball is fetched with `npm pack` (so the
 // npm cache and registry settings apply), checked against a pinned sha256, and the
 // bundle is cloned and trimmed to what our build and tests use. A stamp file
-// records what was fetched; a second run with the same pin does nothing.
+// records what was fetched and how it was trimmed; a second run with the same pin
+// and trim does nothing.
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync, readdirSync } from 'node:fs';
+import { existsSync, lstatSync, mkdtempSync, readFileSync, renameSync, rmSync, utimesSync, writeFileSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -18,6 +19,9 @@ export const PIN = {
   sha256: 'a0d9dd80eacd2ab1cfe71aee57ac8a806487fd70b3d2a38fbec637752d9e5c5f',
   commit: 'de3ff815ea7d559ee917f063901b8986f038abc6',
 };
+// Bumped whenever DROP or the KEEP_* lists change, so that a vendor/ trimmed by an
+// older version of this script is fetched again (2: tools/completion kept).
+export const TRIM = 2;
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const target = join(root, 'vendor', 'llama.cpp');
@@ -34,7 +38,8 @@ const DROP = [
   'models/ggml-vocab-aquila.gguf', 'models/ggml-vocab-baichuan.gguf',
   'models/ggml-vocab-gpt-neox.gguf', 'models/ggml-vocab-nomic-bert-moe.gguf',
 ];
-const KEEP_TOOLS = new Set(['CMakeLists.txt', 'llama-bench', 'batched-bench', 'quantize']);
+// completion is llama.cpp's llama-completion, which the LoRA tests run with --lora.
+const KEEP_TOOLS = new Set(['CMakeLists.txt', 'llama-bench', 'batched-bench', 'quantize', 'completion']);
 const KEEP_EXAMPLES = new Set(['simple']);
 // tests/CMakeLists.txt stays: it names the vocabularies llama.cpp's own tokenizer
 // test runs on, which our tokenizer test reads.
@@ -48,13 +53,39 @@ function sha256(file) {
   return createHash('sha256').update(readFileSync(file)).digest('hex');
 }
 
-function alreadyThere() {
-  if (!existsSync(stamp)) return false;
+/** Whether a stamp file's text records this pin and this trim. */
+export function stampIsCurrent(text) {
   try {
-    const s = JSON.parse(readFileSync(stamp, 'utf8'));
-    return s.package === PIN.package && s.sha256 === PIN.sha256 && s.commit === PIN.commit;
+    const s = JSON.parse(text);
+    return s.package === PIN.package && s.sha256 === PIN.sha256 && s.commit === PIN.commit && s.trim === TRIM;
   } catch {
     return false;
+  }
+}
+
+function alreadyThere() {
+  return existsSync(stamp) && stampIsCurrent(readFileSync(stamp, 'utf8'));
+}
+
+// A refetch (a new trim, or --force) writes every file anew. Files whose content
+// did not change get back their old modification time, so that a build folder
+// made from the old tree recompiles only what changed, not all of llama.cpp.
+function keepUnchangedTimes(fresh, old) {
+  for (const name of readdirSync(fresh)) {
+    const f = join(fresh, name);
+    const o = join(old, name);
+    let before;
+    try {
+      before = lstatSync(o);
+    } catch {
+      continue; // new in this trim
+    }
+    const now = lstatSync(f);
+    if (now.isDirectory() && before.isDirectory()) {
+      keepUnchangedTimes(f, o);
+    } else if (now.isFile() && before.isFile() && now.size === before.size && readFileSync(f).equals(readFileSync(o))) {
+      utimesSync(f, before.atime, before.mtime);
+    }
   }
 }
 
@@ -94,7 +125,8 @@ export function fetchLlama({ force = false } = {}) {
     const head = execFileSync('git', ['-C', staging, 'rev-parse', 'HEAD'], { encoding: 'utf8' }).trim();
     if (head !== PIN.commit) throw new Error(`bundle HEAD is ${head}, expected ${PIN.commit}`);
     trim(staging);
-    writeFileSync(join(staging, '.understudy-source.json'), JSON.stringify(PIN, null, 2) + '\n');
+    if (existsSync(target)) keepUnchangedTimes(staging, target);
+    writeFileSync(join(staging, '.understudy-source.json'), JSON.stringify({ ...PIN, trim: TRIM }, null, 2) + '\n');
     rmSync(target, { recursive: true, force: true });
     rmSync(join(root, 'vendor'), { recursive: true, force: true });
     execFileSync('mkdir', ['-p', join(root, 'vendor')]);

@@ -72,6 +72,45 @@ export async function llamaSimpleContinuation(model: string, prompt: string, n: 
   return r.stdout;
 }
 
+export const llamaCompletion = join(root, 'build', 'tools', 'completion', 'llama-completion');
+
+/**
+ * llama.cpp's llama-completion, greedy (temperature 0, top-k 1), without conversation
+ * mode or prompt echo, optionally with a LoRA adapter at scale 1; returns just the
+ * continuation of at most `n` tokens. Its stdout is the continuation, then
+ * " [end of text]\n" if it stopped at end of generation, then "\n\n".
+ */
+export async function llamaCompletionContinuation(model: string, prompt: string, n: number, lora?: string): Promise<string> {
+  if (!existsSync(llamaCompletion)) {
+    throw new Error(`${llamaCompletion} is missing: build it with \`node scripts/build-native.mjs --tools=simple\``);
+  }
+  // The context holds the prompt (at most one token per byte, plus BOS and SentencePiece's
+  // leading space) and the continuation, so generation never shifts the context.
+  const contextSize = Buffer.byteLength(prompt) + 2 + n;
+  const args = [
+    '-m', model, '-p', prompt, '-n', String(n), '-c', String(contextSize),
+    '--temp', '0', '--top-k', '1', '--seed', '1',
+    '-no-cnv', '--no-display-prompt', '--no-warmup', '--simple-io',
+    ...(lora === undefined ? [] : ['--lora', lora]),
+  ];
+  // llama-completion prints through a logging thread that nothing waits for at exit
+  // (llama.cpp issue 22142), so on a busy machine the end of its output is sometimes
+  // lost. Its last words are the timings on stderr, printed after the text: a run
+  // without them is cut short and runs again (the continuation is deterministic).
+  let last = '';
+  for (let attempt = 0; attempt < 5; attempt++) {
+    const r = await run(llamaCompletion, args);
+    if (r.code !== 0) throw new Error(`llama-completion failed (${r.code ?? r.signal}): ${r.stderr.slice(-500)}`);
+    last = r.stdout;
+    if (!/common_perf_print: +total time/.test(r.stderr)) continue;
+    if (!r.stdout.endsWith('\n\n')) break;
+    const text = r.stdout.slice(0, -2);
+    const eog = ' [end of text]\n';
+    return text.endsWith(eog) ? text.slice(0, -eog.length) : text;
+  }
+  throw new Error(`llama-completion output does not end as expected: ${JSON.stringify(last.slice(-80))}`);
+}
+
 const fixtureDir = join(tmpdir(), `understudy-test-fixtures-${process.pid}`);
 
 /** A small llama model with random weights and the llama-spm (32000-token) vocabulary. */
