@@ -364,9 +364,17 @@ Napi::Value Trainer::Create(const Napi::CallbackInfo& info, std::shared_ptr<Mode
   Napi::Env env = info.Env();
   std::shared_ptr<AdapterHandle> adapter = LoraAdapter::From(env, info.Length() > 0 ? info[0] : env.Undefined());
   Napi::Object opts = args::OptionsAt(info, 1);
-  const int32_t window = static_cast<int32_t>(args::Integer(opts, "window", 256, 256, 1 << 16));
+  const int32_t window = static_cast<int32_t>(args::Integer(opts, "window", 256, 256, 8192));
   if (window % 256 != 0) ThrowTypeError(env, "Expected a multiple of 256 for window");
-  const int32_t threads = static_cast<int32_t>(args::Integer(opts, "threads", 4, 1, 1024));
+  // A step keeps several window × vocabulary F32 tensors (logits, their
+  // gradient, the softmax); llama.cpp aborts when it cannot allocate them.
+  const int64_t logits_bytes = static_cast<int64_t>(window) * llama_vocab_n_tokens(model->vocab) * 4;
+  if (logits_bytes > (int64_t{1} << 31)) {
+    ThrowError(env, "INVALID_ARGUMENT", "a window of " + std::to_string(window) + " tokens needs " +
+               std::to_string(logits_bytes >> 20) + " MiB per logits tensor with this model's " +
+               std::to_string(llama_vocab_n_tokens(model->vocab)) + "-token vocabulary: use a smaller window");
+  }
+  const int32_t threads = static_cast<int32_t>(args::Integer(opts, "threads", 4, 1, GGML_MAX_N_THREADS));
   TrainerHandle::Optimizer o;
   o.beta1 = FloatOption(opts, "beta1", 0.9, 0, 1);
   o.beta2 = FloatOption(opts, "beta2", 0.999, 0, 1);

@@ -16,7 +16,7 @@ export interface LoraTrainerOptions {
   targets?: string[];
   /** Continue training this adapter file instead of starting a new one (B = 0). */
   resumeFrom?: string;
-  /** Tokens per training step: a multiple of 256 (default 256). Longer examples are refused. */
+  /** Tokens per training step: a multiple of 256 up to 8192 (default 256). Longer examples are refused. */
   window?: number;
   /** CPU threads (default: all the machine has). */
   threads?: number;
@@ -88,13 +88,13 @@ export function trainerSettings(options: LoraTrainerOptions | undefined): Traine
   const alpha = v.number(o.alpha, 'alpha', 2 * rank, Number.MIN_VALUE, 1e6);
   const targets = o.targets === undefined ? [...DEFAULT_TARGETS] : v.stringArray(o.targets, 'targets');
   const resumeFrom = o.resumeFrom === undefined ? undefined : v.nonEmptyString(o.resumeFrom, 'resumeFrom');
-  const window = v.integer(o.window, 'window', 256, 256, 65536);
+  const window = v.integer(o.window, 'window', 256, 256, 8192);
   if (window % 256 !== 0) {
     throw invalidArgument(`Expected a multiple of 256 for window but received ${window} (llama.cpp sizes training contexts in steps of 256)`);
   }
   return {
     rank, alpha, targets, resumeFrom, window,
-    threads: v.integer(o.threads, 'threads', availableParallelism(), 1, 1024),
+    threads: v.integer(o.threads, 'threads', availableParallelism(), 1, 512),
     seed: v.integer(o.seed, 'seed', 42, 0, MAX_SEED),
     beta1: v.number(o.beta1, 'beta1', 0.9, 0, 0.999999),
     beta2: v.number(o.beta2, 'beta2', 0.999, 0, 0.999999),
