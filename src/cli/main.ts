@@ -8,6 +8,7 @@ import { chatCommand } from './chat.js';
 import { embedCommand } from './embed.js';
 import { generateCommand } from './generate.js';
 import { doctorCommand, infoCommand, tokenizeCommand } from './inspect.js';
+import { trainCommand } from './train.js';
 import { HELP, UsageError } from './usage.js';
 import { showValue } from '../validate.js';
 
@@ -20,6 +21,7 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   doctor: doctorCommand,
   ask: askCommand,
   dataset: datasetCommand,
+  train: trainCommand,
 };
 
 export async function main(argv: string[]): Promise<number> {

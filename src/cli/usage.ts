@@ -44,6 +44,22 @@ Usage:
       Lists the tasks in the dataset, their rows and readiness.
   understudy dataset export --out FILE [--task NAME] [--cache-dir DIR]
       Writes the dataset as JSONL in chat format, for training.
+  understudy train --model PATH --data FILE.jsonl --out ADAPTER.gguf [options]
+      Trains a LoRA adapter on FILE.jsonl, one {"messages": [...]} (what dataset
+      export writes) or {"prompt": "...", "completion": "..."} per line, and writes
+      it to ADAPTER.gguf (for --lora). Progress goes to stderr, the result (losses
+      per epoch, tokens/s) to stdout as one JSON object. Ctrl-C stops after the
+      current step and writes no adapter.
+      --epochs N           passes over the data (default 3)
+      --rank R, --alpha A  adapter rank (default 8) and alpha (default 2 x rank)
+      --lr LR              peak learning rate (default 0.001; 1e-3 works too)
+      --eval-split F       share of the examples held out for eval loss (default 0.1)
+      --seed S             seed of the shuffle, split and new adapter (default 42)
+      --window N           tokens per step, a multiple of 256 (default 256)
+      --threads N          CPU threads (default: all cores)
+      --targets a,b,c      matrices to adapt (default attn_q,attn_output,ffn_gate,ffn_up,ffn_down)
+      --template NAME      chat template for {"messages"} lines (default: the model's)
+      --resume ADAPTER     continue training an adapter file (its rank and targets)
 
 Errors print "understudy: error [CODE]: message" and exit 1; usage errors exit 2.
 Set UNDERSTUDY_LOG_LEVEL=info to see llama.cpp's own log.
