@@ -13,7 +13,7 @@ const FILE_TIMEOUT_MS = 15 * 60 * 1000;
 
 // The reference program the greedy-generation tests compare with, built from the
 // same vendored llama.cpp (incremental: seconds once the library is built).
-if (!existsSync(join(root, 'build', 'tools', 'simple', 'llama-simple'))) {
+if (!existsSync(join(root, 'build', 'tools', 'simple', 'llama-simple')) || !existsSync(join(root, 'build', 'tools', 'completion', 'llama-completion'))) {
   const r = spawnSync(process.execPath, [join(root, 'scripts', 'build-native.mjs'), '--tools=simple'], { cwd: root, stdio: 'inherit' });
   if (r.status !== 0) {
     console.error('run-tests: could not build the reference tools');
