@@ -19,7 +19,7 @@ import {
   type AdapterPlan, type AdapterTensor, type TrainingMetadata,
 } from '../src/llama/lora-file.js';
 import { copyModel, scaleOutputNorm } from './fixtures/model-copy.js';
-import { llamaCompletionContinuation, rejection, root, run, storiesModel, within } from './helpers.js';
+import { llamaCompletionContinuation, rejection, storiesModel, within } from './helpers.js';
 
 let dir = '';
 let model: Model;
