@@ -4,7 +4,7 @@
 // line numbers, which is what a user can find in an editor.
 import { open } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
-import { UnderstudyError } from '../errors.js';
+import { UnderstudyError, abortedError } from '../errors.js';
 import { errorText } from '../validate.js';
 
 export interface TrainingData {
@@ -17,9 +17,9 @@ export interface TrainingData {
 /**
  * Reads FILE: one JSON value per line, blank lines skipped. Whether a value is
  * a usable example is the trainer's to judge; only text that is not JSON is
- * refused here, naming its line.
+ * refused here, naming its line. An abort (Ctrl-C) stops the reading of a large file.
  */
-export async function readTrainingData(file: string): Promise<TrainingData> {
+export async function readTrainingData(file: string, signal?: AbortSignal): Promise<TrainingData> {
   const examples: unknown[] = [];
   const lines: number[] = [];
   // Opened first, so a missing file or a folder is told apart before any reading.
@@ -36,6 +36,7 @@ export async function readTrainingData(file: string): Promise<TrainingData> {
   try {
     for await (const raw of reader) {
       n++;
+      if (signal?.aborted) throw abortedError('reading the training data');
       // A byte-order mark (editors on Windows write one) is not part of the JSON.
       const text = n === 1 ? raw.replace(/^\uFEFF/, '') : raw;
       if (text.trim() === '') continue;

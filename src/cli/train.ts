@@ -65,7 +65,7 @@ export async function trainCommand(argv: string[]): Promise<number> {
   let model: Model | undefined;
   let job: TrainingJob | undefined;
   try {
-    const { examples, lines } = await readTrainingData(data);
+    const { examples, lines } = await readTrainingData(data, abort.signal);
     model = await loadModel(modelPath, { trainable: true, signal: abort.signal });
     job = model.trainLora(examples as TrainingExample[], { ...options, signal: abort.signal });
     try {
