@@ -142,6 +142,9 @@ test('an example the trainer refuses: its line number (blank lines counted), exi
     [['', good, '7'], 'line 3: expected { messages }, { prompt, completion } or { tokens, mask } object for line 3 but received 7 of type number'],
     [[good, JSON.stringify({ messages: [{ role: 'user', content: 'hi' }], task: 'qa' })],
       'line 2: has no assistant message, so nothing to learn: end the conversation with { role: "assistant", content: <the answer> }'],
+    // 300 words of prompt do not fit a window of 256 tokens.
+    [['', JSON.stringify({ prompt: 'Once '.repeat(300), completion: ' time' })],
+      'line 2: is 304 tokens long, longer than the window of 256 tokens: raise --window (the model was trained on 2048), or shorten or split the example'],
   ];
   for (const [lines, message] of cases) {
     const path = dataFile('refused.jsonl', lines);
@@ -151,6 +154,12 @@ test('an example the trainer refuses: its line number (blank lines counted), exi
     assert.is(r.stdout, '');
     assert.not.ok(existsSync(out));
   }
+  // Without --template, {"messages"} lines need the model's own template, which stories260K lacks.
+  const path = dataFile('chat.jsonl', [good, LINES[6]!]);
+  const r = await understudy('train', '--model', storiesModel, '--data', path, '--out', out);
+  assert.is(r.code, 1, r.stderr);
+  assert.is(r.stderr, `understudy: error [TEMPLATE_MISSING]: ${path} has {"messages"} lines but the model has no chat template: pass --template NAME (such as chatml, llama3, gemma)\n`);
+  assert.not.ok(existsSync(out));
 });
 
 test('missing files: IO_ERROR before any training', async () => {

@@ -72,14 +72,21 @@ function readError(file: string, err: unknown): UnderstudyError {
 
 /**
  * The trainer names a bad example by its index (`examples[7]: ...`); the user
- * knows it by its line. Any other error passes through unchanged.
+ * knows it by its line. A missing chat template is told in the command's terms.
+ * Any other error passes through unchanged.
  */
 export function atLine(err: unknown, file: string, lines: number[]): unknown {
+  if (err instanceof UnderstudyError && err.code === 'TEMPLATE_MISSING') {
+    return new UnderstudyError('TEMPLATE_MISSING',
+      `${file} has {"messages"} lines but the model has no chat template: pass --template NAME (such as chatml, llama3, gemma)`, { cause: err });
+  }
   if (!(err instanceof UnderstudyError) || err.code !== 'INVALID_DATASET') return err;
   const match = /^examples\[(\d+)\]: /.exec(err.message);
   const line = match ? lines[Number(match[1])] : undefined;
   if (!match || line === undefined) return err;
   // The example's name may recur in the message ("... for examples[7] but received 5").
-  const rest = err.message.slice(match[0].length).split(`examples[${match[1]}]`).join(`line ${line}`);
+  const rest = err.message.slice(match[0].length).split(`examples[${match[1]}]`).join(`line ${line}`)
+    // The API's option is the command's flag.
+    .replace('raise the window option', 'raise --window');
   return new UnderstudyError('INVALID_DATASET', `${file} line ${line}: ${rest}`, { cause: err });
 }
