@@ -38,7 +38,7 @@ function fmt(s: Stat): string {
   return `${s.mean.toFixed(2)} ± ${s.stddev.toFixed(2)}`;
 }
 
-function table(header: string[], rows: string[][], rightAlign: boolean[]): string {
+export function table(header: string[], rows: string[][], rightAlign: boolean[]): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const line = (cells: string[]) =>
     `| ${cells.map((c, i) => (rightAlign[i] ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join(' | ')} |`;

@@ -22,6 +22,7 @@ import {
   type ComparisonRow, type ExtraRow, type ParallelRow, type ServingRow,
 } from './report.js';
 import { printStall, runStallBench } from './stall-section.js';
+import { printTrain, runTrainBench, type TrainSectionResult } from './train-section.js';
 import { HIT_REQUEST, runRouterBench, type RouterBenchOptions, type RouterBenchResult } from './router.js';
 
 const DEFAULT_NPL: Record<ModelKey, number[]> = { stories: [1, 4, 16, 64], tinyllama: [1, 4, 16] };
@@ -29,7 +30,9 @@ const PARALLEL_SHAPE = { nPrompt: 128, nGen: 128 };
 const LAG_SEQUENCES = 16;
 const SKIPPABLE = ['parallel', 'embeddings', 'node-llama-cpp', 'router'] as const;
 // 'models': llama-bench, node-llama-cpp and ours on each model (everything but the router).
-const SECTIONS = ['models', 'router', 'stall'] as const;
+// 'train' runs only when asked for (--only train): it takes minutes on TinyLlama.
+const SECTIONS = ['models', 'router', 'stall', 'train'] as const;
+const DEFAULT_SECTIONS = ['models', 'router', 'stall'];
 const ROUTER_SIZES = [10_000, 100_000];
 // Prompts embedded one per call and batches of 8, per model: TinyLlama takes ~0.5 s a prompt on 2 cores.
 const ROUTER_EMBED: Record<ModelKey, { singles: number; batches: number }> = { stories: { singles: 300, batches: 40 }, tinyllama: { singles: 30, batches: 4 } };
@@ -40,7 +43,7 @@ const USAGE = `usage: npm run bench -- [options]
   --models LIST   comma-separated: stories,tinyllama (default both)
   --npl LIST      parallel sequences to measure, e.g. 1,4,16 (default ${DEFAULT_NPL.stories.join(',')} on stories260K, ${DEFAULT_NPL.tinyllama.join(',')} on tinyllama)
   --skip LIST     leave out some of: ${SKIPPABLE.join(', ')}
-  --only LIST     run only these sections: ${SECTIONS.join(', ')} (models: everything but the router; stall: the semantic index's event-loop stalls at 50k entries)
+  --only LIST     run only these sections: ${SECTIONS.join(', ')} (models: everything but the router; stall: the semantic index's event-loop stalls at 50k entries; train: LoRA training tokens/s against our prompt processing, run only when named)
   --router-sizes LIST  semantic-index sizes, e.g. 10000 (default ${ROUTER_SIZES.join(',')}; --quick: ${ROUTER_SIZES[0]})
   --router-calls N     timed exact-cache hits (default 20000, after a tenth as many warm-up calls)
   --name NAME     results file bench/results/NAME.json (default cpu-<hostname>-<date>)
@@ -77,16 +80,18 @@ async function main(): Promise<void> {
   const npl = values.npl === undefined ? undefined : intList(values.npl, 'npl');
   const skip = new Set((values.skip ?? '').split(',').map((s) => s.trim()).filter(Boolean));
   for (const s of skip) if (!(SKIPPABLE as readonly string[]).includes(s)) throw new Error(`--skip: unknown "${s}" (known: ${SKIPPABLE.join(', ')})`);
-  const only = new Set((values.only ?? SECTIONS.join(',')).split(',').map((s) => s.trim()).filter(Boolean));
+  const only = new Set((values.only ?? DEFAULT_SECTIONS.join(',')).split(',').map((s) => s.trim()).filter(Boolean));
   for (const s of only) if (!(SECTIONS as readonly string[]).includes(s)) throw new Error(`--only: unknown "${s}" (known: ${SECTIONS.join(', ')})`);
   const runModels = only.has('models');
   const runRouter = only.has('router') && !skip.has('router');
   const runStall = only.has('stall');
+  const runTrain = only.has('train');
   const routerSizes = values['router-sizes'] === undefined ? (quick ? ROUTER_SIZES.slice(0, 1) : ROUTER_SIZES) : intList(values['router-sizes'], 'router-sizes');
   const routerCalls = positiveInt(values['router-calls'], 'router-calls', 20_000);
   const date = new Date();
-  // A run of the router alone gets its own file, so it does not overwrite the day's full run.
-  const name = values.name ?? `${gpu ? 'gpu' : 'cpu'}-${os.hostname()}-${date.toISOString().slice(0, 10)}${runModels ? '' : '-router'}`;
+  // A run of the router (or of training) alone gets its own file, so it does not overwrite the day's full run.
+  const suffix = runModels ? '' : only.size === 1 && runTrain ? '-train' : '-router';
+  const name = values.name ?? `${gpu ? 'gpu' : 'cpu'}-${os.hostname()}-${date.toISOString().slice(0, 10)}${suffix}`;
   if (!/^[\w.-]+$/.test(name)) throw new Error(`--name may hold letters, digits, '.', '_' and '-' only, got "${name}"`);
 
   const tools = runModels ? findReferenceTools() : null;
@@ -215,6 +220,8 @@ async function main(): Promise<void> {
   };
   if (runRouter) router = await runRouterBench(routerOptions, phase);
   const stall = runStall ? runStallBench(50_000, log) : null;
+  // Training keeps its weights on the CPU ({ trainable: true }): --gpu does not apply to it.
+  const train: TrainSectionResult | null = runTrain ? await runTrainBench(models, { threads, reps, quick }, phase, log) : null;
 
   if (rows.length > 0) {
     console.log(`\n${comparisonTable(rows)}\n`);
@@ -237,6 +244,7 @@ async function main(): Promise<void> {
   if (serving.length > 0) console.log(`\n${servingTable(serving)}\n`);
   if (router) printRouter(router, models);
   if (stall) printStall(stall);
+  if (train) printTrain(train);
   const contention = monitor.stop();
   const contended = Object.entries(contention).filter(([, c]) => c.contended > 0.05 * c.samples);
   if (contended.length > 0) {
@@ -279,6 +287,7 @@ async function main(): Promise<void> {
     serving,
     router: router ? { settings: { ...routerOptions, hitRequest: HIT_REQUEST }, ...router } : null,
     stall,
+    train,
     results,
   });
   console.log(`wrote ${out}`);
