@@ -12,6 +12,7 @@ import { loadModel, type Model } from '../src/index.js';
 import { binding, type NativeAbortFlag, type NativeTrainer } from '../src/llama/binding.js';
 import { planAdapter, writeNewAdapter } from '../src/llama/lora-file.js';
 import type { LoraAdapter } from '../src/llama/lora.js';
+import { makeLoraAdapter } from '../scripts/make-lora.js';
 import { cloneRaw, parseRaw, relayout, serializeRaw, type RawModel, type RawTensor } from './fuzz/raw-gguf.js';
 import { fixtureDir, run, storiesModel, tinyModel, vocabDir, within } from './helpers.js';
 
@@ -117,6 +118,15 @@ async function nativeArgs(dir: string): Promise<void> {
   out.adapterDisposed = await create(disposedAdapter, { window: WINDOW, threads: 1 });
   out.adapterOfOtherModel = await create(otherAdapter._native(), { window: WINDOW, threads: 1 });
   out.vocabOnlyModel = await attempt(() => vocabOnly._native().createTrainer(adapter._native(), { window: WINDOW, threads: 1 } as never), trainerFacts);
+  // createTrainer: adapters the TypeScript side never makes (planFromAdapter refuses
+  // them in resume files), as scripts/make-lora.ts writes them.
+  for (const [name, targets] of [['adapterAttnV', ['attn_v']], ['adapterOutput', ['output']]] as const) {
+    const path = join(dir, `${name}.gguf`);
+    await makeLoraAdapter({ model: storiesModel, out: path, rank: 2, targets: [...targets] });
+    const loaded = await model.loadLora(path);
+    out[name] = await create(loaded._native(), { window: WINDOW, threads: 1 });
+    await loaded.dispose();
+  }
   // createTrainer: the options.
   const a = adapter._native();
   out.optionsString = await create(a, 'x');

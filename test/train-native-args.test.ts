@@ -40,6 +40,15 @@ test('createTrainer: a wrong, disposed or foreign adapter, a vocab-only model', 
   assert.equal(o.vocabOnlyModel, { code: 'TRAINING_UNSUPPORTED', message: 'a vocab-only model cannot be trained: load it without vocabOnly' });
 });
 
+test('createTrainer: adapters of attn_v or of a matrix outside the layers: TRAINING_UNSUPPORTED', () => {
+  const o = nativeArgs;
+  // Which tensor is named first depends on llama.cpp's map order: the message is checked up to it.
+  assert.is(o.adapterAttnV?.code, 'TRAINING_UNSUPPORTED');
+  assert.match(String(o.adapterAttnV?.message), /^adapter tensor blk\.\d+\.attn_v\.weight\.lora_[ab] adapts attn_k or attn_v, which get no gradient at this llama\.cpp version \(attention reads K and V back from the cache\)$/);
+  assert.is(o.adapterOutput?.code, 'TRAINING_UNSUPPORTED');
+  assert.match(String(o.adapterOutput?.message), /^adapter tensor output\.weight\.lora_[ab] is outside the repeating layers: only their matrices can be trained$/);
+});
+
 test('createTrainer: options of the wrong type or out of range', () => {
   const o = nativeArgs;
   assert.equal(o.optionsString, invalid('Expected object for options but received another value'));
