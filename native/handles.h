@@ -39,6 +39,9 @@ struct AdapterHandle {
   std::shared_ptr<ModelHandle> model;
   llama_adapter_lora* adapter = nullptr;
   std::string path;
+  // Claimed by the trainer training it: its tensors are that trainer's
+  // parameters, and a second trainer would unmark them when it is freed.
+  std::atomic<bool> in_training{false};
   ReleaseWaiters released;
   AdapterHandle(std::shared_ptr<ModelHandle> m, llama_adapter_lora* a, std::string p)
       : model(std::move(m)), adapter(a), path(std::move(p)) { LiveHandles::adapters++; }

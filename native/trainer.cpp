@@ -63,6 +63,10 @@ class CreateTrainerWorker : public PromiseWorker {
     h->window = window_;
     h->optimizer = optimizer_;
     h->params = CheckTrainable(*model_, *adapter_);
+    if (adapter_->in_training.exchange(true)) {
+      throw Failure("BUSY", "the adapter is already being trained by another trainer: dispose that trainer first");
+    }
+    h->claimed_adapter = true;
     h->hooks = std::make_unique<TrainingHooks>(h->params);
     h->padding = PadNodeBudget(model_->model, TrainingNodesNeeded(model_->model, h->params.size() / 2));
 
@@ -327,7 +331,10 @@ TrainerHandle::~TrainerHandle() {
   if (ctx) llama_free(ctx);  // with llama.cpp's optimizer state
   // The adapter outlives the session (its LoraAdapter may still apply it):
   // it goes back to being a plain adapter.
-  for (ggml_tensor* t : params) t->flags &= ~GGML_TENSOR_FLAG_PARAM;
+  if (claimed_adapter) {
+    for (ggml_tensor* t : params) t->flags &= ~GGML_TENSOR_FLAG_PARAM;
+    adapter->in_training.store(false);
+  }
   for (llama_adapter_lora* a : padding) llama_adapter_lora_free(a);
   if (dataset) ggml_opt_dataset_free(dataset);
   if (threadpool) ggml_threadpool_free(threadpool);
@@ -367,12 +374,25 @@ Napi::Value Trainer::Create(const Napi::CallbackInfo& info, std::shared_ptr<Mode
   const int32_t window = static_cast<int32_t>(args::Integer(opts, "window", 256, 256, 8192));
   if (window % 256 != 0) ThrowTypeError(env, "Expected a multiple of 256 for window");
   // A step keeps several window × vocabulary F32 tensors (logits, their
-  // gradient, the softmax); llama.cpp aborts when it cannot allocate them.
+  // gradient, the softmax) and, for the backward pass, every layer's window ×
+  // window attention scores; ggml aborts when it cannot allocate them.
   const int64_t logits_bytes = static_cast<int64_t>(window) * llama_vocab_n_tokens(model->vocab) * 4;
   if (logits_bytes > (int64_t{1} << 31)) {
     ThrowError(env, "INVALID_ARGUMENT", "a window of " + std::to_string(window) + " tokens needs " +
                std::to_string(logits_bytes >> 20) + " MiB per logits tensor with this model's " +
                std::to_string(llama_vocab_n_tokens(model->vocab)) + "-token vocabulary: use a smaller window");
+  }
+  if (!model->vocab_only) {
+    const int64_t attention_bytes = static_cast<int64_t>(window) * window * 4 * 2 * llama_model_n_head(model->model) *
+                                    llama_model_n_layer(model->model);
+    const int64_t needed = 3 * logits_bytes + attention_bytes;
+    size_t free = 0, total = 0;
+    if (ggml_backend_dev_t cpu = ggml_backend_dev_by_type(GGML_BACKEND_DEVICE_TYPE_CPU)) ggml_backend_dev_memory(cpu, &free, &total);
+    if (total > 0 && needed > static_cast<int64_t>(total)) {
+      ThrowError(env, "INVALID_ARGUMENT", "a window of " + std::to_string(window) + " tokens needs about " +
+                 std::to_string(needed >> 30) + " GiB for this model's logits and attention, more than this machine's " +
+                 std::to_string(total >> 30) + " GiB: use a smaller window");
+    }
   }
   const int32_t threads = static_cast<int32_t>(args::Integer(opts, "threads", 4, 1, GGML_MAX_N_THREADS));
   TrainerHandle::Optimizer o;
@@ -411,7 +431,8 @@ Napi::Value Trainer::Run(const Napi::CallbackInfo& info) {
       if (!(r > 0 && std::isfinite(r))) ThrowError(env, "INVALID_ARGUMENT", "every learning rate must be a positive finite number");
     }
   }
-  const double max_norm = info.Length() > 4 && info[4].IsNumber() ? info[4].As<Napi::Number>().DoubleValue() : 0.0;
+  if (info.Length() <= 4 || !info[4].IsNumber()) ThrowTypeError(env, "Expected non-negative finite number for maxGradNorm");
+  const double max_norm = info[4].As<Napi::Number>().DoubleValue();
   if (!(max_norm >= 0 && std::isfinite(max_norm))) ThrowTypeError(env, "Expected non-negative finite number for maxGradNorm");
   Napi::Function on_step = args::OptionalFunction(info, 5, "onStep");
   SharedFlag abort = AbortFlag::From(env, info.Length() > 6 ? info[6] : env.Undefined());

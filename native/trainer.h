@@ -33,6 +33,7 @@ struct TrainerHandle {
   } optimizer;
   std::atomic<bool> busy{false};
   std::atomic<bool> disposed{false};
+  bool claimed_adapter = false;  // this session set adapter->in_training
   ReleaseWaiters released;
 
   TrainerHandle(std::shared_ptr<ModelHandle> m, std::shared_ptr<AdapterHandle> a);

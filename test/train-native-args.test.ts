@@ -100,7 +100,7 @@ test('run: onStep and abort of the wrong type', () => {
   assert.equal(o.abortSignal, invalid('Expected AbortFlag for abort but received another value'));
 });
 
-// FAILS at 94d8bc8: native/trainer.cpp Trainer::Run reads maxGradNorm only when
+// Found at 94d8bc8, fixed since: native/trainer.cpp Trainer::Run reads maxGradNorm only when
 // it is a number and takes anything else as 0 (clipping off), without an error.
 test('run: a maxGradNorm that is not a number is refused', () => {
   assert.equal(nativeArgs.normString, badNorm);
@@ -140,7 +140,7 @@ test('a trainer keeps its adapter and model alive past their dispose(), and free
   assert.equal(o.freedWithTrainer, { ok: 'freed', models: 2, contexts: 0, adapters: 1, trainers: 0 });
 });
 
-// FAILS at 94d8bc8 (the child dies of SIGABRT): two trainers on one adapter. Disposing
+// Found at 94d8bc8 (the child died of SIGABRT), fixed since: two trainers on one adapter. Disposing
 // the second clears the adapter tensors' PARAM flag (~TrainerHandle), and the first
 // one's next step reaches GGML_ASSERT(any_params && "no trainable parameters found")
 // in ggml_build_backward_expand.

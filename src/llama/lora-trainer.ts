@@ -4,9 +4,10 @@
 // `adapter` is a live LoraAdapter: a context that applies it sees every step.
 // model.trainLora() is the one-call form: a session, one run, save, dispose.
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { access, mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { UnderstudyError, abortedError, callNative, disposedError } from '../errors.js';
 import * as v from '../validate.js';
 import type { NativeTrainer } from './binding.js';
@@ -16,7 +17,7 @@ import { planAdapter } from './lora-plan.js';
 import type { LoraAdapter } from './lora.js';
 import type { Model } from './model.js';
 import type { TrainingExample } from './training-data.js';
-import { TrainingJob, type TrainingEvent, type TrainingResult } from './training-job.js';
+import { TrainingJob, signalOption, type TrainingEvent, type TrainingResult } from './training-job.js';
 import { evaluateWindows, padToken, prepareData, runEpochs, type PreparedData, type RunState } from './training-loop.js';
 import { tokenizeExamples } from './training-data.js';
 import { packWindows } from './training-windows.js';
@@ -51,6 +52,9 @@ export class LoraTrainer {
   static async create(model: Model, options: LoraTrainerOptions | undefined): Promise<LoraTrainer> {
     const site = new Error();
     const settings = trainerSettings(options);
+    if (model.info.vocabOnly) {
+      throw new UnderstudyError('TRAINING_UNSUPPORTED', 'a vocab-only model cannot be trained: load it without vocabOnly');
+    }
     let plan: AdapterPlan;
     let steps = 0;
     let adapter: LoraAdapter;
@@ -97,7 +101,7 @@ export class LoraTrainer {
    * has no adapter path: call save() to write one. One run at a time.
    */
   train(examples: TrainingExample[], options?: TrainingRunOptions): TrainingJob {
-    return new TrainingJob((emit, signal) => this._run(examples, options, emit, signal), options?.signal);
+    return new TrainingJob((emit, signal) => this._run(examples, options, emit, signal), signalOption(options));
   }
 
   /** @internal */
@@ -109,6 +113,7 @@ export class LoraTrainer {
 
   /** @internal The run behind train() and trainLora(), on examples already checked and packed. */
   async _runPrepared(data: PreparedData, s: RunSettings, emit: (e: TrainingEvent) => void, signal: AbortSignal): Promise<TrainingResult> {
+    if (signal.aborted) throw abortedError('training');
     if (this.#running) throw new UnderstudyError('BUSY', 'the trainer is already running a training job');
     this.#running = true;
     try {
@@ -189,6 +194,19 @@ export class LoraTrainer {
   }
 }
 
+// The adapter is written only after training: a path that cannot take it must
+// fail before, not after, the run.
+async function checkWritable(out: string): Promise<void> {
+  const dir = dirname(resolve(out));
+  try {
+    await access(dir, constants.W_OK);
+  } catch {
+    throw new UnderstudyError('IO_ERROR', `cannot write the adapter to ${out}: ${dir} is not a writable directory`);
+  }
+  const existing = await stat(out).catch(() => undefined);
+  if (existing?.isDirectory()) throw new UnderstudyError('IO_ERROR', `cannot write the adapter to ${out}: it is a directory`);
+}
+
 /**
  * model.trainLora(): a session, one run, the adapter saved to `out` (only when
  * the run succeeds), the session freed. Every example is checked before the
@@ -204,6 +222,8 @@ export function trainLora(
       : v.nonEmptyString(o.out, 'out');
     const s = runSettings(o);
     const data = prepareData(model, examples, trainerSettings(o).window, s);
+    await checkWritable(out);
+    if (signal.aborted) throw abortedError('training');
     const trainer = await createTrainer(o);
     try {
       const result = await trainer._runPrepared(data, s, emit, signal);
@@ -214,5 +234,5 @@ export function trainLora(
       await trainer.dispose();
       await trainer.adapter.dispose();
     }
-  }, options?.signal);
+  }, signalOption(options));
 }

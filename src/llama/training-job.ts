@@ -61,6 +61,19 @@ export interface TrainingResult {
 
 export type TrainingWork = (emit: (event: TrainingEvent) => void, signal: AbortSignal) => Promise<TrainingResult>;
 
+/**
+ * The `signal` of an options object, read without throwing: a bad options
+ * value (a throwing getter, a revoked Proxy) fails the work instead, which
+ * reads the options again and rejects with the error.
+ */
+export function signalOption(options: unknown): unknown {
+  try {
+    return typeof options === 'object' && options !== null ? (options as { signal?: unknown }).signal : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 export class TrainingJob implements AsyncIterable<TrainingEvent> {
   readonly result: Promise<TrainingResult>;
   readonly signal: AbortSignal;
@@ -71,12 +84,15 @@ export class TrainingJob implements AsyncIterable<TrainingEvent> {
   #failure: { error: unknown } | undefined;
 
   /** @internal Use model.trainLora() or trainer.train(). */
-  constructor(work: TrainingWork, external?: AbortSignal) {
+  constructor(work: TrainingWork, external?: unknown) {
+    // The work checks its options and rejects a signal that is not an
+    // AbortSignal; the job only listens to a real one.
+    const outer = external instanceof AbortSignal ? external : undefined;
     const signal = this.#controller.signal;
     this.signal = signal;
-    const onAbort = () => this.#controller.abort(external?.reason);
-    if (external?.aborted) onAbort();
-    else external?.addEventListener('abort', onAbort, { once: true });
+    const onAbort = () => this.#controller.abort(outer?.reason);
+    if (outer?.aborted) onAbort();
+    else outer?.addEventListener('abort', onAbort, { once: true });
     this.result = (async () => {
       try {
         return await work((event) => this.#push(event), signal);
@@ -84,7 +100,7 @@ export class TrainingJob implements AsyncIterable<TrainingEvent> {
         this.#failure = { error };
         throw error;
       } finally {
-        external?.removeEventListener('abort', onAbort);
+        outer?.removeEventListener('abort', onAbort);
         this.#done = true;
         this.#notify();
       }

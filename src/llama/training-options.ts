@@ -18,7 +18,7 @@ export interface LoraTrainerOptions {
   resumeFrom?: string;
   /** Tokens per training step: a multiple of 256 up to 8192 (default 256). Longer examples are refused. */
   window?: number;
-  /** CPU threads (default: all the machine has). */
+  /** CPU threads (default: one fewer than the machine has, at least 1). */
   threads?: number;
   /** Seed of the new adapter's A matrices (default 42). */
   seed?: number;
@@ -82,10 +82,26 @@ export interface RunSettings {
 
 const MAX_SEED = 2 ** 32 - 1;
 
+// A finite number above 0 (alpha, the learning rate): 0 itself is refused.
+function positive(value: unknown, name: string, fallback: number, max: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0 || value > max) {
+    v.fail(`positive number up to ${max}`, name, value);
+  }
+  return value;
+}
+
+// Training threads spin at ggml's barriers: on a busy machine one more thread
+// than the cores free costs far more than it brings (perf: most of a step in
+// ggml_barrier), so one core is left to the event loop and the rest.
+function defaultThreads(): number {
+  return Math.max(1, availableParallelism() - 1);
+}
+
 export function trainerSettings(options: LoraTrainerOptions | undefined): TrainerSettings {
   const o = v.options(options);
   const rank = v.integer(o.rank, 'rank', 8, 1, 4096);
-  const alpha = v.number(o.alpha, 'alpha', 2 * rank, Number.MIN_VALUE, 1e6);
+  const alpha = positive(o.alpha, 'alpha', 2 * rank, 1e6);
   const targets = o.targets === undefined ? [...DEFAULT_TARGETS] : v.stringArray(o.targets, 'targets');
   const resumeFrom = o.resumeFrom === undefined ? undefined : v.nonEmptyString(o.resumeFrom, 'resumeFrom');
   const window = v.integer(o.window, 'window', 256, 256, 8192);
@@ -94,7 +110,7 @@ export function trainerSettings(options: LoraTrainerOptions | undefined): Traine
   }
   return {
     rank, alpha, targets, resumeFrom, window,
-    threads: v.integer(o.threads, 'threads', availableParallelism(), 1, 512),
+    threads: v.integer(o.threads, 'threads', defaultThreads(), 1, 512),
     seed: v.integer(o.seed, 'seed', 42, 0, MAX_SEED),
     beta1: v.number(o.beta1, 'beta1', 0.9, 0, 0.999999),
     beta2: v.number(o.beta2, 'beta2', 0.999, 0, 0.999999),
@@ -109,7 +125,7 @@ export function runSettings(options: TrainingRunOptions | undefined): RunSetting
   if (decay !== 'linear' && decay !== 'none') v.fail("'linear' or 'none'", 'decay', decay);
   return {
     epochs: v.integer(o.epochs, 'epochs', 3, 1, 100000),
-    learningRate: v.number(o.learningRate, 'learningRate', 1e-3, Number.MIN_VALUE, 1),
+    learningRate: positive(o.learningRate, 'learningRate', 1e-3, 1),
     warmup: v.number(o.warmup, 'warmup', 0.05, 0, 1),
     decay,
     maxGradNorm: v.number(o.maxGradNorm, 'maxGradNorm', 1, 0, 1e9),
