@@ -1,6 +1,7 @@
 // LoRA training on a quantized base: a generated llama model with Q8_0 or Q4_0
 // weights, loaded with { trainable: true } (plain CPU weights), trains (the masked
-// loss falls) and its saved adapter, loaded again, continues greedily as the live
+// loss falls) and its saved adapter, loaded again (in the same model, in the model
+// loaded as usual, in llama.cpp's llama-completion), continues greedily as the live
 // adapter did. Loaded the usual way, the Q4_0 model's weights are repacked for
 // faster inference on this CPU, and training is refused with the way out.
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -10,7 +11,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { loadModel, systemInfo, type Model } from '../src/index.js';
 import { copyModel, scaleOutputNorm } from './fixtures/model-copy.js';
-import { rejection, tinyModel, within } from './helpers.js';
+import { llamaCompletionContinuation, rejection, tinyModel, within } from './helpers.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'understudy-train-quantized-'));
 const TRAIN_MS = 600_000; // a hang guard only: the machine running the tests may be very busy
@@ -67,6 +68,16 @@ for (const type of ['Q8_0', 'Q4_0'] as const) {
       await trainer.dispose();
       assert.is.not(live, base, 'the training did not change the continuation');
       assert.is(await greedy(model, FACTS[0]!.prompt, saved), live, 'the saved adapter continues otherwise than the live one');
+      console.log(`  ${type}: ${JSON.stringify(FACTS[0]!.prompt)} continues ${JSON.stringify(base)} before, ${JSON.stringify(live)} after`);
+      // The model loaded as usual (Q4_0 repacked) and llama.cpp's own llama-completion
+      // apply the saved file as the trainer applied the live adapter.
+      const usual = await within(loadModel(path));
+      try {
+        assert.is(await greedy(usual, FACTS[0]!.prompt, saved), live, 'the model loaded as usual continues otherwise with the saved adapter');
+      } finally {
+        await usual.dispose();
+      }
+      assert.is(await llamaCompletionContinuation(path, FACTS[0]!.prompt, N, saved), live, 'llama-completion --lora continues otherwise');
     } finally {
       await model.dispose();
     }

@@ -148,7 +148,7 @@ test('a saved adapter continues in `understudy generate --lora` and llama-comple
     await model.dispose();
     model = undefined;
   }
-  assert.ok(live.some((t, i) => t !== base[i]), `the training changed no continuation: ${JSON.stringify(live)}`);
+  console.log(`  ${JSON.stringify(PROMPTS[0])} continues ${JSON.stringify(base[0])} before, ${JSON.stringify(live[0])} after`);
   assert.is.not(live[0], base[0], 'the trained fact did not change its continuation');
   for (let i = 0; i < PROMPTS.length; i++) {
     const [generated, reference] = await Promise.all([
