@@ -42,6 +42,9 @@ struct AdapterHandle {
   // Claimed by the trainer training it: its tensors are that trainer's
   // parameters, and a second trainer would unmark them when it is freed.
   std::atomic<bool> in_training{false};
+  // Bumped by every training step: a context applying the adapter must not
+  // reuse a prompt cache computed with its earlier weights.
+  std::atomic<uint64_t> version{0};
   ReleaseWaiters released;
   AdapterHandle(std::shared_ptr<ModelHandle> m, llama_adapter_lora* a, std::string p)
       : model(std::move(m)), adapter(a), path(std::move(p)) { LiveHandles::adapters++; }

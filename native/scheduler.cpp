@@ -123,6 +123,16 @@ void Scheduler::Run() {
 // Moves waiting requests into free slots, each into the slot whose cache shares
 // the longest prefix with its prompt, and drops the rest of that cache.
 void Scheduler::Admit() {
+  // A free slot whose cache was computed before an applied adapter was trained
+  // further holds stale keys and values: it starts over. (Its adapters change
+  // only between steps, and `request` only on this thread.)
+  const uint64_t version = AdaptersVersion();
+  for (size_t i = 0; i < slots_.size(); i++) {
+    if (!slots_[i].request && slots_[i].adapters_version != version) {
+      if (!slots_[i].cached.empty()) Forget(i);
+      slots_[i].adapters_version = version;
+    }
+  }
   std::vector<std::pair<size_t, std::shared_ptr<Request>>> admitted;
   {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -162,6 +172,12 @@ void Scheduler::AdmitTo(llama_memory_t mem, size_t seq, Slot& slot, Request& r) 
   r.reused = static_cast<int32_t>(keep);
   r.admitted = Clock::now();
   r.sampler->AcceptHistory(r.prompt);
+}
+
+uint64_t Scheduler::AdaptersVersion() const {
+  uint64_t sum = 0;
+  for (const auto& a : owner_->adapters) sum += a->version.load();
+  return sum;
 }
 
 // Drops a sequence's cache: after a failure, what it holds is not known.

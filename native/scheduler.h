@@ -56,7 +56,10 @@ class Scheduler {
     size_t prompt_pos = 0;            // next prompt token to evaluate
     llama_token next = -1;            // sampled, to be evaluated next step
     int32_t logits_at = -1;           // batch index of this slot's logits, or -1
+    uint64_t adapters_version = 0;    // AdaptersVersion() when the cache was made
   };
+  // The sum of the applied adapters' versions: it changes when one of them is trained.
+  uint64_t AdaptersVersion() const;
 
   void Run();
   void Admit();

@@ -199,6 +199,7 @@ class RunWorker : public PromiseWorker {
       std::string why = log::TakeCaptured();
       internals::SetTrainContextSize(h.model->model, saved);
       h.hooks->Finish();
+      if (train) h.adapter->version.fetch_add(1);
       if (!h.hooks->problem().empty()) throw Failure("NATIVE_ERROR", h.hooks->problem());
       if (!h.hooks->saw_loss()) {
         throw Failure("NATIVE_ERROR", "llama.cpp did not run the training step" + (why.empty() ? "" : ": " + why));

@@ -200,8 +200,9 @@ test('the mask works: answer-only training leaves the prompt tokens\' loss far h
 test('a context applying the trainer\'s adapter sees its steps, also for a prompt it has cached', async () => {
   // A context that continued a prompt before a step must not reuse that prompt's
   // cached keys and values, computed with the adapter as it was.
-  // FAILS (reported to the lead): the context keeps its prompt cache across the
-  // trainer's steps, since nothing tells it that an applied adapter changed.
+  // (Found failing at bf3972f: nothing told the context that an applied adapter
+  // changed; every training step now bumps the adapter's version, and a slot
+  // cached under another version starts over.)
   const trainer = await within(model.createLoraTrainer({ seed: 5 }));
   const fresh = await within(model.createContext({ contextSize: 256 }));
   try {
