@@ -37,7 +37,8 @@ export interface TrainChildResult {
   mode: 'train';
   /** Window tokens per second over the timed steps (step event to step event). */
   tokensPerSecond: number;
-  /** Per timed step: window / seconds since the previous step event. */
+  window: number;
+  /** Per timed step: window / seconds since the previous step event (events can arrive batched: short steps spread wide). */
   stepTps: Stat;
   stepSeconds: Stat;
   /** TrainingResult.tokensPerSecond of the whole run (warm-up steps included). */
@@ -135,7 +136,7 @@ async function measureTrain(path: string, o: TrainChildOptions, log: (m: string)
         stepSeconds: summarize(seconds),
         runTokensPerSecond: result.tokensPerSecond,
         warmupSeconds: (from - start) / 1000,
-        steps: o.steps, warmupSteps: o.warmupSteps,
+        steps: o.steps, warmupSteps: o.warmupSteps, window: o.window,
         firstLoss: losses[0]!, lastLoss: losses.at(-1)!,
         loadMs, createTrainerMs, rssBeforeLoadMb, peakRssBeforeTrainingMb, peakRssMb: mb(), adapterParameters,
       };

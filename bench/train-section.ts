@@ -15,12 +15,12 @@ export const TRAIN_GOAL_RATIO = 0.3;
 export const TRAIN_WINDOW = 256;
 export const TRAIN_RANK = 8;
 
-// Steps per model: a stories260K step takes ~0.1 s on 2 cores; a TinyLlama-1.1B Q4_0 step took minutes
-// on the 2-core VM (see bench/README.md), so there one warm-up step and two timed ones keep the section
-// within ~10 minutes; a step that long varies little.
+// Steps per model: a stories260K step takes ~0.04 s on 2 idle cores. A TinyLlama-1.1B Q4_0 step took
+// ~100 s there (up to 300 s on a busy machine; bench/README.md says why), so one warm-up step and one
+// timed step keep the section within 4-10 minutes; at that length one step is a stable figure.
 const STEPS: Record<ModelKey, { warmupSteps: number; steps: number }> = {
   stories: { warmupSteps: 3, steps: 20 },
-  tinyllama: { warmupSteps: 1, steps: 2 },
+  tinyllama: { warmupSteps: 1, steps: 1 },
 };
 const QUICK_STEPS: Record<ModelKey, { warmupSteps: number; steps: number }> = {
   stories: { warmupSteps: 1, steps: 5 },
@@ -77,8 +77,10 @@ export function trainTable(rows: TrainRow[]): string {
     ['model', `pp${TRAIN_WINDOW} t/s (repacked)`, `pp${TRAIN_WINDOW} t/s (plain)`, 'train t/s', 's / step', 'train/pp repacked', 'train/pp plain', '',
       'peak RSS MB: pp repacked / pp plain / train (before 1st step)'],
     rows.map((r) => [
-      r.model, fmt(r.ppRepacked.pp), fmt(r.ppPlain.pp), `${r.train.tokensPerSecond.toFixed(1)} (± ${r.train.stepTps.stddev.toFixed(1)})`,
-      r.train.stepSeconds.mean.toFixed(2), r.ratioVsRepacked.toFixed(3), r.ratioVsPlain.toFixed(3),
+      // No ± for training: progress events can arrive batched, so the per-step intervals seen in JS
+      // spread far more than the steps do; the figure is over all timed steps.
+      r.model, fmt(r.ppRepacked.pp), fmt(r.ppPlain.pp), r.train.tokensPerSecond.toFixed(1),
+      (r.train.window / r.train.tokensPerSecond).toFixed(2), r.ratioVsRepacked.toFixed(3), r.ratioVsPlain.toFixed(3),
       r.ratioVsPlain >= TRAIN_GOAL_RATIO && r.ratioVsRepacked >= TRAIN_GOAL_RATIO ? 'ok' : `< ${TRAIN_GOAL_RATIO}`,
       `${r.ppRepacked.peakRssMb.toFixed(0)} / ${r.ppPlain.peakRssMb.toFixed(0)} / ${r.train.peakRssMb.toFixed(0)} (${r.train.peakRssBeforeTrainingMb.toFixed(0)})`,
     ]),
