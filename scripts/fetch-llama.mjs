@@ -25,6 +25,17 @@ export const TRIM = 2;
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const target = join(root, 'vendor', 'llama.cpp');
+// Our own small changes to llama.cpp, applied in name order after the hash
+// check; each file says why it exists. The stamp records their hashes, so a
+// changed or new patch makes the next run fetch and apply again.
+const patchDir = join(root, 'patches');
+
+/** The patch files and their sha256, in the order they are applied. */
+export function patchList() {
+  if (!existsSync(patchDir)) return [];
+  return readdirSync(patchDir).filter((f) => f.endsWith('.patch')).sort()
+    .map((file) => ({ file, sha256: sha256(join(patchDir, file)) }));
+}
 const stamp = join(target, '.understudy-source.json');
 
 // Paths removed after cloning: documentation, media, bindings in other languages,
@@ -53,11 +64,12 @@ function sha256(file) {
   return createHash('sha256').update(readFileSync(file)).digest('hex');
 }
 
-/** Whether a stamp file's text records this pin and this trim. */
+/** Whether a stamp file's text records this pin, this trim and these patches. */
 export function stampIsCurrent(text) {
   try {
     const s = JSON.parse(text);
-    return s.package === PIN.package && s.sha256 === PIN.sha256 && s.commit === PIN.commit && s.trim === TRIM;
+    return s.package === PIN.package && s.sha256 === PIN.sha256 && s.commit === PIN.commit && s.trim === TRIM &&
+      JSON.stringify(s.patches ?? []) === JSON.stringify(patchList());
   } catch {
     return false;
   }
@@ -124,9 +136,14 @@ export function fetchLlama({ force = false } = {}) {
     execFileSync('git', ['-c', 'advice.detachedHead=false', 'clone', '--quiet', join(work, 'package/llama/gitRelease.bundle'), staging], { stdio: 'inherit' });
     const head = execFileSync('git', ['-C', staging, 'rev-parse', 'HEAD'], { encoding: 'utf8' }).trim();
     if (head !== PIN.commit) throw new Error(`bundle HEAD is ${head}, expected ${PIN.commit}`);
+    const patches = patchList();
+    for (const { file } of patches) {
+      log(`applying patches/${file}`);
+      execFileSync('git', ['-C', staging, 'apply', '--whitespace=nowarn', join(patchDir, file)], { stdio: 'inherit' });
+    }
     trim(staging);
     if (existsSync(target)) keepUnchangedTimes(staging, target);
-    writeFileSync(join(staging, '.understudy-source.json'), JSON.stringify({ ...PIN, trim: TRIM }, null, 2) + '\n');
+    writeFileSync(join(staging, '.understudy-source.json'), JSON.stringify({ ...PIN, trim: TRIM, patches }, null, 2) + '\n');
     rmSync(target, { recursive: true, force: true });
     rmSync(join(root, 'vendor'), { recursive: true, force: true });
     execFileSync('mkdir', ['-p', join(root, 'vendor')]);

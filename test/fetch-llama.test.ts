@@ -6,14 +6,17 @@ import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { PIN, TRIM, stampIsCurrent } from '../scripts/fetch-llama.mjs';
+import { PIN, TRIM, patchList, stampIsCurrent } from '../scripts/fetch-llama.mjs';
 import { root, run } from './helpers.js';
 
 const stamp = join(root, 'vendor', 'llama.cpp', '.understudy-source.json');
 
-test('a stamp is current only with this pin and this trim', () => {
-  const current = { ...PIN, trim: TRIM };
+test('a stamp is current only with this pin, this trim and these patches', () => {
+  const current = { ...PIN, trim: TRIM, patches: patchList() };
   assert.ok(stampIsCurrent(JSON.stringify(current)));
+  // A tree made before a patch was added, or with an older version of one.
+  assert.not.ok(stampIsCurrent(JSON.stringify({ ...current, patches: [] })));
+  assert.not.ok(stampIsCurrent(JSON.stringify({ ...current, patches: current.patches.map((p) => ({ ...p, sha256: '0'.repeat(64) })) })));
   // What the script wrote before trims were versioned: the pin alone.
   assert.not.ok(stampIsCurrent(JSON.stringify(PIN)));
   assert.not.ok(stampIsCurrent(JSON.stringify({ ...current, trim: TRIM - 1 })));
