@@ -25,7 +25,7 @@ test.after(() => rmSync(dir, { recursive: true, force: true }));
 
 /** Fails the test unless every native model, context and adapter has been freed. */
 function assertNothingLive(): void {
-  assert.equal(live(), { models: 0, contexts: 0, adapters: 0 });
+  assert.equal(live(), { models: 0, contexts: 0, adapters: 0, trainers: 0 });
 }
 
 test('await context.dispose(): its threads have ended and its memory is freed', async () => {
@@ -72,7 +72,7 @@ test('await model.dispose(): its contexts and adapters are freed before it, with
   const adapter = await within(model.loadLora(adapterPath));
   await within(a.setLora(adapter));
   await within(Promise.all([a.complete('Once', { maxTokens: 2 }), b.complete('Once', { maxTokens: 2 })]));
-  assert.equal(live(), { models: 1, contexts: 2, adapters: 1 });
+  assert.equal(live(), { models: 1, contexts: 2, adapters: 1, trainers: 0 });
   const disposal = model.dispose();
   assert.ok(a.disposed && b.disposed && adapter.disposed);
   assert.is(model.dispose(), disposal);

@@ -20,7 +20,7 @@ test('dropped contexts are collected: their threads end and no native context is
   // Each context ran threads of its own while it lived (at least the scheduler's).
   assert.ok(r.peak >= r.before.threads + count, `expected at least ${count} more threads at the peak: ${stdout}`);
   assert.equal(r.after, r.before, `after collection: ${stdout}`);
-  assert.equal(r.end, { threads: r.before.threads, models: 0, contexts: 0, adapters: 0 });
+  assert.equal(r.end, { threads: r.before.threads, models: 0, contexts: 0, adapters: 0, trainers: 0 });
 });
 
 test('without explicit collection, V8 collects dropped contexts as their native memory grows', async () => {

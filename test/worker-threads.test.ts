@@ -90,7 +90,7 @@ test('a worker that exits right after dispose(), or is terminated with a context
   for (const how of ['dispose-and-exit', 'terminate'] as const) {
     const code = await within(endWorker(how), 120_000);
     assert.is(code, how === 'terminate' ? 1 : 0, how);
-    assert.equal(binding().testing.liveHandles(), { models: 0, contexts: 0, adapters: 0 }, how);
+    assert.equal(binding().testing.liveHandles(), { models: 0, contexts: 0, adapters: 0, trainers: 0 }, how);
   }
 });
 
