@@ -11,7 +11,7 @@ import * as assert from 'uvu/assert';
 import { loadModel, type Model, type TrainingEvent } from '../src/index.js';
 import { binding } from '../src/llama/binding.js';
 import { rejection, storiesModel, within } from './helpers.js';
-import { inTrainChild, longExamples, type Outcome, type TrainChildResult } from './train-child.js';
+import { exitedNormally, inTrainChild, longExamples } from './train-child.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'understudy-train-abort-'));
 let model: Model;
@@ -153,14 +153,6 @@ test('the event loop keeps ticking while steps run', async () => {
     rmSync(join(dir, 'ticking.gguf'), { force: true });
   }
 });
-
-function exitedNormally(r: TrainChildResult): Record<string, Outcome> {
-  const got = Object.keys(r.out).filter((k) => k !== 'done').pop();
-  assert.is(r.signal, null, `the child died by ${r.signal} after "${got}": ${r.stderr}`);
-  assert.is(r.code, 0, `the child exited with ${r.code} after "${got}": ${r.stderr}`);
-  assert.equal(r.out.done, { ok: true }, 'the child finished its scenario');
-  return r.out;
-}
 
 test('disposing the model, the trainer or its adapter mid-run; a trainer left to GC (child process)', async () => {
   const o = exitedNormally(await inTrainChild('disposal', 180_000));

@@ -7,6 +7,7 @@ import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync, writeSync 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import * as assert from 'uvu/assert';
 import { GgmlType, GgufValueType } from '../src/gguf/format.js';
 import { loadModel, type Model } from '../src/index.js';
 import { binding, type NativeAbortFlag, type NativeTrainer } from '../src/llama/binding.js';
@@ -32,6 +33,15 @@ export interface Outcome {
 }
 
 const self = fileURLToPath(import.meta.url);
+
+/** The scenario's outcomes, once the child is known to have ended normally (no signal, exit 0, scenario done). */
+export function exitedNormally(r: TrainChildResult): Record<string, Outcome> {
+  const got = Object.keys(r.out).filter((k) => k !== 'done').pop();
+  assert.is(r.signal, null, `the child died by ${r.signal} after "${got}": ${r.stderr}`);
+  assert.is(r.code, 0, `the child exited with ${r.code} after "${got}": ${r.stderr}`);
+  assert.equal(r.out.done, { ok: true }, 'the child finished its scenario');
+  return r.out;
+}
 
 export async function inTrainChild(scenario: string, timeoutMs = 120_000): Promise<TrainChildResult> {
   const r = await run(process.execPath, ['--expose-gc', '--import', 'tsx', self, scenario], timeoutMs);

@@ -14,7 +14,7 @@ import { loadModel, type Model } from '../src/index.js';
 import { binding } from '../src/llama/binding.js';
 import { planAdapter, writeNewAdapter } from '../src/llama/lora-file.js';
 import { fixtureDir, storiesModel, tinyModel, within } from './helpers.js';
-import { inTrainChild, type Outcome, type TrainChildResult } from './train-child.js';
+import { exitedNormally, inTrainChild, type Outcome } from './train-child.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'understudy-train-errors-'));
 let model: Model;
@@ -235,14 +235,6 @@ test('resuming from a missing, corrupt, non-GGUF or wrong-base adapter file', as
   });
   assert.is(binding().testing.liveHandles().trainers, 0);
 });
-
-function exitedNormally(r: TrainChildResult): Record<string, Outcome> {
-  const got = Object.keys(r.out).filter((k) => k !== 'done').pop();
-  assert.is(r.signal, null, `the child died by ${r.signal} after "${got}": ${r.stderr}`);
-  assert.is(r.code, 0, `the child exited with ${r.code} after "${got}": ${r.stderr}`);
-  assert.equal(r.out.done, { ok: true }, 'the child finished its scenario');
-  return r.out;
-}
 
 let unsupported: Record<string, Outcome>;
 const refused = (message: string): Outcome => ({ code: 'TRAINING_UNSUPPORTED', message });

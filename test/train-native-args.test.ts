@@ -6,15 +6,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { isErrorCode } from '../src/errors.js';
-import { inTrainChild, type Outcome, type TrainChildResult } from './train-child.js';
-
-function exitedNormally(r: TrainChildResult): Record<string, Outcome> {
-  const got = Object.keys(r.out).filter((k) => k !== 'done').pop();
-  assert.is(r.signal, null, `the child died by ${r.signal} after "${got}": ${r.stderr}`);
-  assert.is(r.code, 0, `the child exited with ${r.code} after "${got}": ${r.stderr}`);
-  assert.equal(r.out.done, { ok: true }, 'the child finished its scenario');
-  return r.out;
-}
+import { exitedNormally, inTrainChild, type Outcome } from './train-child.js';
 
 const invalid = (message: string): Outcome => ({ code: 'INVALID_ARGUMENT', message });
 const notAdapter = invalid('Expected LoraAdapter for adapter but received another value');
