@@ -39,7 +39,11 @@ class CreateContextWorker : public PromiseWorker {
  protected:
   void Run() override {
     log::BeginCapture();
-    llama_context* ctx = llama_init_from_model(model_->model, params_);
+    llama_context* ctx;
+    {
+      std::lock_guard<std::mutex> lock(model_->adapters_mutex);
+      ctx = llama_init_from_model(model_->model, params_);
+    }
     std::string why = log::TakeCaptured();
     if (!ctx) throw Failure("CONTEXT_CREATION_FAILED", "llama.cpp could not create the context" + (why.empty() ? "" : ": " + why));
     handle_ = std::make_shared<ContextHandle>(model_, ctx, static_cast<int32_t>(llama_n_batch(ctx)));

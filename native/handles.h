@@ -23,6 +23,14 @@ struct ModelHandle {
   const llama_vocab* vocab = nullptr;
   std::string path;
   bool vocab_only = false;  // no weights and no hyperparameters: tokenizer only
+  // llama.cpp keeps the adapters loaded on a model in a plain set that adapter
+  // loading and freeing change and context creation reads (for the graph
+  // budget): those calls hold this lock, on whatever thread they run.
+  std::mutex adapters_mutex;
+  // A training step sets the model's n_ctx_train to its window and restores it
+  // after (llama_opt_epoch reads the window there): two trainers of one model
+  // take turns per step.
+  std::mutex training_mutex;
   ReleaseWaiters released;
   explicit ModelHandle(llama_model* m) : model(m), vocab(llama_model_get_vocab(m)) { LiveHandles::models++; }
   ~ModelHandle() {
@@ -49,7 +57,10 @@ struct AdapterHandle {
   AdapterHandle(std::shared_ptr<ModelHandle> m, llama_adapter_lora* a, std::string p)
       : model(std::move(m)), adapter(a), path(std::move(p)) { LiveHandles::adapters++; }
   ~AdapterHandle() {
-    llama_adapter_lora_free(adapter);
+    {
+      std::lock_guard<std::mutex> lock(model->adapters_mutex);
+      llama_adapter_lora_free(adapter);
+    }
     LiveHandles::adapters--;
     released.FireAll();
   }

@@ -17,7 +17,11 @@ class LoadLoraWorker : public PromiseWorker {
  protected:
   void Run() override {
     log::BeginCapture();
-    llama_adapter_lora* adapter = llama_adapter_lora_init(model_->model, path_.c_str());
+    llama_adapter_lora* adapter;
+    {
+      std::lock_guard<std::mutex> lock(model_->adapters_mutex);
+      adapter = llama_adapter_lora_init(model_->model, path_.c_str());
+    }
     std::string why = log::TakeCaptured();
     if (!adapter) {
       throw Failure("INVALID_ADAPTER", "llama.cpp could not load the LoRA adapter " + path_ + " for this model" +

@@ -17,14 +17,6 @@
 namespace understudy {
 namespace {
 
-// A training step sets the model's n_ctx_train to its window (llama_opt_epoch
-// reads the window from there) and restores it after; two sessions on one
-// model must not interleave that.
-std::mutex& StepMutex() {
-  static std::mutex mutex;
-  return mutex;
-}
-
 bool RejectAll(const ggml_tensor*, void*) { return false; }
 
 // llama.cpp tells the CPU backend its thread count only in its own decode path;
@@ -68,7 +60,6 @@ class CreateTrainerWorker : public PromiseWorker {
     }
     h->claimed_adapter = true;
     h->hooks = std::make_unique<TrainingHooks>(h->params);
-    h->padding = PadNodeBudget(model_->model, TrainingNodesNeeded(model_->model, h->params.size() / 2));
 
     llama_context_params p = llama_context_default_params();
     p.n_ctx = p.n_batch = p.n_ubatch = static_cast<uint32_t>(window_);
@@ -82,7 +73,13 @@ class CreateTrainerWorker : public PromiseWorker {
     p.no_perf = true;
     p.op_offload = false;
     log::BeginCapture();
-    h->ctx = llama_init_from_model(model_->model, p);
+    {
+      // The budget is read when the context is made: no adapter of the model
+      // may come or go between the padding and the context.
+      std::lock_guard<std::mutex> lock(model_->adapters_mutex);
+      h->padding = PadNodeBudget(model_->model, TrainingNodesNeeded(model_->model, h->params.size() / 2));
+      h->ctx = llama_init_from_model(model_->model, p);
+    }
     std::string why = log::TakeCaptured();
     if (!h->ctx) throw Failure("CONTEXT_CREATION_FAILED", "llama.cpp could not create the training context" + (why.empty() ? "" : ": " + why));
     if (llama_n_ctx(h->ctx) != static_cast<uint32_t>(window_) || llama_n_ubatch(h->ctx) != static_cast<uint32_t>(window_)) {
@@ -107,7 +104,7 @@ class CreateTrainerWorker : public PromiseWorker {
     op.get_opt_pars_ud = h.get();
     op.optimizer_type = GGML_OPT_OPTIMIZER_TYPE_ADAMW;
     {
-      std::lock_guard<std::mutex> lock(StepMutex());
+      std::lock_guard<std::mutex> lock(model_->training_mutex);
       const uint32_t saved = internals::TrainContextSize(model_->model);
       llama_opt_init(h->ctx, model_->model, op);
       internals::SetTrainContextSize(model_->model, saved);
@@ -175,7 +172,6 @@ class RunWorker : public PromiseWorker {
     const bool train = !rates_.empty();
     ggml_tensor* data = ggml_opt_dataset_data(h.dataset);
     ggml_tensor* labels = ggml_opt_dataset_labels(h.dataset);
-    std::lock_guard<std::mutex> lock(StepMutex());
     ggml_backend_sched_set_eval_callback(internals::ContextScheduler(h.ctx), TrainingHooks::Callback, h.hooks.get());
     for (int64_t i = 0; i < n; i++) {
       if (abort_->load() || h.disposed.load()) {
@@ -192,12 +188,16 @@ class RunWorker : public PromiseWorker {
       step.max_grad_norm = max_grad_norm_;
       h.hooks->Begin(step);
       if (train) h.optimizer.learning_rate = rates_[i];
-      const uint32_t saved = internals::TrainContextSize(h.model->model);
-      internals::SetTrainContextSize(h.model->model, static_cast<uint32_t>(window));
-      log::BeginCapture();
-      llama_opt_epoch(h.ctx, h.dataset, nullptr, nullptr, train ? 1 : 0, nullptr, nullptr);
-      std::string why = log::TakeCaptured();
-      internals::SetTrainContextSize(h.model->model, saved);
+      std::string why;
+      {
+        std::lock_guard<std::mutex> lock(h.model->training_mutex);
+        const uint32_t saved = internals::TrainContextSize(h.model->model);
+        internals::SetTrainContextSize(h.model->model, static_cast<uint32_t>(window));
+        log::BeginCapture();
+        llama_opt_epoch(h.ctx, h.dataset, nullptr, nullptr, train ? 1 : 0, nullptr, nullptr);
+        why = log::TakeCaptured();
+        internals::SetTrainContextSize(h.model->model, saved);
+      }
       h.hooks->Finish();
       if (train) h.adapter->version.fetch_add(1);
       if (!h.hooks->problem().empty()) throw Failure("NATIVE_ERROR", h.hooks->problem());
@@ -336,7 +336,10 @@ TrainerHandle::~TrainerHandle() {
     for (ggml_tensor* t : params) t->flags &= ~GGML_TENSOR_FLAG_PARAM;
     adapter->in_training.store(false);
   }
-  for (llama_adapter_lora* a : padding) llama_adapter_lora_free(a);
+  if (!padding.empty()) {
+    std::lock_guard<std::mutex> lock(model->adapters_mutex);
+    for (llama_adapter_lora* a : padding) llama_adapter_lora_free(a);
+  }
   if (dataset) ggml_opt_dataset_free(dataset);
   if (threadpool) ggml_threadpool_free(threadpool);
   adapter.reset();

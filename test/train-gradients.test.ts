@@ -59,4 +59,22 @@ test('clipping: steps whose gradient norm exceeds maxGradNorm are reported clipp
   assert.equal(events.map((e) => e.clipped), [false, true, true, true]);
 });
 
+test('a run aborted part-way still counts the steps the adapter took', async () => {
+  const trainer = await within(model.createLoraTrainer({ rank: 4, threads: 2, seed: 3 }));
+  try {
+    const job = trainer.train([example()], { epochs: 50, evalSplit: 0 });
+    let seen = 0;
+    for await (const e of job) {
+      if (e.type === 'step' && ++seen === 3) job.abort();
+    }
+  } catch (err) {
+    assert.is((err as { code?: string }).code, 'ABORTED');
+  } finally {
+    await trainer.dispose();
+    await trainer.adapter.dispose();
+  }
+  // The step running when abort() came finishes; nothing after it starts.
+  assert.ok(trainer.steps >= 3 && trainer.steps <= 4, `steps ${trainer.steps}`);
+});
+
 test.run();

@@ -116,14 +116,22 @@ export class LoraTrainer {
     if (signal.aborted) throw abortedError('training');
     if (this.#running) throw new UnderstudyError('BUSY', 'the trainer is already running a training job');
     this.#running = true;
+    const h = this.#history;
+    // Counted as they happen: a run that is aborted or fails part-way has
+    // still moved the adapter by its steps, and a save() after it says so.
+    const record = (e: TrainingEvent) => {
+      if (e.type === 'step') {
+        h.steps++;
+        h.tokens += this.settings.window;
+      } else {
+        h.epochs++;
+        h.trainLoss.push(e.trainLoss);
+        if (e.evalLoss !== null) h.evalLoss.push(e.evalLoss);
+      }
+      emit(e);
+    };
     try {
-      const result = await runEpochs(this.#state(), data, s, emit, signal);
-      const h = this.#history;
-      h.steps += result.steps;
-      h.epochs += result.epochs;
-      h.trainLoss.push(...result.trainLoss);
-      h.evalLoss.push(...result.evalLoss);
-      h.tokens += result.tokens;
+      const result = await runEpochs(this.#state(), data, s, record, signal);
       return { adapter: '', ...result };
     } finally {
       this.#running = false;
