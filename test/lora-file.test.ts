@@ -155,7 +155,7 @@ test('writeNewAdapter: seeded uniform A in ±1/sqrt(nIn), B = 0, llama.cpp\'s ad
   assert.ok(again.tensors.every((t, i) => t.data!.equals(file.tensors[i].data!)));
   assert.not.ok(other.tensors[0].data!.equals(file.tensors[0].data!));
 
-  assert.equal(await planFromAdapter(path, storiesModel), { ...plan, steps: 0 });
+  assert.equal(await planFromAdapter(path, storiesModel), { ...plan, steps: 0, history: { steps: 0, epochs: 0, trainLoss: [], evalLoss: [], tokens: 0 } });
   await expectError(writeNewAdapter(join(dir, 'x.gguf'), storiesModel, plan, -1), 'INVALID_ARGUMENT', 'Expected integer between 0 and 4294967295 for seed but received -1 of type number');
 });
 
@@ -206,7 +206,9 @@ test('a new adapter (B = 0) leaves greedy output byte-identical; a saved one wit
   // The tensors went out in plan order, bit for bit.
   assert.equal(file.tensors.map((t) => t.name), tensors.map((t) => t.name));
   for (const [i, t] of tensors.entries()) assert.ok(file.tensors[i].data!.equals(Buffer.from(t.data.buffer)), t.name);
-  assert.equal(await planFromAdapter(saved, storiesModel), { ...plan, steps: 12 });
+  assert.equal(await planFromAdapter(saved, storiesModel), {
+    ...plan, steps: 12, history: { steps: 12, epochs: 3, trainLoss: meta.trainLoss, evalLoss: meta.evalLoss, tokens: 3072 },
+  });
   // No evaluation split, another name.
   const plain = join(dir, 'plain.gguf');
   await saveAdapter(plain, storiesModel, plan, tensors, { ...meta, evalLoss: [], name: 'dragon stories' });
@@ -272,7 +274,7 @@ test('writes are atomic: a failed write leaves nothing, a successful one no temp
 test('planFromAdapter accepts another tool\'s adapter for this base; alpha 0 means alpha = rank', async () => {
   const made = await makeLoraAdapter({ model: storiesModel, out: join(dir, 'made.gguf'), targets: ['ffn_up', 'attn_q'], rank: 2, alpha: 3, recordBase: false });
   assert.equal(await planFromAdapter(made.path, storiesModel),
-    { ...(await planAdapter(storiesModel, { rank: 2, alpha: 3, targets: ['attn_q', 'ffn_up'] })), steps: 0 });
+    { ...(await planAdapter(storiesModel, { rank: 2, alpha: 3, targets: ['attn_q', 'ffn_up'] })), steps: 0, history: { steps: 0, epochs: 0, trainLoss: [], evalLoss: [], tokens: 0 } });
   const zero = await makeLoraAdapter({ model: storiesModel, out: join(dir, 'alpha0.gguf'), targets: ['attn_q'], rank: 2, alpha: 0 });
   assert.is((await planFromAdapter(zero.path, storiesModel)).alpha, 2);
 });

@@ -122,7 +122,7 @@ export async function saveAdapter(path: string, modelPath: string, plan: Adapter
  * its recorded fingerprint), F32 A/B pairs for trainable matrices of every layer with
  * one rank; returns its plan and the steps it was trained for (0 if it does not say).
  */
-export async function planFromAdapter(path: string, modelPath: string): Promise<AdapterPlan & { steps: number }> {
+export async function planFromAdapter(path: string, modelPath: string): Promise<AdapterPlan & { steps: number; history: TrainingHistory }> {
   v.nonEmptyString(path, 'path');
   v.nonEmptyString(modelPath, 'modelPath');
   const refuse = (why: string) => new UnderstudyError('INVALID_ADAPTER', `cannot resume training from the LoRA adapter ${path}: ${why}`);
@@ -213,7 +213,30 @@ export async function planFromAdapter(path: string, modelPath: string): Promise<
     if (stepsEntry.type !== GgufValueType.UINT32) throw refuse(`its ${KEY.steps} is ${GgufValueType[stepsEntry.type] ?? stepsEntry.type}, not UINT32`);
     steps = stepsEntry.value as number;
   }
-  return { ...plan, steps };
+  return { ...plan, steps, history: trainingHistory(adapter, steps) };
+}
+
+/** What an adapter file says it was trained on, so that training it further adds to it. */
+export interface TrainingHistory {
+  steps: number;
+  epochs: number;
+  trainLoss: number[];
+  evalLoss: number[];
+  tokens: number;
+}
+
+// Read leniently: an adapter from elsewhere may lack these keys (then they count from 0).
+function trainingHistory(adapter: GgufFile, steps: number): TrainingHistory {
+  const scalar = (key: string): number => {
+    const e = adapter.metadata.get(key);
+    return e && (typeof e.value === 'number' || typeof e.value === 'bigint') ? Number(e.value) : 0;
+  };
+  const losses = (key: string): number[] => {
+    const e = adapter.metadata.get(key);
+    const items = e?.type === GgufValueType.ARRAY ? (e.value as { itemType: number; items: ArrayLike<number> }) : undefined;
+    return items?.itemType === GgufValueType.FLOAT32 ? Array.from(items.items) : [];
+  };
+  return { steps, epochs: scalar(KEY.epochs), trainLoss: losses(KEY.trainLoss), evalLoss: losses(KEY.evalLoss), tokens: scalar(KEY.tokens) };
 }
 
 /** The trainer's tensors must be exactly the plan's, each once, with the plan's shapes. */

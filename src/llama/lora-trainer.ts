@@ -12,7 +12,7 @@ import { UnderstudyError, abortedError, callNative, disposedError } from '../err
 import * as v from '../validate.js';
 import type { NativeTrainer } from './binding.js';
 import { asyncDispose, settled, syncDispose } from './lifecycle.js';
-import { planFromAdapter, saveAdapter, writeNewAdapter, type AdapterPlan } from './lora-file.js';
+import { planFromAdapter, saveAdapter, writeNewAdapter, type AdapterPlan, type TrainingHistory } from './lora-file.js';
 import { planAdapter } from './lora-plan.js';
 import type { LoraAdapter } from './lora.js';
 import type { Model } from './model.js';
@@ -39,13 +39,13 @@ export class LoraTrainer {
   #history = { steps: 0, epochs: 0, trainLoss: [] as number[], evalLoss: [] as number[], tokens: 0 };
 
   /** @internal Use model.createLoraTrainer(). */
-  constructor(model: Model, native: NativeTrainer, adapter: LoraAdapter, plan: AdapterPlan, settings: TrainerSettings, steps: number) {
+  constructor(model: Model, native: NativeTrainer, adapter: LoraAdapter, plan: AdapterPlan, settings: TrainerSettings, history?: TrainingHistory) {
     this.#model = model;
     this.#native = native;
     this.adapter = adapter;
     this.plan = plan;
     this.settings = settings;
-    this.#history.steps = steps;
+    if (history) this.#history = { ...history, trainLoss: [...history.trainLoss], evalLoss: [...history.evalLoss] };
   }
 
   /** @internal */
@@ -56,12 +56,12 @@ export class LoraTrainer {
       throw new UnderstudyError('TRAINING_UNSUPPORTED', 'a vocab-only model cannot be trained: load it without vocabOnly');
     }
     let plan: AdapterPlan;
-    let steps = 0;
+    let history: TrainingHistory | undefined;
     let adapter: LoraAdapter;
     if (settings.resumeFrom) {
       const resumed = await planFromAdapter(settings.resumeFrom, model.path);
       plan = resumed;
-      steps = resumed.steps;
+      history = resumed.history;
       adapter = await model.loadLora(settings.resumeFrom);
     } else {
       plan = await planAdapter(model.path, settings);
@@ -80,7 +80,7 @@ export class LoraTrainer {
         window: settings.window, threads: settings.threads, beta1: settings.beta1, beta2: settings.beta2,
         eps: settings.epsilon, weightDecay: settings.weightDecay,
       }), site);
-      return new LoraTrainer(model, native, adapter, plan, settings, steps);
+      return new LoraTrainer(model, native, adapter, plan, settings, history);
     } catch (err) {
       await adapter.dispose();
       throw err;
