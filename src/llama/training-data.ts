@@ -168,7 +168,7 @@ function tooLong(index: number, length: number, window: number, trained: number 
 }
 
 /** Length of the longest common prefix of two token sequences. */
-export function commonPrefix(a: ArrayLike<number>, b: ArrayLike<number>): number {
+function commonPrefix(a: ArrayLike<number>, b: ArrayLike<number>): number {
   const n = Math.min(a.length, b.length);
   let i = 0;
   while (i < n && a[i] === b[i]) i++;
