@@ -34,6 +34,8 @@ export const ERROR_CODES = [
   'REMOTE_BAD_RESPONSE',
   'IO_ERROR',
   'CLOSED',
+  // Raised by the distillation loop (src/train/).
+  'NO_ADAPTER',
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];
