@@ -12,7 +12,7 @@ import type { Backend, BackendAnswer, BackendCall, Health, Usage } from './backe
 import { realClock, type Clock } from './clock.js';
 import { displayUrl, settingSource, type ResolvedSettings, type RouterSettings } from './config.js';
 import { Dataset, exportJsonl, type DatasetRow } from './dataset.js';
-import { cosine, type EmbedFunction, type Embedder } from './embedder.js';
+import type { EmbedFunction, Embedder } from './embedder.js';
 import { callLine, failureLine, readinessLine, shadowLine, type CallEvent, type FailureEvent } from './log.js';
 import { decide, fitsLocally, type Decision } from './policy.js';
 import { Readiness, type ReadinessState } from './readiness.js';
@@ -29,6 +29,7 @@ import * as v from '../validate.js';
 import { errorText } from '../validate.js';
 import { openRebuildable, openStore, type Db } from './store.js';
 import { RouterStream } from './stream.js';
+import { answerSimilarity } from './similarity.js';
 
 export interface RouterOptions extends RouterSettings {
   /** A backend to use as the local model instead of loading `model`; false for none. */
@@ -403,9 +404,8 @@ export class Router extends EventEmitter {
   }
 
   async #compare(task: string, localText: string, remoteText: string, kind: 'shadow' | 'audit'): Promise<void> {
-    const [a, b] = await this.#embedder!.embed([localText, remoteText]);
-    if (this.#closed || !a || !b) return;
-    const similarity = cosine(a, b);
+    const similarity = await answerSimilarity(localText, remoteText, this.#embedder!.embed);
+    if (this.#closed) return;
     const { before, after } = this.#readiness.record(task, similarity, kind);
     const event = { task, kind, similarity, readiness: after.readiness, comparisons: after.comparisons, ready: after.ready };
     if (!this.settings.quiet) process.stderr.write(`${shadowLine(event)}\n`);
