@@ -97,6 +97,29 @@ test('{ messages }: each assistant turn and its end marker learned; system, user
   assert.is(text(model, opened.context), ' <|im_start|>assistant\n');
 });
 
+test("{ messages, learn: 'last' }: only the final assistant turn is learned, the earlier answer is context", () => {
+  const options = { window: 256, template: 'chatml' };
+  const [all, last, explicit] = tokenizeExamples(model, [
+    { messages: conversation },
+    { messages: conversation, learn: 'last' },
+    { messages: conversation, learn: 'assistant' },
+  ], options);
+  // The learned span, found from the template's own renderings: what rendering the whole
+  // conversation adds to the rendering that stops at the final turn's header.
+  const before = model.applyChatTemplate(conversation.slice(0, -1), { template: 'chatml', addAssistant: true });
+  const whole = model.applyChatTemplate(conversation, { template: 'chatml', addAssistant: false });
+  assert.ok(whole.startsWith(before));
+  const { learned, context } = split(last!);
+  assert.equal(Array.from(last!.tokens), Array.from(all!.tokens), 'the same tokens; only the mask differs');
+  assert.is(learned.length, 1, 'one learned run');
+  assert.is(text(model, learned[0]!), whole.slice(before.length));
+  assert.is(text(model, learned[0]!), 'He found a big red ball.<|im_end|>\n');
+  assert.is(last!.mask[last!.tokens.length - 1], 1, 'the run reaches the end');
+  assert.is(text(model, context), ` ${before}`);
+  assert.equal(Array.from(explicit!.mask), Array.from(all!.mask), "'assistant' is the default");
+  assert.is(split(all!).learned.length, 2);
+});
+
 test('{ tokens, mask }: taken as given, booleans and typed arrays too; mask[0] is always 0', () => {
   const out = tokenizeExamples(model, [
     { tokens: [1, 5, 6, 7], mask: [1, 0, 1, 1] },
@@ -142,6 +165,9 @@ const cases: Array<[string, unknown, string]> = [
   ['a message not an object', [{ messages: ['hi'] }], 'examples[0]: expected { role, content } object for messages[0] but received "hi" of type string'],
   ['no assistant', [{ messages: conversation.slice(0, 2) }], 'examples[0]: has no assistant message, so nothing to learn: end the conversation with { role: "assistant", content: <the answer> }'],
   ['ending with the user', [{ messages: conversation.slice(0, 4) }], 'examples[0]: the last message has role "user": end the conversation with the assistant\'s answer, the turn to learn'],
+  ['learn: last, ending with the user', [ok, { messages: conversation.slice(0, 4), learn: 'last' }], 'examples[1]: with learn: "last" the final message is the one learned, but it has role "user": end the conversation with { role: "assistant", content: <the answer> }'],
+  ['learn: last, ending with a tool', [{ messages: [...conversation, { role: 'tool', content: '{}' }], learn: 'last' }], 'examples[0]: with learn: "last" the final message is the one learned, but it has role "tool": end the conversation with { role: "assistant", content: <the answer> }'],
+  ['an unknown learn', [{ messages: conversation, learn: 'all' }], 'examples[0]: expected "assistant" or "last" for learn but received "all" of type string'],
   ['an empty answer', [{ messages: [{ role: 'user', content: 'Hi' }, { role: 'assistant', content: '' }] }], 'examples[0]: the last assistant message is empty: give the answer to learn as its content'],
   ['tokens not an array', [{ tokens: 'abc', mask: [1] }], 'examples[0]: expected array of token ids for tokens but received "abc" of type string'],
   ['no mask', [{ tokens: [1, 2] }], 'examples[0]: expected array of 0 and 1 (or booleans) for mask but received undefined of type undefined'],

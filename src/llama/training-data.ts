@@ -9,8 +9,13 @@ import type { Model } from './model.js';
 
 /** One example, as the user gives it. */
 export type TrainingExample =
-  /** Formatted with the model's chat template (or options.template); loss on assistant turns. */
-  | { messages: Array<{ role: string; content: string }> }
+  /**
+   * Formatted with the model's chat template (or options.template). Loss on
+   * every assistant turn (learn: 'assistant', the default), or on the final
+   * message only (learn: 'last'; it must be the assistant's): earlier answers
+   * are then context, as when a logged conversation's history came from elsewhere.
+   */
+  | { messages: Array<{ role: string; content: string }>; learn?: 'assistant' | 'last' }
   /** Loss on the completion and the end-of-sequence token after it. */
   | { prompt: string; completion: string }
   /** mask[i] = 1: token i is learned (predicted from the tokens before it); mask[0] is ignored. */
@@ -84,7 +89,11 @@ function tokenizeOne(tokenizer: Tokenizer, example: unknown, index: number, wind
   if (kinds.length === 0) {
     throw datasetError(`examples[${index}]: has none of messages, prompt and completion, or tokens and mask: ${kindsHelp}`);
   }
-  if (messages !== undefined) return tokenizer.conversation(checkConversation(messages, index), index, window);
+  if (messages !== undefined) {
+    const learn: unknown = example.learn;
+    if (learn !== undefined && learn !== 'assistant' && learn !== 'last') bad(index, '"assistant" or "last"', 'learn', learn);
+    return tokenizer.conversation(checkConversation(messages, index, learn === 'last'), index, window, learn === 'last');
+  }
   if (prompt !== undefined || completion !== undefined) {
     if (typeof prompt !== 'string') bad(index, 'string', 'prompt', prompt);
     if (typeof completion !== 'string') bad(index, 'string', 'completion', completion);
@@ -95,7 +104,8 @@ function tokenizeOne(tokenizer: Tokenizer, example: unknown, index: number, wind
 
 // What makes a conversation worth training on: assistant turns to learn, the
 // last of them the end of it (a trailing user turn would be context for nothing).
-function checkConversation(messages: unknown, index: number): ChatMessage[] {
+// With learn: 'last' the final message is the one turn learned, so it must be the assistant's.
+function checkConversation(messages: unknown, index: number, lastOnly: boolean): ChatMessage[] {
   if (!Array.isArray(messages) || messages.length === 0) bad(index, 'non-empty array of messages', 'messages', messages);
   if (messages.length > MAX_MESSAGES) {
     throw datasetError(`examples[${index}]: has ${messages.length} messages, more than the ${MAX_MESSAGES} a conversation may have`);
@@ -113,6 +123,9 @@ function checkConversation(messages: unknown, index: number): ChatMessage[] {
   const last = out[out.length - 1]!;
   if (!out.some((m) => m.role === 'assistant')) {
     throw datasetError(`examples[${index}]: has no assistant message, so nothing to learn: end the conversation with { role: "assistant", content: <the answer> }`);
+  }
+  if (last.role !== 'assistant' && lastOnly) {
+    throw datasetError(`examples[${index}]: with learn: "last" the final message is the one learned, but it has role ${v.showValue(last.role)}: end the conversation with { role: "assistant", content: <the answer> }`);
   }
   if (last.role !== 'assistant') {
     throw datasetError(`examples[${index}]: the last message has role ${v.showValue(last.role)}: end the conversation with the assistant's answer, the turn to learn`);
@@ -219,7 +232,7 @@ class Tokenizer {
   // template renders them: the text between the conversation rendered up to
   // that turn's header (with addAssistant) and rendered through the turn. The
   // spans are mapped to tokens by the common-prefix rule above.
-  conversation(messages: ChatMessage[], index: number, window: number): TokenizedExample {
+  conversation(messages: ChatMessage[], index: number, window: number, lastOnly = false): TokenizedExample {
     const render = (count: number, addAssistant: boolean): string =>
       formatChat(this.#model._native(), messages.slice(0, count), { template: this.#template, addAssistant });
     const text = render(messages.length, false);
@@ -227,7 +240,7 @@ class Tokenizer {
     // Bounded before the per-turn renderings, whose cost grows with turns × length.
     if (full.length > window) throw tooLong(index, full.length, window, this.trained);
     const mask = new Uint8Array(full.length);
-    for (let m = 0; m < messages.length; m++) {
+    for (let m = lastOnly ? messages.length - 1 : 0; m < messages.length; m++) {
       if (messages[m]!.role !== 'assistant') continue;
       const before = render(m, true);
       const through = m === messages.length - 1 ? text : render(m + 1, false);
