@@ -10,7 +10,7 @@ import { UnderstudyError } from '../errors.js';
 import type { ChatMessage } from '../llama/chat.js';
 import type { Usage } from './backend.js';
 import type { Params } from './request.js';
-import { DATASET_SCHEMA, type Db } from './store.js';
+import { ensureDatasetSchema, type Db } from './store.js';
 import { errorText } from '../validate.js';
 
 export interface DatasetRow {
@@ -41,7 +41,7 @@ export class Dataset {
   #insert;
 
   constructor(db: Db) {
-    db.exec(DATASET_SCHEMA);
+    ensureDatasetSchema(db);
     this.#db = db;
     this.#insert = db.prepare(`INSERT INTO dataset (task, kind, input, answer, params, usage, model, source, latency_ms, created_at)
       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);

@@ -2,7 +2,13 @@
 // answers and the remote's on the same inputs. A task is ready when it has at
 // least `min` comparisons and the mean of the last `window` is at or above the
 // threshold. Comparisons are written durably, so readiness survives restarts.
-import { DATASET_SCHEMA, type Db } from './store.js';
+//
+// Generations: each comparison is recorded under the adapter version whose
+// answer it scored (0 = the base model). Only the active generation's
+// comparisons count: a newly adopted adapter is judged on its own answers
+// (its held-out scores, then shadow checks and audits), never on the answers
+// of the model it replaced. Rolling an adapter back forgets its comparisons.
+import { ensureDatasetSchema, type Db } from './store.js';
 
 export interface ReadinessState {
   task: string;
@@ -13,6 +19,8 @@ export interface ReadinessState {
   threshold: number;
 }
 
+export type ComparisonKind = 'shadow' | 'audit' | 'heldout';
+
 export interface ReadinessOptions {
   threshold: number;
   window: number;
@@ -22,36 +30,77 @@ export interface ReadinessOptions {
 }
 
 export class Readiness {
+  #db: Db;
   #options: ReadinessOptions;
+  #generation = 0;
+  /** The active generation's last `window` similarities per task, oldest first. */
   #recent = new Map<string, number[]>();
   #insert;
   #load;
 
   constructor(db: Db, options: ReadinessOptions) {
-    db.exec(DATASET_SCHEMA);
+    ensureDatasetSchema(db);
+    this.#db = db;
     this.#options = options;
-    this.#insert = db.prepare('INSERT INTO comparisons (task, similarity, source, created_at) VALUES (?, ?, ?, ?)');
-    this.#load = db.prepare<[string, number], number>(
-      'SELECT similarity FROM comparisons WHERE task = ? ORDER BY id DESC LIMIT ?').pluck();
+    this.#insert = db.prepare('INSERT INTO comparisons (task, similarity, source, created_at, adapter) VALUES (?, ?, ?, ?, ?)');
+    this.#load = db.prepare<[string, number, number], number>(
+      'SELECT similarity FROM comparisons WHERE task = ? AND adapter = ? ORDER BY id DESC LIMIT ?').pluck();
+  }
+
+  /** The active adapter version (0 = the base model): state() counts only its comparisons. */
+  get generation(): number {
+    return this.#generation;
+  }
+
+  setGeneration(version: number): void {
+    if (version === this.#generation) return;
+    this.#generation = version;
+    this.#recent.clear();
   }
 
   #window(task: string): number[] {
     let recent = this.#recent.get(task);
     if (!recent) {
-      recent = this.#load.all(task, this.#options.window).reverse();
+      recent = this.#load.all(task, this.#generation, this.#options.window).reverse();
       this.#recent.set(task, recent);
     }
     return recent;
   }
 
-  /** Records one comparison and returns the task's state before and after it. */
-  record(task: string, similarity: number, source: 'shadow' | 'audit'): { before: ReadinessState; after: ReadinessState } {
+  /**
+   * Records one comparison under `version` (default: the active generation)
+   * and returns the task's state before and after it. A comparison of another
+   * generation (a check that started before a swap) is kept but changes nothing.
+   */
+  record(task: string, similarity: number, kind: ComparisonKind, version = this.#generation): { before: ReadinessState; after: ReadinessState } {
+    return this.recordMany(version, task, [similarity], kind);
+  }
+
+  /** Records several comparisons of one task under `version`, in one transaction. */
+  recordMany(version: number, task: string, similarities: readonly number[], kind: ComparisonKind): { before: ReadinessState; after: ReadinessState } {
     const before = this.state(task);
-    this.#insert.run(task, similarity, source, (this.#options.now ?? Date.now)());
-    const recent = this.#window(task);
-    recent.push(similarity);
-    if (recent.length > this.#options.window) recent.shift();
+    const now = (this.#options.now ?? Date.now)();
+    this.#db.transaction(() => {
+      for (const s of similarities) this.#insert.run(task, s, kind, now, version);
+    })();
+    if (version === this.#generation) {
+      const recent = this.#window(task);
+      recent.push(...similarities);
+      if (recent.length > this.#options.window) recent.splice(0, recent.length - this.#options.window);
+    }
     return { before, after: this.state(task) };
+  }
+
+  /** Deletes every comparison recorded under `version`; returns how many. */
+  forget(version: number): number {
+    const { changes } = this.#db.prepare('DELETE FROM comparisons WHERE adapter = ?').run(version);
+    if (version === this.#generation) this.#recent.clear();
+    return changes;
+  }
+
+  /** Tasks with comparisons (of any generation) or dataset rows, in name order. */
+  tasks(): string[] {
+    return this.#db.prepare('SELECT task FROM comparisons UNION SELECT task FROM dataset ORDER BY task').pluck().all() as string[];
   }
 
   state(task: string): ReadinessState {

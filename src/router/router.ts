@@ -386,27 +386,30 @@ export class Router extends EventEmitter {
   #shadow(call: BackendCall, remote: BackendAnswer): void {
     this.#background.push(async () => {
       if (this.#closed || !fitsLocally(this.local!, call)) return;
+      // Scored under the adapter that answers, even if another is adopted meanwhile.
+      const generation = this.#readiness.generation;
       const local = await this.local!.answer({ ...call, signal: this.#stopBackground.signal, onText: undefined });
-      await this.#compare(call.task, local.text, remote.text, 'shadow');
+      await this.#compare(call.task, local.text, remote.text, 'shadow', generation);
     });
   }
 
   /** In the background: the remote answers what the (ready) local model did, so a task that got worse goes back. */
   #audit(call: BackendCall, local: BackendAnswer): void {
+    const generation = this.#readiness.generation;
     this.#background.push(async () => {
       if (this.#closed) return;
       const started = performance.now();
       const remote = await this.remote!.answer({ ...call, signal: this.#stopBackground.signal, onText: undefined });
       const request = { kind: call.kind, task: call.task, messages: call.messages, prompt: call.prompt, params: call.params } as NormalRequest;
       this.#log(request, remote, started, 'audit');
-      await this.#compare(call.task, local.text, remote.text, 'audit');
+      await this.#compare(call.task, local.text, remote.text, 'audit', generation);
     });
   }
 
-  async #compare(task: string, localText: string, remoteText: string, kind: 'shadow' | 'audit'): Promise<void> {
+  async #compare(task: string, localText: string, remoteText: string, kind: 'shadow' | 'audit', generation: number): Promise<void> {
     const similarity = await answerSimilarity(localText, remoteText, this.#embedder!.embed);
     if (this.#closed) return;
-    const { before, after } = this.#readiness.record(task, similarity, kind);
+    const { before, after } = this.#readiness.record(task, similarity, kind, generation);
     const event = { task, kind, similarity, readiness: after.readiness, comparisons: after.comparisons, ready: after.ready };
     if (!this.settings.quiet) process.stderr.write(`${shadowLine(event)}\n`);
     this.emit('shadow', event);

@@ -96,10 +96,26 @@ export const DATASET_SCHEMA = `
     task TEXT NOT NULL,
     similarity REAL NOT NULL,
     source TEXT NOT NULL,
-    created_at INTEGER NOT NULL
+    created_at INTEGER NOT NULL,
+    adapter INTEGER NOT NULL DEFAULT 0
   );
   CREATE INDEX IF NOT EXISTS comparisons_task ON comparisons (task, id);
 `;
+
+/**
+ * Makes dataset.db's tables, and brings one made by an older version up to
+ * date: comparisons gained `adapter` (the adapter version that answered; 0 =
+ * the base model), so its old rows count as the base model's. The index on it
+ * is made after the column exists. Idempotent, and run by every user of the file.
+ */
+export function ensureDatasetSchema(db: Db): void {
+  db.exec(DATASET_SCHEMA);
+  const columns = db.prepare('PRAGMA table_info(comparisons)').all() as { name: string }[];
+  if (!columns.some((c) => c.name === 'adapter')) {
+    db.exec('ALTER TABLE comparisons ADD COLUMN adapter INTEGER NOT NULL DEFAULT 0');
+  }
+  db.exec('CREATE INDEX IF NOT EXISTS comparisons_adapter ON comparisons (task, adapter, id)');
+}
 
 export const CACHE_SCHEMA = `
   CREATE TABLE IF NOT EXISTS entries (
