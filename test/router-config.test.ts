@@ -8,7 +8,7 @@ import { writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { createRouter, LocalBackend, MockBackend, type CallEvent, type ChatRequest, type Router } from '../src/index.js';
-import { resolveSettings } from '../src/router/config.js';
+import { resolveSettings, type RouterSettings } from '../src/router/config.js';
 import { shareThreads } from '../src/router/threads.js';
 import { rejection, root, storiesModel, thrown } from './helpers.js';
 import { freshDir } from './router-fixture.js';
@@ -49,6 +49,23 @@ test('options win over the environment', () => {
   const s = resolveSettings({ simThreshold: 0.5, cacheDir: '/opt' }, { UNDERSTUDY_SIM_THRESHOLD: '0.9', UNDERSTUDY_CACHE_DIR: '/env' });
   assert.is(s.simThreshold, 0.5);
   assert.is(s.cacheDir, '/opt');
+});
+
+test('trainEvery: default 32, UNDERSTUDY_TRAIN_EVERY, the option winning, and a count of at least 1', () => {
+  assert.is(resolveSettings(undefined, {}).trainEvery, 32);
+  assert.is(resolveSettings(undefined, { UNDERSTUDY_TRAIN_EVERY: '5' }).trainEvery, 5);
+  assert.is(resolveSettings({ trainEvery: 7 }, { UNDERSTUDY_TRAIN_EVERY: '5' }).trainEvery, 7);
+  const cases: [RouterSettings | undefined, Record<string, string>, string][] = [
+    [undefined, { UNDERSTUDY_TRAIN_EVERY: '0' }, 'UNDERSTUDY_TRAIN_EVERY must be an integer between 1 and 1000000000, got 0'],
+    [undefined, { UNDERSTUDY_TRAIN_EVERY: '2.5' }, 'UNDERSTUDY_TRAIN_EVERY must be an integer between 1 and 1000000000, got 2.5'],
+    [undefined, { UNDERSTUDY_TRAIN_EVERY: 'often' }, 'UNDERSTUDY_TRAIN_EVERY must be a decimal integer between 1 and 1000000000, got "often"'],
+    [{ trainEvery: -1 }, {}, 'option trainEvery must be an integer between 1 and 1000000000, got -1'],
+  ];
+  for (const [options, env, message] of cases) {
+    const err = thrown(() => resolveSettings(options, env));
+    assert.is(err.code, 'INVALID_CONFIG');
+    assert.is(err.message, message);
+  }
 });
 
 test('a bad value stops startup with a message naming the variable', () => {

@@ -30,6 +30,8 @@ export interface RouterSettings {
   useApi?: boolean;
   /** Let the local model be trained on the dataset (UNDERSTUDY_TRAIN_LOCAL, default true). */
   trainLocal?: boolean;
+  /** New remote rows since the last training round that start an automatic round (UNDERSTUDY_TRAIN_EVERY, default 32). */
+  trainEvery?: number;
   /** OpenAI-compatible base URL (UNDERSTUDY_API_BASE, default https://api.openai.com/v1). */
   apiBase?: string;
   /** Remote model name (UNDERSTUDY_API_MODEL, default 'gpt-4o-mini'). */
@@ -100,6 +102,7 @@ const SPEC: Record<keyof RouterSettings, { kind: Kind; env?: string; fallback?: 
   semanticCache: { kind: 'boolean', env: 'UNDERSTUDY_SEMANTIC_CACHE', fallback: false },
   useApi: { kind: 'boolean', env: 'UNDERSTUDY_USE_API', fallback: true },
   trainLocal: { kind: 'boolean', env: 'UNDERSTUDY_TRAIN_LOCAL', fallback: true },
+  trainEvery: { kind: 'count', env: 'UNDERSTUDY_TRAIN_EVERY', fallback: 32, min: 1, max: 1_000_000_000 },
   apiBase: { kind: 'url', env: 'UNDERSTUDY_API_BASE', fallback: 'https://api.openai.com/v1' },
   apiModel: { kind: 'string', env: 'UNDERSTUDY_API_MODEL', fallback: 'gpt-4o-mini' },
   apiKey: { kind: 'string', env: 'UNDERSTUDY_API_KEY' },
