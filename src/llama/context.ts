@@ -203,21 +203,41 @@ export class Context {
     if (!(adapter instanceof LoraAdapter)) v.fail('LoraAdapter', 'adapter', adapter);
     v.number(scale, 'scale', 1, -100, 100);
     adapter._native(); // DISPOSED now rather than after the queue
-    return this.#enqueue((native) => {
-      adapter._native(); // disposed while waiting
-      const next = new Map(this.#loras).set(adapter, scale);
-      this.#applyLoras(native, next);
-    });
+    return this.#replaceLoras((current) => new Map(current).set(adapter, scale), [adapter]);
   }
 
   /** Stops applying `adapter`; output is again exactly the base model's. Rejects (never throws). */
   async removeLora(adapter: LoraAdapter): Promise<void> {
     if (!(adapter instanceof LoraAdapter)) v.fail('LoraAdapter', 'adapter', adapter);
-    return this.#enqueue((native) => {
-      const next = new Map(this.#loras);
+    return this.#replaceLoras((current) => {
+      const next = new Map(current);
       next.delete(adapter);
-      this.#applyLoras(native, next);
-    });
+      return next;
+    }, []);
+  }
+
+  /**
+   * Replaces the whole applied set with `entries` ([adapter, scale] pairs; []
+   * for the base model) in one exclusive step: calls made before it finish with
+   * the old set, calls made after it run with the new one, and no call sees a
+   * set in between (as setLora then removeLora would allow). Rejects (never throws).
+   */
+  async setLoras(entries: Array<[LoraAdapter, number]>): Promise<void> {
+    if (!Array.isArray(entries)) v.fail('array of [adapter, scale] pairs', 'entries', entries);
+    const next = new Map<LoraAdapter, number>();
+    for (let i = 0; i < entries.length; i++) {
+      const entry: unknown = entries[i];
+      if (!Array.isArray(entry) || entry.length !== 2) v.fail('[adapter, scale] pair', `entries[${i}]`, entry);
+      const [adapter, scale] = entry as unknown[];
+      if (!(adapter instanceof LoraAdapter)) v.fail('LoraAdapter', `entries[${i}][0]`, adapter);
+      const checked = v.number(scale, `entries[${i}][1]`, 1, -100, 100);
+      if (next.has(adapter)) {
+        throw invalidArgument(`entries[${i}] repeats the adapter ${adapter.path}: give each adapter once, with its one scale`);
+      }
+      adapter._native(); // DISPOSED now rather than after the queue
+      next.set(adapter, checked);
+    }
+    return this.#replaceLoras(() => next, [...next.keys()]);
   }
 
   /** The adapters applied now, with their scales. */
@@ -255,15 +275,22 @@ export class Context {
     return this.dispose();
   }
 
-  #applyLoras(native: NativeContext, next: Map<LoraAdapter, number>): void {
-    // An adapter disposed since it was applied is being detached: leave it out.
-    for (const adapter of next.keys()) if (adapter.disposed) next.delete(adapter);
-    try {
-      native.setAdapters([...next].map(([adapter, scale]) => [adapter._native(), scale]));
-    } catch (err) {
-      throw fromNative(err);
-    }
-    this.#loras = next;
+  // One exclusive step: `compute` sees the set as the calls queued before it
+  // left it, so setLora and removeLora calls made back to back all count.
+  // `named` are the adapters the caller asked for: DISPOSED if freed while waiting.
+  #replaceLoras(compute: (current: ReadonlyMap<LoraAdapter, number>) => Map<LoraAdapter, number>, named: LoraAdapter[]): Promise<void> {
+    return this.#enqueue((native) => {
+      for (const adapter of named) adapter._native();
+      const next = compute(this.#loras);
+      // An adapter disposed since it was applied is being detached: leave it out.
+      for (const adapter of next.keys()) if (adapter.disposed) next.delete(adapter);
+      try {
+        native.setAdapters([...next].map(([adapter, scale]) => [adapter._native(), scale]));
+      } catch (err) {
+        throw fromNative(err);
+      }
+      this.#loras = next;
+    });
   }
 
   // Runs `fn` alone: after every call made before it has settled.
