@@ -1,9 +1,11 @@
 // The local backend: our llama.cpp addon. One model, one generation context
 // whose sequences run batched together, and (made when first needed) one
 // embedding context for the caches and for comparing answers.
+import { resolve } from 'node:path';
 import { UnderstudyError } from '../errors.js';
 import * as v from '../validate.js';
 import type { Context } from '../llama/context.js';
+import type { LoraAdapter } from '../llama/lora.js';
 import { loadModel, type Model } from '../llama/model.js';
 import { systemInfo, type GpuLayers } from '../llama/system.js';
 import { timedHealth, type Backend, type BackendAnswer, type BackendCall, type Health } from './backend.js';
@@ -63,6 +65,9 @@ export class LocalBackend implements Backend {
   #embedder: Promise<Context> | undefined;
   #template: string | undefined;
   #embeddingThreads: number | undefined;
+  #adapter: { adapter: LoraAdapter; file: string } | null = null;
+  // useAdapter calls run one after another, each from the set the one before left.
+  #swaps: Promise<unknown> = Promise.resolve();
 
   private constructor(llama: Model, context: Context, template: string | undefined, embeddingThreads: number | undefined) {
     this.#llama = llama;
@@ -100,6 +105,48 @@ export class LocalBackend implements Backend {
   /** Tokens one sequence holds: prompt and answer together. */
   get contextSize(): number {
     return this.#context.size;
+  }
+
+  /** The adapter file applied to generation now (absolute), null for the base model. */
+  get adapterFile(): string | null {
+    return this.#adapter?.file ?? null;
+  }
+
+  /** What a trainer needs to train adapters for this backend: the model, the chat template it applies, the window. */
+  trainingSource(): { path: string; chatTemplate?: string; contextSize: number } {
+    return {
+      path: resolve(this.#llama.info.path),
+      ...(this.#template === undefined ? {} : { chatTemplate: this.#template }),
+      contextSize: this.#context.size,
+    };
+  }
+
+  /**
+   * Hot-swaps the LoRA adapter of generation to `file` (null: the base model).
+   * Calls already running finish with the old adapter, later ones get the new
+   * one, and none fails because of the swap. A file that does not load
+   * (MODEL_NOT_FOUND, INVALID_MODEL_FILE, INVALID_ADAPTER for another base
+   * model) leaves the old adapter applied. Embeddings always use the base model,
+   * so cached vectors stay comparable across swaps.
+   */
+  useAdapter(file: string | null): Promise<void> {
+    const run = this.#swaps.then(() => this.#swapTo(file === null ? null : resolve(v.nonEmptyString(file, 'file'))));
+    this.#swaps = run.catch(() => undefined);
+    return run;
+  }
+
+  async #swapTo(file: string | null): Promise<void> {
+    const next = file === null ? null : await this.#llama.loadLora(file);
+    try {
+      await this.#context.setLoras(next ? [[next, 1]] : []);
+    } catch (err) {
+      await next?.dispose();
+      throw err;
+    }
+    const previous = this.#adapter;
+    this.#adapter = next && file !== null ? { adapter: next, file } : null;
+    // No call uses it any more: setLoras waited for the calls made before it.
+    if (previous && previous.adapter !== next) await previous.adapter.dispose();
   }
 
   #prompt(call: BackendCall): string {
