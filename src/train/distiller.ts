@@ -1,0 +1,204 @@
+// The Learner the router is given when training is on: it owns the adapter
+// registry, one Piscina worker (rounds run there, never on the serving
+// thread), and the queue that runs rounds and rollbacks one at a time.
+//
+// Automatic rounds: every dataset row newer than the last round counts; once
+// `trainEvery` of them have arrived a round starts (unless one is queued or
+// running). A failed automatic round warns and waits for another trainEvery
+// rows rather than retrying at once on the same data.
+import { existsSync } from 'node:fs';
+import { Piscina } from 'piscina';
+import { UnderstudyError } from '../errors.js';
+import type { AdapterInfo, Learner, LearnerHooks, RoundReport } from '../router/learner.js';
+import * as v from '../validate.js';
+import { baseModelKey, type BaseModelKey } from './base-key.js';
+import { distillSettings, type DistillOptions, type DistillSettings } from './options.js';
+import { AdapterRegistry } from './registry.js';
+import { runRound } from './round.js';
+import { loadedLine, rollbackLine } from './train-log.js';
+
+// Run as TypeScript under tsx (tests), as JavaScript from dist.
+const WORKER = new URL(import.meta.url.endsWith('.ts') ? './round-worker.ts' : './round-worker.js', import.meta.url).href;
+/** The worker thread (and the model it loaded) goes once idle this long. */
+const WORKER_IDLE_MS = 30_000;
+// A lower priority (nice +10 on Unix): on a busy machine training yields the CPU to serving.
+const WORKER_NICE = process.platform === 'win32' ? 0 : 10;
+
+interface Ready {
+  base: BaseModelKey;
+  registry: AdapterRegistry;
+  source: { path: string; chatTemplate?: string; contextSize: number };
+}
+
+export class Distiller implements Learner {
+  readonly settings: DistillSettings;
+  #hooks: LearnerHooks;
+  #ready: Promise<Ready> | undefined;
+  #state: Ready | undefined;
+  #pool: Piscina | undefined;
+  #queue: Promise<unknown> = Promise.resolve();
+  #stop = new AbortController();
+  #closing: Promise<void> | undefined;
+  #unsubscribe: (() => void) | undefined;
+  /** Ids of rows newer than the last round's, counted toward the next automatic round. */
+  #pending: number[] = [];
+  #autoQueued = false;
+  #lastRowId = 0;
+
+  constructor(hooks: LearnerHooks, options?: DistillOptions) {
+    this.settings = distillSettings(options);
+    this.#hooks = hooks;
+  }
+
+  /**
+   * Opens the registry and makes the current adapter of this base model the
+   * backend's (a failure warns and leaves the base model serving: the entry
+   * stays), then starts counting rows for automatic rounds.
+   */
+  start(): Promise<void> {
+    this.#ready ??= this.#start();
+    return this.#ready.then(() => undefined);
+  }
+
+  async #start(): Promise<Ready> {
+    const hooks = this.#hooks;
+    const source = hooks.localModel;
+    if (!source) throw new UnderstudyError('TRAINING_UNSUPPORTED', 'training is off: the local backend cannot take adapters');
+    const base = await baseModelKey(source.path);
+    const registry = AdapterRegistry.open(hooks.cacheDir, (m) => hooks.warn(m));
+    const current = registry.current(base.key);
+    if (current) {
+      try {
+        await hooks.adopt(current.version, current.file);
+        hooks.emit('adapter', { action: 'loaded', version: current.version, previous: null });
+        hooks.log(loadedLine(current.version));
+      } catch (err) {
+        hooks.warn(`the current adapter v${current.version} (${current.file}) could not be loaded, serving the base model: ${v.errorText(err)}`);
+      }
+    }
+    this.#lastRowId = registry.state(base.key).lastRowId;
+    for (const row of hooks.rows(this.#lastRowId)) this.#pending.push(row.id);
+    this.#unsubscribe = hooks.onRow((row) => this.#onRow(row.id));
+    this.#state = { base, registry, source };
+    return this.#state;
+  }
+
+  /** Runs a round now (after the one running, if any) and resolves with its report. */
+  train(options?: { signal?: AbortSignal }): Promise<RoundReport> {
+    let signal: AbortSignal | undefined;
+    try {
+      signal = v.abortSignal(v.options(options).signal);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return this.#round('manual', signal);
+  }
+
+  adapters(): AdapterInfo[] {
+    const state = this.#state;
+    return state ? state.registry.list(state.base.key) : [];
+  }
+
+  /** Makes the current adapter's parent current (the base model when it has none), after any round in progress. */
+  rollback(): Promise<AdapterInfo | null> {
+    return this.#enqueue(async () => {
+      const { registry, base } = await this.#live();
+      const from = registry.current(base.key);
+      // Throws NO_ADAPTER, with the registry's message, when the base model is already in use.
+      if (!from) registry.rollback(base.key);
+      let to = rollbackTarget(registry.list(base.key), from!);
+      // The swap first: if the target cannot be loaded, nothing has changed.
+      await this.#hooks.adopt(to?.version ?? 0, to?.file ?? null);
+      try {
+        const done = registry.rollback(base.key);
+        // Another process changed the manifest meanwhile: serve what it now says.
+        if ((done.to?.version ?? 0) !== (to?.version ?? 0)) await this.#hooks.adopt(done.to?.version ?? 0, done.to?.file ?? null);
+        to = done.to;
+      } catch (err) {
+        await this.#hooks.adopt(from!.version, from!.file).catch(() => undefined);
+        throw err;
+      }
+      this.#hooks.forget(from!.version);
+      this.#hooks.emit('adapter', { action: 'rolled-back', version: to?.version ?? null, previous: from!.version });
+      this.#hooks.log(rollbackLine(from!.version, to?.version ?? null));
+      return registry.current(base.key);
+    });
+  }
+
+  /** Aborts a round in progress (it leaves no file or manifest entry), waits for the queue, frees the worker. */
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      this.#stop.abort();
+      this.#unsubscribe?.();
+      await this.#queue;
+      await this.#pool?.destroy();
+    })();
+    return this.#closing;
+  }
+
+  #onRow(id: number): void {
+    if (id <= this.#lastRowId) return;
+    this.#pending.push(id);
+    this.#maybeAuto();
+  }
+
+  #maybeAuto(): void {
+    const settings = this.#hooks.settings;
+    if (!settings.trainLocal || this.#autoQueued || this.#closing || this.#pending.length < settings.trainEvery) return;
+    this.#autoQueued = true;
+    this.#round('auto').catch((err: unknown) => {
+      if (this.#closing) return;
+      // Wait for trainEvery new rows before trying again.
+      this.#pending = [];
+      this.#hooks.warn(`the automatic training round failed (the next starts after ${this.#hooks.settings.trainEvery} more rows): ${v.errorText(err)}`);
+    });
+  }
+
+  #round(trigger: 'auto' | 'manual', signal?: AbortSignal): Promise<RoundReport> {
+    return this.#enqueue(async () => {
+      const state = await this.#live();
+      const stop = signal ? AbortSignal.any([this.#stop.signal, signal]) : this.#stop.signal;
+      try {
+        const report = await runRound({
+          hooks: this.#hooks, registry: state.registry, base: state.base, source: state.source,
+          settings: this.settings, pool: this.#worker(), trigger, signal: stop,
+        });
+        this.#lastRowId = Math.max(this.#lastRowId, report.lastRowId);
+        this.#pending = this.#pending.filter((id) => id > this.#lastRowId);
+        return report;
+      } finally {
+        if (trigger === 'auto') this.#autoQueued = false;
+        // Rows that came during the round may already make another.
+        queueMicrotask(() => this.#maybeAuto());
+      }
+    });
+  }
+
+  #enqueue<T>(work: () => Promise<T>): Promise<T> {
+    if (this.#closing) return Promise.reject(new UnderstudyError('CLOSED', 'the router is closed'));
+    const run = this.#queue.then(work);
+    this.#queue = run.catch(() => undefined);
+    return run;
+  }
+
+  async #live(): Promise<Ready> {
+    if (this.#closing) throw new UnderstudyError('CLOSED', 'the router is closed');
+    return this.#state ?? this.start().then(() => this.#state!);
+  }
+
+  #worker(): Piscina {
+    this.#pool ??= new Piscina({ filename: WORKER, minThreads: 0, maxThreads: 1, idleTimeout: WORKER_IDLE_MS, niceIncrement: WORKER_NICE });
+    return this.#pool;
+  }
+}
+
+/** Where registry.rollback() will go from `from`: the nearest ancestor not rolled back whose file exists (null = base model). */
+function rollbackTarget(adapters: AdapterInfo[], from: AdapterInfo): AdapterInfo | null {
+  for (let p = from.parent; p !== null;) {
+    const e = adapters.find((a) => a.version === p);
+    if (!e) return null;
+    if (e.status !== 'rolled-back' && existsSync(e.file)) return e;
+    p = e.parent;
+  }
+  return null;
+}

@@ -1,0 +1,132 @@
+// What a round works on, read from the dataset: the stable split, the newest
+// training rows (all tasks together) as examples, and the newest held-out rows
+// of each task as calls to replay. Then, once the worker has answered, the
+// per-task scores and the gate that decides whether the candidate is promoted.
+import { setImmediate as yieldToLoop } from 'node:timers/promises';
+import type { TrainingExample } from '../llama/training-data.js';
+import type { DatasetRow } from '../router/dataset.js';
+import type { TaskRoundReport } from '../router/learner.js';
+import { heldOutCall, rowExample, type HeldOutCall } from './examples.js';
+import type { DistillSettings } from './options.js';
+import { splitRows } from './split.js';
+
+/** Rows read between two turns of the event loop. */
+const ROWS_PER_TURN = 500;
+/** Tokens of a held-out answer at most: evaluation time grows with it. */
+const HELD_OUT_TOKENS = 256;
+/** A task whose score moves less than this is 'same'. */
+const SAME = 0.005;
+
+export interface RoundPlan {
+  /** Newest row id read (the round considered every row up to it). */
+  lastRowId: number;
+  examples: TrainingExample[];
+  /** The task of each example. */
+  exampleTasks: string[];
+  heldOut: HeldOutCall[];
+  /** The task and the remote's answer of each held-out call. */
+  heldOutRows: Array<{ task: string; answer: string }>;
+  /** Rows that could not be made into an example or a call. */
+  unreadable: number;
+  tasks: string[];
+}
+
+/** Reads every row (yielding to the event loop between pages) and plans the round. */
+export async function planRound(rows: Iterable<DatasetRow>, s: DistillSettings, lastRowId: number): Promise<RoundPlan> {
+  const all: DatasetRow[] = [];
+  for (const row of rows) {
+    all.push(row);
+    lastRowId = Math.max(lastRowId, row.id);
+    if (all.length % ROWS_PER_TURN === 0) await yieldToLoop();
+  }
+  const split = splitRows(all, { heldOutShare: s.heldOutShare, minHeldOut: s.minHeldOut });
+  const plan: RoundPlan = { lastRowId, examples: [], exampleTasks: [], heldOut: [], heldOutRows: [], unreadable: 0, tasks: [...split.keys()].sort() };
+  const training = [...split.values()].flatMap((t) => t.train).sort((a, b) => b.id - a.id).slice(0, s.maxRows).reverse();
+  for (const row of training) {
+    try {
+      plan.examples.push(rowExample(row));
+      plan.exampleTasks.push(row.task);
+    } catch {
+      plan.unreadable++;
+    }
+  }
+  for (const task of plan.tasks) {
+    for (const row of split.get(task)!.heldOut.slice(-s.maxHeldOut)) {
+      try {
+        plan.heldOut.push(heldOutCall(row, HELD_OUT_TOKENS));
+        plan.heldOutRows.push({ task, answer: row.answer });
+      } catch {
+        plan.unreadable++;
+      }
+    }
+  }
+  return plan;
+}
+
+const mean = (xs: number[]): number | null => (xs.length === 0 ? null : xs.reduce((a, b) => a + b, 0) / xs.length);
+
+export interface Scored {
+  tasks: TaskRoundReport[];
+  before: number | null;
+  after: number | null;
+  /** Per task, the candidate's held-out similarities (what enters readiness on promotion). */
+  afterSims: Map<string, number[]>;
+}
+
+/**
+ * Per-task means of the held-out similarities. `sims` holds, for each pair of
+ * answers the worker gave (both non-null), the before score then the after score.
+ */
+export function scoreRound(plan: RoundPlan, used: boolean[], answered: boolean[], sims: number[], parentTasks: Set<string> | null): Scored {
+  const per = new Map<string, { trainRows: number; before: number[]; after: number[] }>();
+  const entry = (task: string) => {
+    let e = per.get(task);
+    if (!e) per.set(task, (e = { trainRows: 0, before: [], after: [] }));
+    return e;
+  };
+  plan.exampleTasks.forEach((task, i) => {
+    if (used[i]) entry(task).trainRows++;
+  });
+  let k = 0;
+  plan.heldOutRows.forEach(({ task }, i) => {
+    const e = entry(task);
+    if (!answered[i]) return;
+    e.before.push(sims[k++]!);
+    e.after.push(sims[k++]!);
+  });
+  const tasks: TaskRoundReport[] = [];
+  const afterSims = new Map<string, number[]>();
+  for (const [task, e] of [...per].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
+    const before = mean(e.before);
+    const after = mean(e.after);
+    let change: TaskRoundReport['change'] = 'not evaluated';
+    if (before !== null && after !== null) {
+      change = parentTasks && !parentTasks.has(task) ? 'new' : after > before + SAME ? 'better' : after < before - SAME ? 'worse' : 'same';
+      afterSims.set(task, e.after);
+    }
+    tasks.push({ task, trainRows: e.trainRows, heldOutRows: e.after.length, before, after, change });
+  }
+  const evaluated = tasks.filter((t) => t.before !== null && t.after !== null);
+  return { tasks, before: mean(evaluated.map((t) => t.before!)), after: mean(evaluated.map((t) => t.after!)), afterSims };
+}
+
+const f = (x: number) => x.toFixed(2);
+
+/**
+ * The gate: promote when the mean over tasks gains at least minGain and no
+ * task drops by more than margin. Returns why, either way.
+ */
+export function decide(scored: Scored, s: Pick<DistillSettings, 'minGain' | 'margin'>): { promote: boolean; reason: string } {
+  if (scored.before === null || scored.after === null) return { promote: false, reason: 'no held-out rows to evaluate yet' };
+  const drops = scored.tasks
+    .filter((t) => t.before !== null && t.after !== null && t.before - t.after > s.margin)
+    .sort((a, b) => (b.before! - b.after!) - (a.before! - a.after!));
+  const worst = drops[0];
+  if (worst) {
+    return { promote: false, reason: `task=${worst.task} dropped ${f(worst.before!)} → ${f(worst.after!)} (more than ${s.margin})${drops.length > 1 ? ` and ${drops.length - 1} more` : ''}` };
+  }
+  if (scored.after < scored.before + s.minGain) {
+    return { promote: false, reason: `mean did not improve by ${s.minGain} (${f(scored.before)} → ${f(scored.after)})` };
+  }
+  return { promote: true, reason: `mean improved ${f(scored.before)} → ${f(scored.after)}` };
+}
