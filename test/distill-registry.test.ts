@@ -134,6 +134,28 @@ test('rollback skips an ancestor that was rolled back itself or lost its file', 
   assert.ok(warnings.some((w) => w.includes(join(dir, 'v1.gguf'))), warnings.join('\n'));
 });
 
+test('rollbackTarget says where rollback goes and changes nothing', () => {
+  const { registry, dir } = opened();
+  promote(registry, 'one');
+  promote(registry, 'two', { parent: 1 });
+  promote(registry, 'three', { parent: 2 });
+  rmSync(join(dir, 'v2.gguf'));
+  const text = readFileSync(join(dir, 'manifest.json'), 'utf8');
+  const peek = registry.rollbackTarget(KEY);
+  assert.equal([peek.from.version, peek.from.status, peek.to?.version, peek.to?.status], [3, 'current', 1, 'previous']);
+  assert.is(readFileSync(join(dir, 'manifest.json'), 'utf8'), text, 'the manifest is untouched');
+  const done = registry.rollback(KEY);
+  assert.equal([done.from.version, done.to?.version], [peek.from.version, peek.to?.version]);
+  // The current adapter's file is gone: current() says base model, but the manifest still names it, and rollback leaves it.
+  rmSync(join(dir, 'v1.gguf'));
+  assert.is(registry.current(KEY), null);
+  assert.equal([registry.rollbackTarget(KEY).from.version, registry.rollbackTarget(KEY).to], [1, null]);
+  registry.rollback(KEY);
+  const err = thrown(() => registry.rollbackTarget(KEY));
+  assert.is(err.code, 'NO_ADAPTER');
+  assert.is(err.message, `no adapter to roll back: the base model is already in use for stories (${KEY})`);
+});
+
 test('two base models keep separate histories in one manifest; versions are global', () => {
   const { registry, dir } = opened();
   const a1 = promote(registry, 'a1');

@@ -206,28 +206,44 @@ export class AdapterRegistry {
   rollback(baseKey: string): { from: AdapterInfo; to: AdapterInfo | null } {
     v.nonEmptyString(baseKey, 'baseKey');
     const m = this.#read();
-    const s = m.models.get(baseKey);
-    const from = s?.current == null ? undefined : m.adapters.find((e) => e.version === s.current);
-    if (!s || !from) {
-      throw new UnderstudyError('NO_ADAPTER', `no adapter to roll back: the base model is already in use for ${label(m, baseKey)}`);
-    }
-    let to: AdapterEntry | undefined;
-    for (let p = from.parent; p !== null && !to;) {
-      const e = m.adapters.find((a) => a.version === p);
-      if (!e) {
-        this.#warn(`adapter v${from.version}'s ancestor v${p} is not in ${this.#manifest}: rolling back to the base model`);
-        break;
-      }
-      if (e.rolledBackAt === undefined && existsSync(join(this.dir, e.file))) to = e;
-      else {
-        if (e.rolledBackAt === undefined) this.#warn(`adapter v${e.version} has no file at ${join(this.dir, e.file)}: skipped in the rollback`);
-        p = e.parent;
-      }
-    }
+    const { state, from, to } = this.#rollbackTarget(m, baseKey, true);
     from.rolledBackAt = new Date().toISOString();
-    s.current = to?.version ?? null;
+    state.current = to?.version ?? null;
     this.#write(m);
     return { from: this.#info(m, from), to: to ? this.#info(m, to) : null };
+  }
+
+  /**
+   * What rollback() would do, changing nothing: `from` is the manifest's
+   * current adapter (also when its file is gone), `to` where it would go. A
+   * caller can load `to` first and roll back only once it serves. Throws
+   * NO_ADAPTER as rollback() does.
+   */
+  rollbackTarget(baseKey: string): { from: AdapterInfo; to: AdapterInfo | null } {
+    v.nonEmptyString(baseKey, 'baseKey');
+    const m = this.#read();
+    const { from, to } = this.#rollbackTarget(m, baseKey, false);
+    return { from: this.#info(m, from), to: to ? this.#info(m, to) : null };
+  }
+
+  #rollbackTarget(m: Manifest, baseKey: string, warn: boolean): { state: ModelState; from: AdapterEntry; to: AdapterEntry | null } {
+    const state = m.models.get(baseKey);
+    const from = state?.current == null ? undefined : m.adapters.find((e) => e.version === state.current);
+    if (!state || !from) {
+      throw new UnderstudyError('NO_ADAPTER', `no adapter to roll back: the base model is already in use for ${label(m, baseKey)}`);
+    }
+    for (let p = from.parent; p !== null;) {
+      const e = m.adapters.find((a) => a.version === p);
+      if (!e) {
+        if (warn) this.#warn(`adapter v${from.version}'s ancestor v${p} is not in ${this.#manifest}: rolling back to the base model`);
+        break;
+      }
+      const file = join(this.dir, e.file);
+      if (e.rolledBackAt === undefined && existsSync(file)) return { state, from, to: e };
+      if (warn && e.rolledBackAt === undefined) this.#warn(`adapter v${e.version} has no file at ${file}: skipped in the rollback`);
+      p = e.parent;
+    }
+    return { state, from, to: null };
   }
 
   #info(m: Manifest, e: AdapterEntry): AdapterInfo {
