@@ -17,13 +17,11 @@
 // writes are not locked against each other: two processes mutating at the same
 // moment can lose one change (each is still a whole manifest).
 import { randomBytes } from 'node:crypto';
-import {
-  closeSync, constants, copyFileSync, existsSync, fsyncSync, linkSync, mkdirSync, openSync,
-  readdirSync, readFileSync, renameSync, rmSync, unlinkSync, writeSync,
-} from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { UnderstudyError } from '../errors.js';
-import { checkEntry, checkManifest, emptyManifest, type AdapterEntry, type Manifest, type ModelState, type TaskScores } from './manifest.js';
+import { CANDIDATE_PREFIX, highestVersionFile, ioError, placeVersion, removeDeadTemps, tempPath, writeAtomically } from './adapter-files.js';
+import { checkEntry, checkManifest, emptyManifest, MANIFEST_FORMAT, type AdapterEntry, type Manifest, type ModelState, type TaskScores } from './manifest.js';
 import * as v from '../validate.js';
 
 export type { AdapterEntry };
@@ -45,11 +43,6 @@ export interface AdapterInfo {
 }
 
 const MANIFEST = 'manifest.json';
-const CANDIDATE_PREFIX = '.candidate-';
-const MANIFEST_TEMP_PREFIX = '.manifest-';
-/** A temporary file of ours, with the process that made it: `.candidate-<pid>-<random>.gguf`. */
-const TEMP_FILE = /^\.(?:candidate|manifest)-(?:(\d+)-)?/;
-const VERSION_FILE = /^v([1-9]\d*)\.gguf$/;
 
 export interface PromoteEntry {
   baseKey: string;
@@ -60,32 +53,6 @@ export interface PromoteEntry {
   round: number;
   tasks: AdapterInfo['tasks'];
   heldOut: AdapterInfo['heldOut'];
-}
-
-function ioError(message: string, err: unknown): UnderstudyError {
-  return new UnderstudyError('IO_ERROR', `${message}: ${v.errorText(err)}`, { cause: err });
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM'; // it exists, under another user
-  }
-}
-
-/** Syncs a folder, so a rename in it survives a power cut. Not possible everywhere (Windows): best effort. */
-function syncDir(dir: string): void {
-  let fd: number | undefined;
-  try {
-    fd = openSync(dir, 'r');
-    fsyncSync(fd);
-  } catch {
-    // A folder that cannot be opened or synced: the rename is still atomic, only less durable.
-  } finally {
-    if (fd !== undefined) closeSync(fd);
-  }
 }
 
 export class AdapterRegistry {
@@ -116,7 +83,7 @@ export class AdapterRegistry {
       throw ioError(`cannot make the adapter folder ${dir}`, err);
     }
     const registry = new AdapterRegistry(dir, warn);
-    registry.#removeLeftovers();
+    removeDeadTemps(dir, warn);
     registry.#read();
     return registry;
   }
@@ -161,7 +128,7 @@ export class AdapterRegistry {
 
   /** Where a round writes its candidate adapter (removed at the next open if the process dies). */
   candidatePath(): string {
-    return join(this.dir, `${CANDIDATE_PREFIX}${process.pid}-${randomBytes(6).toString('hex')}.gguf`);
+    return tempPath(this.dir, CANDIDATE_PREFIX, '.gguf');
   }
 
   /**
@@ -176,7 +143,7 @@ export class AdapterRegistry {
     if (e.parent !== null && !m.adapters.some((a) => a.version === e.parent && a.baseModel === e.baseModel)) {
       throw new UnderstudyError('INVALID_ARGUMENT', `Expected an adapter of base model ${e.baseModel} for parent but received ${e.parent} of type number`);
     }
-    const version = this.#place(candidate, this.#nextVersion(m));
+    const version = placeVersion(candidate, this.dir, this.#nextVersion(m), this.#warn);
     const stored: AdapterEntry = { ...e, version, file: `v${version}.gguf` };
     m.adapters.push(stored);
     modelState(m, e.baseModel).current = version;
@@ -257,70 +224,7 @@ export class AdapterRegistry {
 
   /** One more than every version in the manifest and every v<N>.gguf in the folder (orphans included). */
   #nextVersion(m: Manifest): number {
-    let max = 0;
-    for (const e of m.adapters) max = Math.max(max, e.version);
-    for (const name of this.#names()) {
-      const match = VERSION_FILE.exec(name);
-      if (match) max = Math.max(max, Number(match[1]));
-    }
-    return max + 1;
-  }
-
-  /**
-   * Moves the candidate to v<version>.gguf, or the next free number: a hard
-   * link fails rather than replace an existing file (a rename would replace it
-   * silently), then the candidate's name is removed. Where links are not
-   * possible, an exclusive copy does the same.
-   */
-  #place(candidate: string, version: number): number {
-    for (let n = version; ; n++) {
-      const target = join(this.dir, `v${n}.gguf`);
-      try {
-        try {
-          linkSync(candidate, target);
-        } catch (err) {
-          const code = (err as NodeJS.ErrnoException).code;
-          if (code !== 'EXDEV' && code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP') throw err;
-          copyFileSync(candidate, target, constants.COPYFILE_EXCL);
-        }
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code === 'EEXIST') continue;
-        if ((err as NodeJS.ErrnoException).code === 'ENOENT' && !existsSync(candidate)) {
-          throw new UnderstudyError('IO_ERROR', `cannot promote ${candidate}: the candidate adapter file does not exist`, { cause: err });
-        }
-        throw ioError(`cannot move ${candidate} to ${target}`, err);
-      }
-      try {
-        unlinkSync(candidate);
-      } catch (err) {
-        this.#warn(`cannot remove ${candidate} after copying it to ${target}: ${v.errorText(err)}`);
-      }
-      syncDir(this.dir);
-      return n;
-    }
-  }
-
-  #names(): string[] {
-    try {
-      return readdirSync(this.dir);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
-      throw ioError(`cannot list the adapter folder ${this.dir}`, err);
-    }
-  }
-
-  #removeLeftovers(): void {
-    for (const name of this.#names()) {
-      if (!name.startsWith(CANDIDATE_PREFIX) && !name.startsWith(MANIFEST_TEMP_PREFIX)) continue;
-      const pid = TEMP_FILE.exec(name)?.[1];
-      // A live process's file may be a round in progress (another router on this cache folder): kept.
-      if (pid !== undefined && alive(Number(pid))) continue;
-      try {
-        rmSync(join(this.dir, name), { force: true });
-      } catch (err) {
-        this.#warn(`cannot remove the leftover ${join(this.dir, name)}: ${v.errorText(err)}`);
-      }
-    }
+    return Math.max(highestVersionFile(this.dir), ...m.adapters.map((e) => e.version)) + 1;
   }
 
   #read(): Manifest {
@@ -345,23 +249,8 @@ export class AdapterRegistry {
   }
 
   #write(m: Manifest): void {
-    const text = `${JSON.stringify({ format: 1, models: Object.fromEntries(m.models), adapters: m.adapters }, null, 2)}\n`;
-    const temp = join(this.dir, `${MANIFEST_TEMP_PREFIX}${process.pid}-${randomBytes(6).toString('hex')}.tmp`);
-    try {
-      mkdirSync(this.dir, { recursive: true });
-      const fd = openSync(temp, 'wx');
-      try {
-        writeSync(fd, text);
-        fsyncSync(fd);
-      } finally {
-        closeSync(fd);
-      }
-      renameSync(temp, this.#manifest);
-    } catch (err) {
-      rmSync(temp, { force: true });
-      throw ioError(`cannot write the adapter manifest ${this.#manifest}`, err);
-    }
-    syncDir(this.dir);
+    const text = `${JSON.stringify({ format: MANIFEST_FORMAT, models: Object.fromEntries(m.models), adapters: m.adapters }, null, 2)}\n`;
+    writeAtomically(this.#manifest, text, 'the adapter manifest');
   }
 }
 
