@@ -21,7 +21,12 @@ export { setLogLevel } from './llama/binding.js';
 export type { LogLevel, NativeSystemInfo as SystemInfo, NativeDevice as Device } from './llama/binding.js';
 export { UnderstudyError } from './errors.js';
 export type { ErrorCode } from './errors.js';
-export { createRouter, Router } from './router/router.js';
+export { Router } from './router/router.js';
+// The router with the distillation loop attached when it can run (src/train/attach.ts).
+export { createRouter } from './train/attach.js';
+export type { TrainingRouterOptions } from './train/attach.js';
+export type { DistillOptions } from './train/options.js';
+export type { RoundReport, TaskRoundReport, AdapterInfo, TrainingProgress } from './router/learner.js';
 export type { RouterOptions, RouterResult } from './router/router.js';
 export type { RouterSettings, Device as RouterDevice } from './router/config.js';
 export type { ChatRequest, CompleteRequest, Route, RouteChoice } from './router/request.js';

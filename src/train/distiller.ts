@@ -6,7 +6,6 @@
 // `trainEvery` of them have arrived a round starts (unless one is queued or
 // running). A failed automatic round warns and waits for another trainEvery
 // rows rather than retrying at once on the same data.
-import { existsSync } from 'node:fs';
 import { Piscina } from 'piscina';
 import { UnderstudyError } from '../errors.js';
 import type { AdapterInfo, Learner, LearnerHooks, RoundReport } from '../router/learner.js';
@@ -77,7 +76,12 @@ export class Distiller implements Learner {
       }
     }
     this.#lastRowId = registry.state(base.key).lastRowId;
-    for (const row of hooks.rows(this.#lastRowId)) this.#pending.push(row.id);
+    // Rows logged since the last round count toward the next one; reading stops
+    // once there are enough (the dataset may hold far more).
+    for (const row of hooks.rows(this.#lastRowId)) {
+      this.#pending.push(row.id);
+      if (this.#pending.length >= hooks.settings.trainEvery) break;
+    }
     this.#unsubscribe = hooks.onRow((row) => this.#onRow(row.id));
     this.#state = { base, registry, source };
     return this.#state;
@@ -103,24 +107,22 @@ export class Distiller implements Learner {
   rollback(): Promise<AdapterInfo | null> {
     return this.#enqueue(async () => {
       const { registry, base } = await this.#live();
-      const from = registry.current(base.key);
-      // Throws NO_ADAPTER, with the registry's message, when the base model is already in use.
-      if (!from) registry.rollback(base.key);
-      let to = rollbackTarget(registry.list(base.key), from!);
+      // NO_ADAPTER, with the registry's message, when the base model is already in use.
+      const { from, to: target } = registry.rollbackTarget(base.key);
       // The swap first: if the target cannot be loaded, nothing has changed.
-      await this.#hooks.adopt(to?.version ?? 0, to?.file ?? null);
+      await this.#hooks.adopt(target?.version ?? 0, target?.file ?? null);
+      let to = target;
       try {
-        const done = registry.rollback(base.key);
+        to = registry.rollback(base.key).to;
         // Another process changed the manifest meanwhile: serve what it now says.
-        if ((done.to?.version ?? 0) !== (to?.version ?? 0)) await this.#hooks.adopt(done.to?.version ?? 0, done.to?.file ?? null);
-        to = done.to;
+        if ((to?.version ?? 0) !== (target?.version ?? 0)) await this.#hooks.adopt(to?.version ?? 0, to?.file ?? null);
       } catch (err) {
-        await this.#hooks.adopt(from!.version, from!.file).catch(() => undefined);
+        await this.#hooks.adopt(from.version, from.file).catch(() => undefined);
         throw err;
       }
-      this.#hooks.forget(from!.version);
-      this.#hooks.emit('adapter', { action: 'rolled-back', version: to?.version ?? null, previous: from!.version });
-      this.#hooks.log(rollbackLine(from!.version, to?.version ?? null));
+      this.#hooks.forget(from.version);
+      this.#hooks.emit('adapter', { action: 'rolled-back', version: to?.version ?? null, previous: from.version });
+      this.#hooks.log(rollbackLine(from.version, to?.version ?? null));
       return registry.current(base.key);
     });
   }
@@ -192,13 +194,3 @@ export class Distiller implements Learner {
   }
 }
 
-/** Where registry.rollback() will go from `from`: the nearest ancestor not rolled back whose file exists (null = base model). */
-function rollbackTarget(adapters: AdapterInfo[], from: AdapterInfo): AdapterInfo | null {
-  for (let p = from.parent; p !== null;) {
-    const e = adapters.find((a) => a.version === p);
-    if (!e) return null;
-    if (e.status !== 'rolled-back' && existsSync(e.file)) return e;
-    p = e.parent;
-  }
-  return null;
-}
