@@ -233,4 +233,43 @@ test('close() during a round aborts it: no v*.gguf, no candidate file, no manife
   }
 });
 
+test('training options are checked before anything is made', async () => {
+  const cases: Array<[unknown, string]> = [
+    ['fast', 'Expected object for training but received "fast" of type string'],
+    [{ epochs: 0 }, 'Expected integer between 1 and 100000 for training.epochs but received 0 of type number'],
+    [{ learningRate: 0 }, 'Expected positive number up to 1 for training.learningRate but received 0 of type number'],
+    [{ margin: 2 }, 'Expected number between 0 and 1 for training.margin but received 2 of type number'],
+    [{ maxHeldOut: 1.5 }, 'Expected integer between 1 and 10000 for training.maxHeldOut but received 1.5 of type number'],
+  ];
+  for (const [training, message] of cases) {
+    const cacheDir = join(freshDir(), 'cache');
+    const err = await within(createRouter({ model: storiesModel, cacheDir, useApi: false, env: {}, training: training as never })
+      .then(() => undefined, (e: Error & { code?: string }) => e));
+    assert.ok(err, `training ${JSON.stringify(training)} was accepted`);
+    assert.is(err!.code, 'INVALID_ARGUMENT');
+    assert.is(err!.message, message);
+    assert.not.ok(existsSync(cacheDir), 'the cache directory was made before the options were checked');
+  }
+});
+
+test('no learner without an embedder or with trainLocal off: train() says why, and no adapter folder is made', async () => {
+  const cases: Array<[Record<string, unknown>, string]> = [
+    [{ embedder: false }, 'training is off: it needs an embedder to compare answers (UNDERSTUDY_EMBEDDING_MODEL, the local model, or the embedder option)'],
+    [{ embedder: ngramEmbed, trainLocal: false }, 'training is off: UNDERSTUDY_TRAIN_LOCAL is off'],
+  ];
+  for (const [options, message] of cases) {
+    const cacheDir = freshDir();
+    const router = await within(createRouter({ model: storiesModel, cacheDir, useApi: false, quiet: true, env: {}, ...options }));
+    try {
+      const err = await within(router.train().then(() => undefined, (e: Error & { code?: string }) => e));
+      assert.ok(err, `train() ran with ${Object.keys(options)}`);
+      assert.is(err!.code, 'TRAINING_UNSUPPORTED');
+      assert.is(err!.message, message);
+      assert.not.ok(existsSync(join(cacheDir, 'adapters')));
+    } finally {
+      await router.close();
+    }
+  }
+});
+
 test.run();
