@@ -11,6 +11,7 @@
 // middle of a native call that owns the model. An aborted or failed task leaves
 // no candidate file. Failures come back as { ok: false, code, message }: an
 // Error's own properties (its code) do not survive the trip between threads.
+import { setMaxListeners } from 'node:events';
 import type { MessagePort } from 'node:worker_threads';
 import { rm } from 'node:fs/promises';
 import { UnderstudyError, abortedError, type ErrorCode } from '../errors.js';
@@ -170,6 +171,8 @@ async function runRound(task: RoundWorkerTask, signal: AbortSignal, post: (m: Wo
 /** The Piscina entry point. Never rejects: a failure is { ok: false, code, message }. */
 export default async function roundWorker(task: RoundWorkerTask): Promise<RoundWorkerResult> {
   const controller = new AbortController();
+  // Every held-out generation listens to it at once.
+  setMaxListeners(task.heldOut.length + 10, controller.signal);
   const { port } = task;
   port.on('message', (message: unknown) => {
     if ((message as { type?: unknown } | null)?.type === 'abort') controller.abort();
