@@ -125,8 +125,10 @@ export function decide(scored: Scored, s: Pick<DistillSettings, 'minGain' | 'mar
   if (worst) {
     return { promote: false, reason: `task=${worst.task} dropped ${f(worst.before!)} → ${f(worst.after!)} (more than ${s.margin})${drops.length > 1 ? ` and ${drops.length - 1} more` : ''}` };
   }
-  if (scored.after < scored.before + s.minGain) {
-    return { promote: false, reason: `mean did not improve by ${s.minGain} (${f(scored.before)} → ${f(scored.after)})` };
+  const gain = scored.after - scored.before;
+  if (gain <= 0) return { promote: false, reason: `mean did not improve (${f(scored.before)} → ${f(scored.after)})` };
+  if (gain < s.minGain) {
+    return { promote: false, reason: `mean gained only ${gain.toFixed(3)}, less than ${s.minGain} (${f(scored.before)} → ${f(scored.after)})` };
   }
   return { promote: true, reason: `mean improved ${f(scored.before)} → ${f(scored.after)}` };
 }
