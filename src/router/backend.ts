@@ -3,6 +3,7 @@
 import type { ChatMessage } from '../llama/chat.js';
 import type { Params } from './request.js';
 import { errorText } from '../validate.js';
+import type { UnderstudyError } from '../errors.js';
 
 export interface BackendCall {
   kind: 'chat' | 'complete';
@@ -49,6 +50,33 @@ export interface Backend {
   embed?(texts: string[]): Promise<Float32Array[]>;
   health(): Promise<Health>;
   close(): Promise<void>;
+  // Optional capabilities: the router asks for these by name, never by class.
+  /** Milliseconds until a resting backend may be tried again; 0 when it may be now. */
+  coolingFor?(): number;
+  /** Registers the one listener told about every retry (for the router's log). */
+  onRetry?(listener: (info: RetryInfo) => void): void;
+  /**
+   * Makes `file` (a LoRA adapter; null = none) the adapter every later answer
+   * uses; answers already running finish with the old one.
+   */
+  useAdapter?(file: string | null): Promise<void>;
+  /** The model a trainer should train adapters for, as this backend runs it. */
+  trainingSource?(): TrainingSource;
+}
+
+export interface RetryInfo {
+  attempt: number;
+  delayMs: number;
+  error: UnderstudyError;
+}
+
+export interface TrainingSource {
+  /** The model file, absolute. */
+  path: string;
+  /** The chat template name applied to chat calls; undefined = the model's own. */
+  chatTemplate?: string;
+  /** Tokens per sequence. */
+  contextSize: number;
 }
 
 /** Runs a health probe and times it; a thrown error is an unhealthy result, not a failure. */

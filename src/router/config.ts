@@ -288,4 +288,4 @@ export function resolveSettings(options: RouterSettings | undefined, env: NodeJS
 }
 
 /** Router options that are not settings (backends and hooks), allowed beside them. */
-export const EXTRA_OPTION_KEYS = new Set(['local', 'remote', 'embedder', 'env', 'clock']);
+export const EXTRA_OPTION_KEYS = new Set(['local', 'remote', 'embedder', 'env', 'clock', 'log']);

@@ -24,12 +24,13 @@ function checkBackend(value: unknown, name: string): void {
 }
 
 export async function createRouter(options?: RouterOptions): Promise<Router> {
-  const { local, remote, embedder, env, clock, ...rest } = v.options(options, 'options');
+  const { local, remote, embedder, env, clock, log, ...rest } = v.options(options, 'options');
   checkBackend(local, 'local');
   checkBackend(remote, 'remote');
   if (embedder !== undefined && embedder !== false && typeof embedder !== 'function') v.fail('function or false', 'embedder', embedder);
   if (env !== undefined && !v.isPlainObject(env)) v.fail('object of environment variables', 'env', env);
   checkClock(clock);
+  const sink = v.fn<(line: string) => void>(log, 'log');
   const settings = resolveSettings(rest, env ?? process.env);
   // Before any model loads: a cache directory that cannot be made fails at once.
   makeCacheDir(resolve(settings.cacheDir), settingSource(settings, 'cacheDir'));
@@ -61,7 +62,7 @@ export async function createRouter(options?: RouterOptions): Promise<Router> {
         ? 'no backend: set UNDERSTUDY_MODEL to a local GGUF model, or UNDERSTUDY_API_KEY (or OPENAI_API_KEY) / UNDERSTUDY_API_BASE for a remote API'
         : 'UNDERSTUDY_USE_API is false and no local model is set: set UNDERSTUDY_MODEL to a GGUF model');
     }
-    return new Router(settings, localBackend, remoteBackend, embed, owned, clock ?? realClock, semantic);
+    return new Router(settings, localBackend, remoteBackend, embed, owned, clock ?? realClock, semantic, sink);
   } catch (err) {
     for (const o of owned) await o.close().catch(() => undefined);
     throw err;

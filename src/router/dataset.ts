@@ -61,14 +61,15 @@ export class Dataset {
   }
 
   /**
-   * Rows in the order they were written, optionally of one task. Read a page
+   * Rows in the order they were written, optionally of one task, after row
+   * `afterId` (default: all). Read a page
    * at a time: an open SQLite cursor would block the router's writes while an
    * export waits on its file.
    */
-  *rows(task?: string): Generator<DatasetRow> {
+  *rows(task?: string, afterId = 0): Generator<DatasetRow> {
     const sql = `SELECT * FROM dataset WHERE id > ? ${task === undefined ? '' : 'AND task = ?'} ORDER BY id LIMIT 500`;
     const page = this.#db.prepare(sql);
-    for (let last = 0; ;) {
+    for (let last = afterId; ;) {
       const rows = page.all(last, ...(task === undefined ? [] : [task])) as StoredRow[];
       if (rows.length === 0) return;
       last = rows.at(-1)!.id;

@@ -1,4 +1,4 @@
-// One line per routed call on stderr, and the same facts as events:
+// One line per routed call (to the router's log sink, stderr by default), and the same facts as events:
 //   [understudy] remote  task=summarize  812 ms  sim=0.64
 import type { Route } from './request.js';
 
@@ -13,6 +13,8 @@ export interface CallEvent {
   /** Why the route was taken. */
   reason: string;
   usage: { promptTokens: number; completionTokens: number; totalTokens: number };
+  /** The adapter version that answered, on local answers when one is applied. */
+  adapter?: number;
 }
 
 export interface FailureEvent {
@@ -25,7 +27,8 @@ export interface FailureEvent {
 
 export interface ShadowEvent {
   task: string;
-  kind: 'shadow' | 'audit';
+  /** 'heldout' comparisons enter in bulk when an adapter is adopted and are not emitted one by one. */
+  kind: 'shadow' | 'audit' | 'heldout';
   similarity: number;
   readiness: number | null;
   comparisons: number;
@@ -43,6 +46,7 @@ export interface ReadinessChangeEvent {
 export function callLine(e: CallEvent): string {
   const parts = [`[understudy] ${e.route.padEnd(6)}`, `task=${e.task}`, `${Math.round(e.latencyMs)} ms`];
   if (e.similarity !== undefined) parts.push(`sim=${e.similarity.toFixed(2)}`);
+  if (e.adapter !== undefined) parts.push(`adapter=v${e.adapter}`);
   if (e.fallbackFrom) parts.push(`(fallback: ${e.fallbackFrom} failed)`);
   return parts.join('  ');
 }
@@ -61,4 +65,8 @@ export function readinessLine(e: ReadinessChangeEvent): string {
   return e.ready
     ? `[understudy] task=${e.task} is now served locally: readiness ${readiness} ≥ ${e.threshold} over ${e.comparisons} comparisons`
     : `[understudy] task=${e.task} goes back to remote: readiness ${readiness} < ${e.threshold} over ${e.comparisons} comparisons`;
+}
+
+export function warningLine(message: string): string {
+  return `[understudy] warning: ${message}`;
 }

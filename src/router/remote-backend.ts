@@ -10,6 +10,7 @@ import { AnswerTooLarge, boundedFetch, maxAnswerBytes, withLimits } from './boun
 import { checkClock, realClock, type Clock } from './clock.js';
 import { MIN_KEY_LENGTH, makeRedactor, redactError } from './redact.js';
 import { classify, type RemoteFailure } from './remote-errors.js';
+import { AttemptTimer, untilAborted } from './remote-attempt.js';
 
 export interface RemoteBackendOptions {
   baseURL: string;
@@ -45,8 +46,7 @@ export class RemoteBackend implements Backend {
   #coolUntil = 0;
   #redact: (text: string) => string;
   #clock: Clock;
-  /** Told about every retry, for the router's log. */
-  onRetry: RetryListener | undefined;
+  #onRetry: RetryListener | undefined;
 
   constructor(options: RemoteBackendOptions) {
     // Checked here: a bad number would only show at the first failure (a retry
@@ -87,6 +87,11 @@ export class RemoteBackend implements Backend {
       maxRetries: 0,
       fetch: boundedFetch,
     });
+  }
+
+  /** Sets the one listener told about every retry, for the router's log. */
+  onRetry(listener: RetryListener): void {
+    this.#onRetry = listener;
   }
 
   /** Milliseconds until the cooldown ends; 0 when the remote may be tried. */
@@ -131,7 +136,7 @@ export class RemoteBackend implements Backend {
           throw failure.error;
         }
         const delayMs = this.#delay(attempt, failure, retryDelayMs, maxRetryDelayMs);
-        this.onRetry?.({ attempt: attempt + 1, delayMs, error: failure.error });
+        this.#onRetry?.({ attempt: attempt + 1, delayMs, error: failure.error });
         try {
           await this.#clock.sleep(delayMs, call.signal);
         } catch {
@@ -233,95 +238,12 @@ function aborted(err: unknown): RemoteFailure {
   return { error: new UnderstudyError('ABORTED', 'the remote call was aborted', { cause: err }), retryable: false, countsAgainstRemote: false };
 }
 
-/**
- * One attempt's deadlines, on a signal that also follows the caller's. A call
- * must answer within `timeoutMs`; a stream may go on while pieces keep coming
- * less than `timeoutMs` apart, up to `streamTimeoutMs` in all. clear() drops
- * every timer and listener, so a settled attempt holds no memory.
- */
-class AttemptTimer {
-  readonly #controller = new AbortController();
-  readonly #caller: AbortSignal | undefined;
-  readonly #onCallerAbort = () => this.#controller.abort();
-  readonly #idleMs: number;
-  #idle: NodeJS.Timeout | undefined;
-  #total: NodeJS.Timeout | undefined;
-  expired: UnderstudyError | undefined;
-
-  constructor(call: BackendCall, options: RemoteBackendOptions, streaming: boolean, where: string) {
-    this.#caller = call.signal;
-    this.#idleMs = options.timeoutMs;
-    if (call.signal?.aborted) this.#controller.abort();
-    else call.signal?.addEventListener('abort', this.#onCallerAbort, { once: true });
-    if (streaming) {
-      const totalMs = options.streamTimeoutMs ?? 600_000;
-      this.#total = setTimeout(() => this.#expire(`${where} did not finish its stream within ${seconds(totalMs)}`), totalMs);
-      this.#idle = setTimeout(() => this.#expire(`${where} did not answer in time: nothing came for ${seconds(this.#idleMs)}`), this.#idleMs);
-    } else {
-      this.#total = setTimeout(() => this.#expire(`${where} did not answer in time (${seconds(options.timeoutMs)})`), options.timeoutMs);
-    }
-  }
-
-  get signal(): AbortSignal {
-    return this.#controller.signal;
-  }
-
-  /** Something arrived: a streaming attempt's silence starts again. */
-  heard(): void {
-    this.#idle?.refresh();
-  }
-
-  #expire(message: string): void {
-    if (this.#controller.signal.aborted) return;
-    this.expired = new UnderstudyError('REMOTE_TIMEOUT', message);
-    this.#controller.abort();
-  }
-
-  clear(): void {
-    clearTimeout(this.#idle);
-    clearTimeout(this.#total);
-    this.#idle = undefined;
-    this.#total = undefined;
-    this.#caller?.removeEventListener('abort', this.#onCallerAbort);
-  }
-}
-
 /** The size bound's error, which the client may have wrapped (a fetch that throws is a "connection error" to it). */
 function tooLarge(err: unknown): AnswerTooLarge | undefined {
   for (let e = err, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
     if (e instanceof AnswerTooLarge) return e;
   }
   return undefined;
-}
-
-function seconds(ms: number): string {
-  return `${Number((ms / 1000).toFixed(3))} s`;
-}
-
-/**
- * Iterates `source` until `signal` aborts. The client's stream ends quietly
- * on an abort, or not at all when its body was already read, so the abort is
- * raced here and turned into an error.
- */
-async function* untilAborted<T>(source: AsyncIterable<T>, signal: AbortSignal | undefined): AsyncGenerator<T> {
-  const iterator = source[Symbol.asyncIterator]();
-  let onAbort: (() => void) | undefined;
-  const abortedPromise = new Promise<never>((_, reject) => {
-    onAbort = () => reject(new UnderstudyError('ABORTED', 'the remote call was aborted'));
-    if (signal?.aborted) onAbort();
-    else signal?.addEventListener('abort', onAbort, { once: true });
-  });
-  abortedPromise.catch(() => undefined);
-  try {
-    for (;;) {
-      const next = await Promise.race([iterator.next(), abortedPromise]);
-      if (next.done) return;
-      yield next.value;
-    }
-  } finally {
-    signal?.removeEventListener('abort', onAbort!);
-    void Promise.resolve(iterator.return?.()).catch(() => undefined);
-  }
 }
 
 function usageOf(raw: { prompt_tokens?: number; completion_tokens?: number; total_tokens?: number } | null | undefined): Usage {

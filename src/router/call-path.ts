@@ -1,0 +1,250 @@
+// One call's way through the router: the request checked, the exact cache,
+// an identical call in flight, the semantic cache, then the policy's choice of
+// backend with the other as fallback; remote answers are logged and every
+// answer we would give again is cached.
+import { UnderstudyError, abortedError } from '../errors.js';
+import * as v from '../validate.js';
+import { errorText } from '../validate.js';
+import type { AnswerCache } from './answer-cache.js';
+import type { BackendAnswer, BackendCall } from './backend.js';
+import type { RouterCore } from './core.js';
+import type { Learning } from './learning.js';
+import { callLine, failureLine, type CallEvent, type FailureEvent } from './log.js';
+import { decide, type Decision } from './policy.js';
+import { redactError } from './redact.js';
+import {
+  cacheable, cacheKey, embeddingText, normalize, paramsSignature,
+  type NormalRequest, type Route,
+} from './request.js';
+import type { RouterResult } from './router.js';
+import { semanticSignature } from './semantic-guard.js';
+import type { SemanticIndex } from './semantic-index.js';
+
+type OnText = ((t: string) => void) | undefined;
+
+export class CallPath {
+  #core: RouterCore;
+  #learning: Learning;
+  #cache: AnswerCache;
+  #semantic: SemanticIndex | undefined;
+  #inflight = new Map<string, Promise<RouterResult>>();
+
+  constructor(core: RouterCore, learning: Learning, cache: AnswerCache, semantic: SemanticIndex | undefined) {
+    this.#core = core;
+    this.#learning = learning;
+    this.#cache = cache;
+    this.#semantic = semantic;
+  }
+
+  /** Answers one call; a failure is logged, emitted and rejected with a coded, redacted error. */
+  async call(kind: 'chat' | 'complete', raw: unknown, onText: OnText, stop: AbortSignal | undefined): Promise<RouterResult> {
+    const started = performance.now();
+    try {
+      return await this.#route(kind, raw, onText, started, stop);
+    } catch (err) {
+      // The caller's own exception (a getter of their request threw) is theirs to
+      // handle: passed through unchanged, not disguised as a NATIVE_ERROR of ours.
+      if (err instanceof CallersOwn) throw err.error;
+      const error = redactError(err instanceof UnderstudyError ? err : new UnderstudyError('NATIVE_ERROR', errorText(err), { cause: err }),
+        (text) => this.#core.redact(text));
+      let task: unknown;
+      try {
+        task = (raw as { task?: unknown } | null)?.task;
+      } catch {
+        // A throwing getter: the event goes without a task.
+      }
+      const event: FailureEvent = { task: typeof task === 'string' ? task : undefined, code: error.code, message: error.message, latencyMs: performance.now() - started };
+      this.#core.log(failureLine(event));
+      this.#core.emit('failure', event);
+      throw error;
+    }
+  }
+
+  async #route(kind: 'chat' | 'complete', raw: unknown, onText: OnText, started: number, stop: AbortSignal | undefined): Promise<RouterResult> {
+    if (this.#core.closed) throw new UnderstudyError('CLOSED', 'the router has been closed');
+    const settings = this.#core.settings;
+    const request = callersOwn(() => normalize(kind, raw, settings));
+    // chat() and complete() read `stream`; it must be a boolean too (normalize has checked that raw is an object).
+    callersOwn(() => v.boolean((raw as { stream?: unknown }).stream, 'stream', false));
+    if (stop) request.signal = request.signal ? AbortSignal.any([request.signal, stop]) : stop;
+    if (request.signal?.aborted) throw abortedError('the call');
+    const key = cacheable(request, settings) ? cacheKey(request, this.#core.model) : undefined;
+    // A forced backend route still fills the caches, but does not read them.
+    const useCache = key !== undefined && request.route !== 'local' && request.route !== 'remote';
+
+    if (useCache && key) {
+      const hit = this.#cacheGet(key);
+      if (hit) return this.#finish(request, started, { text: hit.answer, usage: hit.usage, model: hit.model }, 'cache', 'exact hit', onText, { cached: true });
+      // An identical call already on its way: share its answer rather than pay twice.
+      // If it fails (its caller may have aborted it), this call makes its own way.
+      const pending = request.route === 'auto' ? this.#inflight.get(key) : undefined;
+      if (pending) {
+        const first = await untilAborted(pending, request.signal).catch((err: unknown) => {
+          if (err instanceof UnderstudyError && err.code === 'ABORTED' && request.signal?.aborted) throw err;
+          return undefined;
+        });
+        if (first) return this.#finish(request, started, { text: first.text, usage: first.usage, model: first.model }, 'cache', 'joined an identical call', onText, { cached: true });
+      }
+    }
+    const work = this.#answer(request, started, key, useCache, onText);
+    if (!key || !useCache || request.route !== 'auto' || this.#inflight.has(key)) return work;
+    this.#inflight.set(key, work);
+    try {
+      return await work;
+    } finally {
+      this.#inflight.delete(key);
+    }
+  }
+
+  #cacheGet(key: string) {
+    try {
+      return this.#cache.get(key);
+    } catch (err) {
+      this.#core.warn(`cache read failed: ${errorText(err)}`);
+      return undefined;
+    }
+  }
+
+  async #answer(request: NormalRequest, started: number, key: string | undefined, useCache: boolean, onText: OnText): Promise<RouterResult> {
+    const { embedder, settings, local, remote } = this.#core;
+    let signature = paramsSignature(request, this.#core.model);
+    let embedding: Float32Array | undefined;
+    if (key && this.#semantic && embedder) {
+      // The semantic cache only saves work: when it fails, the call goes on without it.
+      try {
+        const text = embeddingText(request);
+        // A hit must also agree on the prompt's numbers, quotes, code, names and negations (semantic-guard.ts).
+        // ...and must have been embedded by the same embedder (vectors of two models do not compare).
+        signature = semanticSignature(`${signature}|${embedder.id}`, text);
+        [embedding] = await embedder.embed([text]);
+        const near = useCache && embedding ? await this.#semantic.nearest(request.task, embedding, signature) : undefined;
+        const entry = near && near.similarity >= settings.cacheThreshold ? this.#cache.byId(near.id) : undefined;
+        if (near && entry && entry.signature === signature) {
+          return this.#finish(request, started, { text: entry.answer, usage: entry.usage, model: entry.model }, 'semantic-cache',
+            'semantic hit', onText, { cached: true, similarity: near.similarity });
+        }
+      } catch (err) {
+        if (request.signal?.aborted) throw abortedError('the call');
+        embedding = undefined;
+        this.#core.warn(`semantic cache skipped: ${errorText(err)}`);
+      }
+    }
+    if (request.route === 'cache') {
+      throw new UnderstudyError('CACHE_MISS', `route "cache" was asked for but no cached answer matches this ${request.kind} call of task ${request.task}`);
+    }
+    const call: BackendCall = {
+      kind: request.kind,
+      task: request.task,
+      ...(request.messages ? { messages: request.messages } : {}),
+      ...(request.prompt !== undefined ? { prompt: request.prompt } : {}),
+      params: request.params,
+      ...(request.signal ? { signal: request.signal } : {}),
+    };
+    const readiness = this.#learning.readiness.state(request.task);
+    // The adapter a local answer comes from: the one current when the call was sent.
+    const generation = this.#learning.readiness.generation;
+    const decision = decide({ choice: request.route, local, remote, remoteCoolingMs: coolingFor(remote), readiness, call });
+    const { answer, route, fallbackFrom } = await this.#ask(decision, call, onText);
+    // The dataset row first: an answer must never be cached without being logged.
+    if (route === 'remote') this.#learning.logRow(request, answer, started, 'call');
+    // Only answers we would give again are reused: not a fallback's, nor a local
+    // one the policy did not choose (forced, or while the remote rests).
+    const trusted = route === 'remote' ? !fallbackFrom : decision.reason === 'ready' || decision.reason === 'api off';
+    if (key && trusted) this.#remember(request, key, signature, answer, embedding);
+    this.#learning.afterCall(call, answer, route === 'local' ? 'local' : 'remote', decision.reason === 'ready', generation);
+    const reason = fallbackFrom ? `${fallbackFrom} failed` : decision.reason;
+    return this.#finish(request, started, answer, route, reason, undefined, {
+      cached: false, ...(readiness.readiness === null ? {} : { similarity: readiness.readiness }), ...(fallbackFrom ? { fallbackFrom } : {}),
+      ...(route === 'local' && generation > 0 ? { adapter: generation } : {}),
+    });
+  }
+
+  #remember(request: NormalRequest, key: string, signature: string, answer: BackendAnswer, embedding: Float32Array | undefined): void {
+    try {
+      const id = this.#cache.put({
+        key, task: request.task, signature, answer: this.#core.redact(answer.text), usage: answer.usage, model: answer.model,
+        ...(embedding ? { embedding } : {}),
+      });
+      if (embedding) this.#semantic?.add(request.task, id, embedding, signature);
+    } catch (err) {
+      this.#core.warn(`cache write failed: ${errorText(err)}`);
+    }
+  }
+
+  /** Asks the decided backend, and the fallback when it fails (unless text already streamed). */
+  async #ask(decision: Decision, call: BackendCall, onText: OnText) {
+    let delivered = false;
+    const streaming = onText ? { onText: (t: string) => { delivered = true; onText(t); } } : {};
+    const backend = (which: 'local' | 'remote') => (which === 'local' ? this.#core.local! : this.#core.remote!);
+    try {
+      const answer = await backend(decision.primary).answer({ ...call, ...streaming });
+      return { answer, route: decision.primary as Route, fallbackFrom: undefined };
+    } catch (err) {
+      const error = err instanceof UnderstudyError ? err : new UnderstudyError('NATIVE_ERROR', errorText(err), { cause: err });
+      if (call.signal?.aborted) throw abortedError('the call');
+      if (!decision.fallback || delivered || error.code === 'ABORTED') throw error;
+      this.#core.warn(`${decision.primary} failed (${error.code}: ${error.message}); ${decision.fallback} answers instead`);
+      try {
+        const answer = await backend(decision.fallback).answer({ ...call, ...streaming });
+        return { answer, route: decision.fallback as Route, fallbackFrom: decision.primary };
+      } catch (second) {
+        if (call.signal?.aborted) throw abortedError('the call');
+        const e2 = second instanceof UnderstudyError ? second : new UnderstudyError('NATIVE_ERROR', errorText(second));
+        throw new UnderstudyError(error.code,
+          `${error.message}; the ${decision.fallback} fallback failed too (${e2.code}: ${e2.message})`, { cause: error });
+      }
+    }
+  }
+
+  #finish(request: NormalRequest, started: number, answer: Pick<BackendAnswer, 'text' | 'usage' | 'model'>, route: Route, reason: string,
+    onText: OnText, extra: { cached: boolean; similarity?: number; fallbackFrom?: 'local' | 'remote'; adapter?: number }): RouterResult {
+    // Cached answers come whole; a streaming caller gets them as one piece.
+    if (onText && answer.text) onText(answer.text);
+    const result: RouterResult = { text: answer.text, route, task: request.task, usage: answer.usage, latencyMs: performance.now() - started, model: answer.model, ...extra };
+    const event: CallEvent = {
+      task: result.task, route, latencyMs: result.latencyMs, reason, usage: result.usage,
+      ...(extra.similarity === undefined ? {} : { similarity: extra.similarity }),
+      ...(extra.fallbackFrom ? { fallbackFrom: extra.fallbackFrom } : {}),
+      ...(extra.adapter === undefined ? {} : { adapter: extra.adapter }),
+    };
+    this.#core.log(callLine(event));
+    this.#core.emit('call', event);
+    return result;
+  }
+}
+
+/** A backend's rest after failures, when it has that capability (a caller's backend may not, or may throw). */
+function coolingFor(backend: { coolingFor?(): number } | undefined): number {
+  if (typeof backend?.coolingFor !== 'function') return 0;
+  try {
+    const ms = backend.coolingFor();
+    return typeof ms === 'number' && ms > 0 ? ms : 0;
+  } catch {
+    return 0;
+  }
+}
+
+/** A caller's own exception, thrown by a getter or Proxy trap of their request while it was read. */
+class CallersOwn {
+  constructor(readonly error: unknown) {}
+}
+
+/** Runs `read`, which reads the caller's request: what it throws that is not ours is the caller's own. */
+function callersOwn<T>(read: () => T): T {
+  try {
+    return read();
+  } catch (err) {
+    throw err instanceof UnderstudyError ? err : new CallersOwn(err);
+  }
+}
+
+/** Waits for `promise`, or fails with ABORTED as soon as `signal` aborts. */
+function untilAborted<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (!signal) return promise;
+  if (signal.aborted) return Promise.reject(abortedError('the call'));
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(abortedError('the call'));
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
+}
