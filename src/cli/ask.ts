@@ -1,6 +1,9 @@
 // `understudy ask` and `understudy dataset`: the router from the command line,
-// configured by UNDERSTUDY_* variables (flags win over them).
-import { createRouter, type Router } from '../router/router.js';
+// configured by UNDERSTUDY_* variables (flags win over them). The router is the
+// package's, with the distillation loop: `ask` answers with the adapter a round
+// promoted, as a long-running router would.
+import type { Router } from '../router/router.js';
+import { createRouter } from '../train/attach.js';
 import { parse, toNumber, UsageError } from './usage.js';
 
 const ROUTER_FLAGS = {
@@ -19,6 +22,9 @@ function routerOptions(values: Record<string, unknown>) {
   };
 }
 
+/** UNDERSTUDY_TRAIN_EVERY's largest value. */
+const NO_AUTOMATIC_ROUNDS = 1_000_000_000;
+
 export async function askCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parse(argv, {
     ...ROUTER_FLAGS,
@@ -29,7 +35,8 @@ export async function askCommand(argv: string[]): Promise<number> {
     temperature: { type: 'string' },
   });
   if (positionals.length !== 1) throw new UsageError('ask takes one PROMPT argument');
-  const router = await createRouter(routerOptions(values));
+  // One prompt, then close(): an automatic round could never finish here (close() aborts it), so none starts.
+  const router = await createRouter({ ...routerOptions(values), trainEvery: NO_AUTOMATIC_ROUNDS });
   try {
     const messages = [
       ...(typeof values.system === 'string' ? [{ role: 'system', content: values.system }] : []),

@@ -9,6 +9,7 @@ import { embedCommand } from './embed.js';
 import { generateCommand } from './generate.js';
 import { doctorCommand, infoCommand, tokenizeCommand } from './inspect.js';
 import { trainCommand } from './train.js';
+import { adaptersCommand } from './adapters.js';
 import { HELP, UsageError } from './usage.js';
 import { showValue } from '../validate.js';
 
@@ -22,6 +23,7 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   ask: askCommand,
   dataset: datasetCommand,
   train: trainCommand,
+  adapters: adaptersCommand,
 };
 
 export async function main(argv: string[]): Promise<number> {

@@ -1,6 +1,7 @@
 // `understudy train`: trains a LoRA adapter on a JSONL file. Progress goes to
 // stderr, the result to stdout as one JSON object, so `> result.json` keeps
-// exactly what a script needs.
+// exactly what a script needs. With --from-cache-dir it runs a distillation
+// round over the router's dataset instead (train-rounds.ts).
 import { access, constants } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { UnderstudyError } from '../errors.js';
@@ -10,6 +11,7 @@ import type { TrainingExample } from '../llama/training-data.js';
 import type { TrainingJob } from '../llama/training-job.js';
 import { atLine, readTrainingData } from './train-data.js';
 import { trainingProgress } from './train-progress.js';
+import { roundCommand } from './train-rounds.js';
 import { parse, requireModel, toNumber, UsageError } from './usage.js';
 import { errorText, showValue } from '../validate.js';
 
@@ -32,7 +34,11 @@ export async function trainCommand(argv: string[]): Promise<number> {
     threads: { type: 'string', short: 't' },
     window: { type: 'string' },
     targets: { type: 'string' },
+    'from-cache-dir': { type: 'string' },
+    quiet: { type: 'boolean' },
   });
+  if (values['from-cache-dir'] !== undefined) return roundCommand(values, positionals, learningRate(values.lr));
+  if (values.quiet !== undefined) throw new UsageError('--quiet goes with --from-cache-dir');
   const modelPath = requireModel(values.model);
   const data = requiredString(values.data, '--data FILE.jsonl');
   const out = requiredString(values.out, '--out ADAPTER.gguf');

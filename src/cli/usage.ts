@@ -60,6 +60,20 @@ Usage:
       --targets a,b,c      matrices to adapt (default attn_q,attn_output,ffn_gate,ffn_up,ffn_down)
       --template NAME      chat template for {"messages"} lines (default: the model's)
       --resume ADAPTER     continue training an adapter file (its rank and targets)
+  understudy train --from-cache-dir DIR [--model PATH] [--epochs N] [--lr LR]
+                   [--rank R] [--alpha A] [--seed S] [--threads N] [--quiet]
+      Runs one distillation round over the router's dataset in DIR: trains an
+      adapter on the logged remote answers (--model or UNDERSTUDY_MODEL), scores
+      it on each task's held-out rows and promotes it into DIR/adapters only if
+      it does better. Progress goes to stderr, the round's report to stdout as
+      one JSON object (exit 0 also when the adapter is kept: the report says
+      why). Ctrl-C aborts the round and promotes nothing.
+  understudy adapters list [--cache-dir DIR] [--model PATH] [--json]
+      Lists the adapters in DIR/adapters (all, or those of --model): version,
+      status, parent, base model, rows, held-out score before -> after, time.
+  understudy adapters rollback [--cache-dir DIR] [--model PATH] [--json]
+      Makes the current adapter's parent current again (the base model when it
+      has none); a router picks it up when it starts.
 
 Errors print "understudy: error [CODE]: message" and exit 1; usage errors exit 2.
 Set UNDERSTUDY_LOG_LEVEL=info to see llama.cpp's own log.
