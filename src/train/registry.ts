@@ -20,27 +20,12 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { UnderstudyError } from '../errors.js';
+import type { AdapterInfo } from '../router/learner.js';
 import { CANDIDATE_PREFIX, highestVersionFile, ioError, placeVersion, removeDeadTemps, tempPath, writeAtomically } from './adapter-files.js';
-import { checkEntry, checkManifest, emptyManifest, MANIFEST_FORMAT, type AdapterEntry, type Manifest, type ModelState, type TaskScores } from './manifest.js';
+import { checkEntry, checkManifest, emptyManifest, MANIFEST_FORMAT, type AdapterEntry, type Manifest, type ModelState } from './manifest.js';
 import * as v from '../validate.js';
 
-export type { AdapterEntry };
-
-// TODO(helper C): import type { AdapterInfo } from '../router/learner.js' once helper A's file lands (same shape).
-export interface AdapterInfo {
-  version: number;
-  parent: number | null;
-  file: string;
-  baseModel: string;
-  baseName: string | null;
-  rowsUsed: number;
-  round: number;
-  tasks: Record<string, TaskScores>;
-  heldOut: { before: number | null; after: number | null };
-  createdAt: string;
-  status: 'current' | 'previous' | 'rolled-back';
-  rolledBackAt?: string;
-}
+export type { AdapterEntry, AdapterInfo };
 
 const MANIFEST = 'manifest.json';
 
