@@ -105,6 +105,8 @@ test('attachLearner: once; train, adapters and rollback delegate to it; a bad ma
   const hooks = attach(r, calls);
   assert.is(hooks.cacheDir, r.cacheDir);
   assert.is(hooks.settings.trainEvery, 32);
+  assert.is(hooks.settings.cacheDir, r.cacheDir);
+  assert.is(Object.isFrozen(hooks.settings), true);
   assert.equal(hooks.localModel, { path: '/models/base.gguf', chatTemplate: 'chatml', contextSize: 512 });
   assert.is(await r.train(), REPORT);
   assert.is(await r.train({ signal: new AbortController().signal }), REPORT);

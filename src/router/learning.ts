@@ -150,7 +150,8 @@ export class Learning {
   hooks(): LearnerHooks {
     const core = this.#core;
     return {
-      settings: core.settings,
+      // The directory resolved, as the router uses it (a relative one would follow the learner's working directory).
+      settings: Object.freeze({ ...core.settings, cacheDir: core.cacheDir }),
       cacheDir: core.cacheDir,
       rows: (afterId = 0) => this.dataset.rows(undefined, afterId),
       similarities: async (pairs) => {
