@@ -8,6 +8,8 @@ import os from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { parallelChart, writeChart, type ChartPanel } from './chart.js';
+import { distillChart } from './distill-chart.js';
+import { printDistill, runDistillBench, SHARE_GOAL, SHARE_WINDOW_CHART, SIMILARITY_GOAL, type DistillSectionResult } from './distill-section.js';
 import { runChild } from './child.js';
 import { findReferenceTools, runBatchedBench, runLlamaBench, runLlamaBenchAtDepth, toolDirs, type BatchedBenchPoint, type LlamaBenchResult } from './llama-tools.js';
 import { contentionMonitor, cpuBusy, gitInfo, llamaCppSource, loadavg, machineInfo } from './machine.js';
@@ -30,10 +32,13 @@ const PARALLEL_SHAPE = { nPrompt: 128, nGen: 128 };
 const LAG_SEQUENCES = 16;
 const SKIPPABLE = ['parallel', 'embeddings', 'node-llama-cpp', 'router'] as const;
 // 'models': llama-bench, node-llama-cpp and ours on each model (everything but the router).
-// 'train' runs only when asked for (--only train): it takes minutes on TinyLlama.
-const SECTIONS = ['models', 'router', 'stall', 'train'] as const;
+// 'train' and 'distill' run only when asked for (--only train / distill): they take minutes.
+const SECTIONS = ['models', 'router', 'stall', 'train', 'distill'] as const;
 const DEFAULT_SECTIONS = ['models', 'router', 'stall'];
 const ROUTER_SIZES = [10_000, 100_000];
+// The distillation run: UNDERSTUDY_TRAIN_EVERY values (one run each) and the most calls a run sends.
+const DISTILL_EVERY = [32];
+const DISTILL_CALLS = 1500;
 // Prompts embedded one per call and batches of 8, per model: TinyLlama takes ~0.5 s a prompt on 2 cores.
 const ROUTER_EMBED: Record<ModelKey, { singles: number; batches: number }> = { stories: { singles: 300, batches: 40 }, tinyllama: { singles: 30, batches: 4 } };
 
@@ -43,9 +48,11 @@ const USAGE = `usage: npm run bench -- [options]
   --models LIST   comma-separated: stories,tinyllama (default both)
   --npl LIST      parallel sequences to measure, e.g. 1,4,16 (default ${DEFAULT_NPL.stories.join(',')} on stories260K, ${DEFAULT_NPL.tinyllama.join(',')} on tinyllama)
   --skip LIST     leave out some of: ${SKIPPABLE.join(', ')}
-  --only LIST     run only these sections: ${SECTIONS.join(', ')} (models: everything but the router; stall: the semantic index's event-loop stalls at 50k entries; train: LoRA training tokens/s against our prompt processing, run only when named)
+  --only LIST     run only these sections: ${SECTIONS.join(', ')} (models: everything but the router; stall: the semantic index's event-loop stalls at 50k entries; train: LoRA training tokens/s against our prompt processing; distill: the distillation loop on stories260K and a loopback teacher; train and distill run only when named)
   --router-sizes LIST  semantic-index sizes, e.g. 10000 (default ${ROUTER_SIZES.join(',')}; --quick: ${ROUTER_SIZES[0]})
   --router-calls N     timed exact-cache hits (default 20000, after a tenth as many warm-up calls)
+  --distill-every LIST  UNDERSTUDY_TRAIN_EVERY values for the distill section, one run each (default ${DISTILL_EVERY.join(',')})
+  --distill-calls N     most calls a distill run sends (default ${DISTILL_CALLS})
   --name NAME     results file bench/results/NAME.json (default cpu-<hostname>-<date>)
   --gpu           offload all layers: -ngl 99 for llama.cpp's tools, gpuLayers 'max' for ours (node-llama-cpp is left out)
   --quick         smoke run: reps 2, stories only (unless --reps / --models say otherwise)`;
@@ -68,6 +75,7 @@ async function main(): Promise<void> {
     options: {
       threads: { type: 'string' }, reps: { type: 'string' }, models: { type: 'string' }, name: { type: 'string' },
       npl: { type: 'string' }, skip: { type: 'string' }, only: { type: 'string' }, 'router-sizes': { type: 'string' }, 'router-calls': { type: 'string' },
+      'distill-every': { type: 'string' }, 'distill-calls': { type: 'string' },
       gpu: { type: 'boolean', default: false }, quick: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h' },
     },
   });
@@ -76,21 +84,27 @@ async function main(): Promise<void> {
   const gpu = values.gpu ?? false;
   const threads = positiveInt(values.threads, 'threads', os.availableParallelism());
   const reps = positiveInt(values.reps, 'reps', quick ? 2 : 5);
-  const keys = parseModelList(values.models ?? (quick ? 'stories' : 'stories,tinyllama'));
   const npl = values.npl === undefined ? undefined : intList(values.npl, 'npl');
   const skip = new Set((values.skip ?? '').split(',').map((s) => s.trim()).filter(Boolean));
   for (const s of skip) if (!(SKIPPABLE as readonly string[]).includes(s)) throw new Error(`--skip: unknown "${s}" (known: ${SKIPPABLE.join(', ')})`);
   const only = new Set((values.only ?? DEFAULT_SECTIONS.join(',')).split(',').map((s) => s.trim()).filter(Boolean));
   for (const s of only) if (!(SECTIONS as readonly string[]).includes(s)) throw new Error(`--only: unknown "${s}" (known: ${SECTIONS.join(', ')})`);
+  // The distill section always uses stories260K: alone, it needs no other model.
+  const distillOnly = only.size === 1 && only.has('distill');
+  const keys = parseModelList(values.models ?? (quick || distillOnly ? 'stories' : 'stories,tinyllama'));
   const runModels = only.has('models');
   const runRouter = only.has('router') && !skip.has('router');
   const runStall = only.has('stall');
   const runTrain = only.has('train');
+  const runDistill = only.has('distill');
+  const distillEvery = values['distill-every'] === undefined ? DISTILL_EVERY : intList(values['distill-every'], 'distill-every');
+  const distillCalls = positiveInt(values['distill-calls'], 'distill-calls', DISTILL_CALLS);
   const routerSizes = values['router-sizes'] === undefined ? (quick ? ROUTER_SIZES.slice(0, 1) : ROUTER_SIZES) : intList(values['router-sizes'], 'router-sizes');
   const routerCalls = positiveInt(values['router-calls'], 'router-calls', 20_000);
   const date = new Date();
   // A run of the router (or of training) alone gets its own file, so it does not overwrite the day's full run.
-  const suffix = runModels ? '' : only.size === 1 && runTrain ? '-train' : '-router';
+  // The distill section writes <name>-distill.json and .svg itself.
+  const suffix = runModels || distillOnly ? '' : only.size === 1 && runTrain ? '-train' : '-router';
   const name = values.name ?? `${gpu ? 'gpu' : 'cpu'}-${os.hostname()}-${date.toISOString().slice(0, 10)}${suffix}`;
   if (!/^[\w.-]+$/.test(name)) throw new Error(`--name may hold letters, digits, '.', '_' and '-' only, got "${name}"`);
 
@@ -222,6 +236,10 @@ async function main(): Promise<void> {
   const stall = runStall ? runStallBench(50_000, log) : null;
   // Training keeps its weights on the CPU ({ trainable: true }): --gpu does not apply to it.
   const train: TrainSectionResult | null = runTrain ? await runTrainBench(models, { threads, reps, quick }, phase, log) : null;
+  // Its workload and training options are fitted to stories260K (see bench/distill-section.ts), whatever --models says.
+  const distill: DistillSectionResult | null = runDistill
+    ? await runDistillBench({ modelPath: (await resolveModels(['stories'], log))[0]!.path, trainEvery: distillEvery, maxCalls: distillCalls, seed: 1 }, phase, log)
+    : null;
 
   if (rows.length > 0) {
     console.log(`\n${comparisonTable(rows)}\n`);
@@ -245,15 +263,30 @@ async function main(): Promise<void> {
   if (router) printRouter(router, models);
   if (stall) printStall(stall);
   if (train) printTrain(train);
+  if (distill) printDistill(distill);
   const contention = monitor.stop();
   const contended = Object.entries(contention).filter(([, c]) => c.contended > 0.05 * c.samples);
   if (contended.length > 0) {
     console.log(`warning: other programs competed for the CPUs during: ${contended.map(([k, c]) => `${k} (${((100 * c.contended) / c.samples).toFixed(0)}% of samples, up to ${c.maxOtherCores} cores)`).join('; ')}. Those figures are not to be trusted: rerun on an idle machine.`);
   }
 
-  const source = llamaCppSource();
-  const out = join(repoRoot, 'bench', 'results', `${name}.json`);
   const first = results[0] as { ours: OursResult; llamaBench: LlamaBenchResult } | undefined;
+  const source = llamaCppSource();
+  const machine = () => machineInfo({
+    features: first?.ours.system.features, devices: first?.ours.system.devices,
+    loadavgStart: loadStart, loadavgEnd: loadavg(), cpuBusyAtStart: Math.round(busyStart * 1000) / 1000, contention,
+  });
+  let distillFiles: { json: string; svg: string } | null = null;
+  if (distill) {
+    distillFiles = { json: join(repoRoot, 'bench', 'results', `${name}-distill.json`), svg: join(repoRoot, 'bench', 'results', `${name}-distill.svg`) };
+    writeChart(distillFiles.svg, distillChart(`Distillation: local share and held-out similarity against teacher calls (${name})`,
+      `stories260K, ${distill.settings.tasks.length} tasks, loopback teacher, calls one at a time (paused during rounds); caches off; embedder: character trigrams`,
+      distill.runs, { share: SHARE_GOAL, similarity: SIMILARITY_GOAL, window: SHARE_WINDOW_CHART }));
+    writeResults(distillFiles.json, { name, date: date.toISOString(), argv: process.argv.slice(2), machine: machine(), git: gitInfo(), ...distill });
+    console.log(`wrote ${distillFiles.svg}\nwrote ${distillFiles.json}`);
+    if (distillOnly) return;
+  }
+  const out = join(repoRoot, 'bench', 'results', `${name}.json`);
   if (panels.length > 0) {
     const svg = join(repoRoot, 'bench', 'results', `${name}-parallel.svg`);
     writeChart(svg, parallelChart(`Parallel generation: ours vs llama-batched-bench (${name})`,
@@ -262,10 +295,7 @@ async function main(): Promise<void> {
   }
   writeResults(out, {
     name, date: date.toISOString(), argv: process.argv.slice(2),
-    machine: machineInfo({
-      features: first?.ours.system.features, devices: first?.ours.system.devices,
-      loadavgStart: loadStart, loadavgEnd: loadavg(), cpuBusyAtStart: Math.round(busyStart * 1000) / 1000, contention,
-    }),
+    machine: machine(),
     git: gitInfo(),
     llamaCpp: { commit: source?.commit ?? null, source: source?.package ?? null, llamaBenchBuildCommit: first?.llamaBench.info.build_commit ?? null },
     settings: {
@@ -288,6 +318,8 @@ async function main(): Promise<void> {
     router: router ? { settings: { ...routerOptions, hitRequest: HIT_REQUEST }, ...router } : null,
     stall,
     train,
+    // The distill section's figures are in their own file (every call's record makes it large).
+    distill: distillFiles,
     results,
   });
   console.log(`wrote ${out}`);
