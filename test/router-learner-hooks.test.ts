@@ -128,6 +128,12 @@ test('attachLearner: once; train, adapters and rollback delegate to it; a bad ma
   attach(other);
 });
 
+test('the log option must be a function', async () => {
+  const err = await rejection(createRouter({ cacheDir: freshDir('learner'), env: {}, remote: new MockBackend(), local: false, log: 42 as never }));
+  assert.is(err.code, 'INVALID_ARGUMENT');
+  assert.is(err.message, 'Expected function for log but received 42 of type number');
+});
+
 test('localModel is null when the local backend cannot take adapters', async () => {
   const r = await router({ local: new MockBackend() });
   assert.is(attach(r).localModel, null);
@@ -149,8 +155,11 @@ test('close() closes the learner first, while the dataset is still open', async 
   await r.close();
   assert.equal(order, ['learner.close', 'CLOSED']);
   assert.is(rowsAtClose, 1);
-  // The stores are closed now.
-  assert.throws(() => [...hooks!.rows()]);
+  // The stores are closed now: the hooks say so.
+  for (const err of [thrown(() => [...hooks!.rows()]), thrown(() => hooks!.forget(1)), await rejection(hooks!.adopt(1, '/a/v1.gguf'))]) {
+    assert.is(err.code, 'CLOSED');
+    assert.is(err.message, 'the router has been closed');
+  }
   const err = await rejection(r.train());
   assert.is(err.code, 'CLOSED');
 });

@@ -2,6 +2,7 @@
 // dataset, shadow checks and audits that score the local model against the
 // remote (readiness), and the hooks a learner (src/train/) trains through:
 // adopting an adapter makes it the local model's and the readiness generation.
+import { UnderstudyError } from '../errors.js';
 import * as v from '../validate.js';
 import { errorText } from '../validate.js';
 import type { BackendAnswer, BackendCall } from './backend.js';
@@ -24,6 +25,8 @@ export class Learning {
   /** Aborted by close(), so a slow shadow check or audit cannot hold it up. */
   #stop = new AbortController();
   #rowListeners = new Set<(row: DatasetEvent) => void>();
+  /** Set once the router has closed its files: the hooks fail with CLOSED from then on. */
+  #shut = false;
 
   constructor(core: RouterCore, dataset: Dataset, readiness: Readiness) {
     this.#core = core;
@@ -122,8 +125,19 @@ export class Learning {
     }
   }
 
+  #open(): void {
+    if (this.#shut) throw new UnderstudyError('CLOSED', 'the router has been closed');
+  }
+
+  /** The router's files are closing: the hooks must not reach them any more. */
+  shut(): void {
+    this.#shut = true;
+    this.#rowListeners.clear();
+  }
+
   /** See LearnerHooks.adopt. */
   async adopt(version: number, file: string | null, heldOut?: Map<string, number[]>): Promise<void> {
+    this.#open();
     if (!Number.isSafeInteger(version) || version < 0) v.fail('non-negative integer', 'version', version);
     if (file !== null && typeof file !== 'string') v.fail('string or null', 'file', file);
     const local = this.#core.local;
@@ -131,6 +145,7 @@ export class Learning {
     const before = this.#snapshot(heldOut?.keys());
     // The load may fail (INVALID_ADAPTER, a missing file): nothing below has happened then.
     await local.useAdapter(file);
+    this.#open();
     this.readiness.setGeneration(version);
     for (const [task, similarities] of heldOut ?? []) {
       if (similarities.length > 0) this.readiness.recordMany(version, task, similarities, 'heldout');
@@ -140,6 +155,7 @@ export class Learning {
 
   /** See LearnerHooks.forget. */
   forget(version: number): void {
+    this.#open();
     if (!Number.isSafeInteger(version) || version < 0) v.fail('non-negative integer', 'version', version);
     const before = this.#snapshot();
     this.readiness.forget(version);
@@ -153,7 +169,10 @@ export class Learning {
       // The directory resolved, as the router uses it (a relative one would follow the learner's working directory).
       settings: Object.freeze({ ...core.settings, cacheDir: core.cacheDir }),
       cacheDir: core.cacheDir,
-      rows: (afterId = 0) => this.dataset.rows(undefined, afterId),
+      rows: (afterId = 0) => {
+        this.#open();
+        return this.dataset.rows(undefined, afterId);
+      },
       similarities: async (pairs) => {
         if (!core.embedder) throw trainingUnsupported('comparing answers needs an embedder (UNDERSTUDY_EMBEDDING_MODEL, the local model, or the embedder option)');
         return answerSimilarities(pairs, core.embedder.embed);

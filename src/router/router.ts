@@ -305,6 +305,7 @@ export class Router extends EventEmitter<RouterEventArgs> {
     await Promise.allSettled([...this.#calls]);
     this.#learning.stop();
     await this.#learning.idle();
+    this.#learning.shut();
     const stores = this.#stores;
     await step('writing the answer cache', () => stores.cache.close());
     await step('saving the semantic index', () => stores.semantic?.close());
