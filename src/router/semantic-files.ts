@@ -5,9 +5,17 @@
 // is only ever handed to hnswlib after it matches its meta file.
 import { closeSync, openSync, readFileSync, readSync, statSync, writeFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
+import { join } from 'node:path';
 
 /** Version of the meta file's layout (1 kept the labels' signatures and no checksum). */
 export const INDEX_FORMAT = 2;
+
+/** Where a task's graph and meta file live in `dir`: a readable slug of the task and a hash that keeps tasks apart. */
+export function indexPaths(dir: string, task: string): { graph: string; meta: string } {
+  const slug = task.replace(/[^\w.-]/g, '_').slice(0, 40);
+  const base = join(dir, `${slug}-${createHash('sha256').update(task).digest('hex').slice(0, 8)}`);
+  return { graph: `${base}.hnsw`, meta: `${base}.json` };
+}
 
 export const HNSW_PARAMS = { maxElements: 1024, m: 16, efConstruction: 200, allowReplaceDeleted: true } as const;
 

@@ -12,35 +12,18 @@
 // moment and then miss; while its graph is being written, changes queue.
 // A lookup is only ever answered from a whole index that holds no entry the
 // rows have lost.
-import { createHash } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
-import { join } from 'node:path';
 import hnswlib from 'hnswlib-node';
 import { Piscina } from 'piscina';
-import { HNSW_PARAMS } from './semantic-files.js';
+import { HNSW_PARAMS, indexPaths } from './semantic-files.js';
+import {
+  DRAIN_SLICE_MS, EF_SEARCH, GROW_AT, GROW_ON_MAIN_MAX, RETRY_AFTER_MS, SAVE_AFTER_MS, WAIT_MS, WORKER_IDLE_MS, WORKER_NICE,
+  waitFor, type Hnsw, type TaskIndex,
+} from './semantic-task.js';
 import type { OpenResult, WorkerTask } from './semantic-worker.js';
 import type { Db } from './store.js';
 
 const { HierarchicalNSW } = hnswlib;
-type Hnsw = InstanceType<typeof HierarchicalNSW>;
-
-// Search breadth: wider than hnswlib's default (10) for near-exact recall at 100k entries.
-const EF_SEARCH = 64;
-const SAVE_AFTER_MS = 5000;
-/** How long a lookup waits for its task's index to open before it misses. */
-const WAIT_MS = 1000;
-/** After a failed open, the task's lookups miss for this long before it is tried again. */
-const RETRY_AFTER_MS = 30_000;
-/** The worker thread goes once idle this long; the next open or save starts another. */
-const WORKER_IDLE_MS = 30_000;
-const WORKER_NICE = process.platform === 'win32' ? 0 : 10;
-/** Longest the event loop spends applying queued changes at a time. */
-const DRAIN_SLICE_MS = 8;
-// Up to this capacity the main thread grows a full index itself (copying a few
-// MB); a larger one is grown by the worker, from 90% full, while the old one
-// goes on answering (copying 100 MB would block the event loop for 50 ms+).
-const GROW_ON_MAIN_MAX = 16_384;
-const GROW_AT = 0.9;
 
 // Run as TypeScript under tsx (tests), as JavaScript from dist.
 const WORKER = new URL(import.meta.url.endsWith('.ts') ? './semantic-worker.ts' : './semantic-worker.js', import.meta.url).href;
@@ -59,27 +42,6 @@ export interface SemanticIndexOptions {
   waitMs?: number;
   /** @internal From this capacity on, the worker grows a full index (default 16384; tests use less). */
   growInWorkerFrom?: number;
-}
-
-type Change = { id: number; embedding: Float32Array; signature: string } | { id: number; embedding?: undefined };
-
-interface TaskIndex {
-  task: string;
-  dim: number;
-  /** Set once the index is open; never a partial one. */
-  hnsw?: Hnsw;
-  /** The worker is opening the index, or making a larger copy of it (the old one answers meanwhile). */
-  opening?: Promise<void>;
-  /** Live labels and the signature (sampling settings and prompt facts) their answer was made with. */
-  signatures: Map<number, string>;
-  /** Changes made while the index was opening or its graph was being written, applied after. */
-  pending: Change[];
-  writing: boolean;
-  /** The worker failed to grow this index: the main thread grows it from now on. */
-  growOnMain?: boolean;
-  draining?: NodeJS.Immediate;
-  saving?: Promise<void>;
-  dirty: boolean;
 }
 
 export class SemanticIndex {
@@ -230,12 +192,6 @@ export class SemanticIndex {
     });
   }
 
-  #paths(task: string) {
-    const slug = task.replace(/[^\w.-]/g, '_').slice(0, 40);
-    const base = join(this.#dir, `${slug}-${createHash('sha256').update(task).digest('hex').slice(0, 8)}`);
-    return { graph: `${base}.hnsw`, meta: `${base}.json` };
-  }
-
   #worker(): Piscina<WorkerTask, unknown> {
     // At a lower priority (nice +10 on Unix), so that on a busy machine a rebuild yields the CPU to the event loop.
     this.#pool ??= new Piscina<WorkerTask, unknown>({ filename: WORKER, minThreads: 0, maxThreads: 1, idleTimeout: WORKER_IDLE_MS, niceIncrement: WORKER_NICE });
@@ -276,7 +232,7 @@ export class SemanticIndex {
   }
 
   async #load(index: TaskIndex, capacity?: number): Promise<void> {
-    const { graph, meta } = this.#paths(index.task);
+    const { graph, meta } = indexPaths(this.#dir, index.task);
     const result = await this.#worker().run({ op: 'open', db: this.#db.name, task: index.task, dim: index.dim, graph, meta, ...(capacity ? { capacity } : {}) },
       { signal: this.#stop.signal }) as OpenResult;
     if (result.rebuilt !== undefined && result.rebuilt !== 'no saved index') {
@@ -328,7 +284,7 @@ export class SemanticIndex {
   }
 
   async #saveOne(index: TaskIndex): Promise<void> {
-    const { graph, meta } = this.#paths(index.task);
+    const { graph, meta } = indexPaths(this.#dir, index.task);
     mkdirSync(this.#dir, { recursive: true });
     const tmp = `${graph}.tmp`;
     index.dirty = false;
@@ -361,11 +317,4 @@ export class SemanticIndex {
       await pool?.destroy();
     }
   }
-}
-
-/** Waits for `promise`, at most `ms`. */
-async function waitFor(promise: Promise<unknown>, ms: number): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  await Promise.race([promise, new Promise<void>((resolve) => { timer = setTimeout(resolve, ms); })]);
-  clearTimeout(timer);
 }
