@@ -203,6 +203,37 @@ test('adopt: swaps the adapter and the generation, records held-out scores, emit
   assert.equal(changes.slice(2).map((e) => [e.task, e.ready, e.comparisons]), [['greet', true, 2]]);
 });
 
+test('a local answer names the adapter the backend says made it, also while a swap is pending', async () => {
+  let release!: () => void;
+  const gate = new Promise<void>((resolve) => (release = resolve));
+  /** Like LocalBackend: calls sent after useAdapter() was called run with the new adapter, and say which answered. */
+  class Reporting extends AdaptingBackend {
+    current: string | null = null;
+    override async useAdapter(file: string | null): Promise<void> {
+      this.current = file;
+      await gate;
+    }
+    override async answer(call: BackendCall) {
+      const adapter = this.current;
+      return { ...(await super.answer(call)), adapter };
+    }
+  }
+  const r = await router({ local: new Reporting({ answer: 'local answer' }) });
+  const hooks = attach(r);
+  const adopting = hooks.adopt(1, '/a/v1.gguf');
+  const during = await r.chat({ ...ask('sent while the swap is pending'), route: 'local' });
+  assert.equal([during.route, during.adapter], ['local', 1]);
+  release();
+  await adopting;
+  const after = await r.chat({ ...ask('after the swap'), route: 'local' });
+  assert.is(after.adapter, 1);
+  // A file the router never adopted: the generation when the call was sent (1).
+  (r.local as Reporting).current = '/a/other.gguf';
+  assert.is((await r.chat({ ...ask('unknown file'), route: 'local' })).adapter, 1);
+  (r.local as Reporting).current = null;
+  assert.is((await r.chat({ ...ask('base model'), route: 'local' })).adapter, undefined);
+});
+
 test('adopt: a failed load leaves the adapter, the generation and readiness as they were', async () => {
   const local = new AdaptingBackend();
   const r = await router({ local });

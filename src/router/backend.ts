@@ -28,6 +28,12 @@ export interface BackendAnswer {
   /** The model that answered. */
   model: string;
   finishReason?: string;
+  /**
+   * The adapter file that answered (null: none), from a backend that takes
+   * adapters. Only the backend knows it exactly: a call sent while a swap is
+   * pending may run with the old adapter or the new one.
+   */
+  adapter?: string | null;
 }
 
 export interface Health {

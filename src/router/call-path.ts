@@ -141,7 +141,7 @@ export class CallPath {
       ...(request.signal ? { signal: request.signal } : {}),
     };
     const readiness = this.#learning.readiness.state(request.task);
-    // The adapter a local answer comes from: the one current when the call was sent.
+    // The readiness generation when the call is sent.
     const generation = this.#learning.readiness.generation;
     const decision = decide({ choice: request.route, local, remote, remoteCoolingMs: coolingFor(remote), readiness, call });
     const { answer, route, fallbackFrom } = await this.#ask(decision, call, onText);
@@ -151,11 +151,13 @@ export class CallPath {
     // one the policy did not choose (forced, or while the remote rests).
     const trusted = route === 'remote' ? !fallbackFrom : decision.reason === 'ready' || decision.reason === 'api off';
     if (key && trusted) this.#remember(request, key, signature, answer, embedding);
-    this.#learning.afterCall(call, answer, route === 'local' ? 'local' : 'remote', decision.reason === 'ready', generation);
+    // The adapter that made a local answer: as the backend reports it, else the one current when the call was sent.
+    const adapter = route === 'local' ? this.#learning.versionOf(answer, generation) : 0;
+    this.#learning.afterCall(call, answer, route === 'local' ? 'local' : 'remote', decision.reason === 'ready', adapter);
     const reason = fallbackFrom ? `${fallbackFrom} failed` : decision.reason;
     return this.#finish(request, started, answer, route, reason, undefined, {
       cached: false, ...(readiness.readiness === null ? {} : { similarity: readiness.readiness }), ...(fallbackFrom ? { fallbackFrom } : {}),
-      ...(route === 'local' && generation > 0 ? { adapter: generation } : {}),
+      ...(adapter > 0 ? { adapter } : {}),
     });
   }
 

@@ -2,6 +2,7 @@
 // dataset, shadow checks and audits that score the local model against the
 // remote (readiness), and the hooks a learner (src/train/) trains through:
 // adopting an adapter makes it the local model's and the readiness generation.
+import { resolve } from 'node:path';
 import { UnderstudyError } from '../errors.js';
 import * as v from '../validate.js';
 import { errorText } from '../validate.js';
@@ -25,6 +26,8 @@ export class Learning {
   /** Aborted by close(), so a slow shadow check or audit cannot hold it up. */
   #stop = new AbortController();
   #rowListeners = new Set<(row: DatasetEvent) => void>();
+  /** The version each adopted adapter file is (resolved path; null = the base model, 0). */
+  #versions = new Map<string | null, number>([[null, 0]]);
   /** Set once the router has closed its files: the hooks fail with CLOSED from then on. */
   #shut = false;
 
@@ -61,14 +64,24 @@ export class Learning {
     this.#core.emit('dataset', row);
   }
 
-  /** After a call: maybe a shadow check (remote answered) or an audit (local answered, ready). */
-  afterCall(call: BackendCall, answer: BackendAnswer, route: 'local' | 'remote', ready: boolean, generation: number): void {
+  /**
+   * The adapter version that made a local answer: the one the backend says
+   * answered when it says so (exact across a swap), else `sent`, the
+   * generation when the call was sent.
+   */
+  versionOf(answer: BackendAnswer, sent: number): number {
+    if (answer.adapter === undefined) return sent;
+    return this.#versions.get(answer.adapter === null ? null : resolve(answer.adapter)) ?? sent;
+  }
+
+  /** After a call: maybe a shadow check (remote answered) or an audit (local answered, ready; `version` made it). */
+  afterCall(call: BackendCall, answer: BackendAnswer, route: 'local' | 'remote', ready: boolean, version: number): void {
     const { local, remote, embedder, settings } = this.#core;
     if (!embedder) return;
     if (route === 'remote') {
       if (local && Math.random() < settings.shadowRate) this.#shadow(call, answer);
     } else if (ready && remote && Math.random() < settings.auditRate) {
-      this.#audit(call, answer, generation);
+      this.#audit(call, answer, version);
     }
   }
 
@@ -80,7 +93,7 @@ export class Learning {
       // Scored under the adapter that answers, even if another is adopted meanwhile.
       const generation = this.readiness.generation;
       const answer = await local.answer({ ...call, signal: this.#stop.signal, onText: undefined });
-      await this.#compare(call.task, answer.text, remote.text, 'shadow', generation);
+      await this.#compare(call.task, answer.text, remote.text, 'shadow', this.versionOf(answer, generation));
     });
   }
 
@@ -143,6 +156,8 @@ export class Learning {
     const local = this.#core.local;
     if (!local?.useAdapter) throw trainingUnsupported('the local backend cannot take adapters');
     const before = this.#snapshot(heldOut?.keys());
+    // Known before the swap: an answer made with it while the swap is pending can say so (versionOf).
+    this.#versions.set(file === null ? null : resolve(file), version);
     // The load may fail (INVALID_ADAPTER, a missing file): nothing below has happened then.
     await local.useAdapter(file);
     this.#open();
