@@ -68,6 +68,8 @@ export class LocalBackend implements Backend {
   #adapter: { adapter: LoraAdapter; file: string } | null = null;
   // useAdapter calls run one after another, each from the set the one before left.
   #swaps: Promise<unknown> = Promise.resolve();
+  /** The adapter file calls submitted now run with (set as a swap is queued, before it is applied). */
+  #served: string | null = null;
 
   private constructor(llama: Model, context: Context, template: string | undefined, embeddingThreads: number | undefined) {
     this.#llama = llama;
@@ -137,9 +139,14 @@ export class LocalBackend implements Backend {
 
   async #swapTo(file: string | null): Promise<void> {
     const next = file === null ? null : await this.#llama.loadLora(file);
+    // Calls submitted from here on queue behind setLoras and run with `next`:
+    // answer() names the adapter it will run with, read when it submits.
+    const before = this.#served;
+    this.#served = file;
     try {
       await this.#context.setLoras(next ? [[next, 1]] : []);
     } catch (err) {
+      this.#served = before;
       await next?.dispose();
       throw err;
     }
@@ -171,6 +178,7 @@ export class LocalBackend implements Backend {
       ...(p.seed === undefined ? {} : { seed: p.seed }),
       ...(call.signal ? { signal: call.signal } : {}),
     };
+    const adapter = this.#served;
     const generation = call.kind === 'chat'
       ? this.#context.chat(call.messages!, { ...options, ...(this.#template ? { template: this.#template } : {}) })
       : this.#context.generate(call.prompt!, options);
@@ -178,7 +186,7 @@ export class LocalBackend implements Backend {
       for await (const piece of generation) call.onText(piece);
     }
     const done = await generation.result;
-    return { text: done.text, usage: done.usage, model: this.model, finishReason: done.stopReason };
+    return { text: done.text, usage: done.usage, model: this.model, finishReason: done.stopReason, adapter };
   }
 
   embed(texts: string[]): Promise<Float32Array[]> {
