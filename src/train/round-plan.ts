@@ -1,7 +1,7 @@
 // What a round works on, read from the dataset: the stable split, the newest
 // training rows (all tasks together) as examples, and the newest held-out rows
 // of each task as calls to replay. Then, once the worker has answered, the
-// per-task scores and the gate that decides whether the candidate is promoted.
+// per-task scores and the paired differences the gate (gate.ts) weighs.
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import type { TrainingExample } from '../llama/training-data.js';
 import type { DatasetRow } from '../router/dataset.js';
@@ -24,8 +24,12 @@ export interface RoundPlan {
   /** The task of each example. */
   exampleTasks: string[];
   heldOut: HeldOutCall[];
-  /** The task and the remote's answer of each held-out call. */
-  heldOutRows: Array<{ task: string; answer: string }>;
+  /**
+   * The task and the remote's answer of each held-out call, and the call's
+   * identity: rows that ask exactly the same (same task, messages or prompt,
+   * limits) get the same greedy local answer, so they are one piece of evidence.
+   */
+  heldOutRows: Array<{ task: string; answer: string; key: string }>;
   /** Rows that could not be made into an example or a call. */
   unreadable: number;
   tasks: string[];
@@ -53,8 +57,9 @@ export async function planRound(rows: Iterable<DatasetRow>, s: DistillSettings, 
   for (const task of plan.tasks) {
     for (const row of split.get(task)!.heldOut.slice(-s.maxHeldOut)) {
       try {
-        plan.heldOut.push(heldOutCall(row, HELD_OUT_TOKENS));
-        plan.heldOutRows.push({ task, answer: row.answer });
+        const call = heldOutCall(row, HELD_OUT_TOKENS);
+        plan.heldOut.push(call);
+        plan.heldOutRows.push({ task, answer: row.answer, key: JSON.stringify(call) });
       } catch {
         plan.unreadable++;
       }
@@ -71,6 +76,11 @@ export interface Scored {
   after: number | null;
   /** Per task, the candidate's held-out similarities (what enters readiness on promotion). */
   afterSims: Map<string, number[]>;
+  /**
+   * The paired evidence: for each distinct held-out call evaluated (all tasks),
+   * after − before, averaged over the rows that asked it.
+   */
+  diffs: number[];
 }
 
 /**
@@ -87,12 +97,19 @@ export function scoreRound(plan: RoundPlan, used: boolean[], answered: boolean[]
   plan.exampleTasks.forEach((task, i) => {
     if (used[i]) entry(task).trainRows++;
   });
+  const byCall = new Map<string, number[]>();
   let k = 0;
-  plan.heldOutRows.forEach(({ task }, i) => {
+  plan.heldOutRows.forEach(({ task, key }, i) => {
     const e = entry(task);
     if (!answered[i]) return;
-    e.before.push(sims[k++]!);
-    e.after.push(sims[k++]!);
+    const before = sims[k++]!;
+    const after = sims[k++]!;
+    e.before.push(before);
+    e.after.push(after);
+    const id = JSON.stringify([task, key]);
+    let ds = byCall.get(id);
+    if (!ds) byCall.set(id, (ds = []));
+    ds.push(after - before);
   });
   const tasks: TaskRoundReport[] = [];
   const afterSims = new Map<string, number[]>();
@@ -107,28 +124,8 @@ export function scoreRound(plan: RoundPlan, used: boolean[], answered: boolean[]
     tasks.push({ task, trainRows: e.trainRows, heldOutRows: e.after.length, before, after, change });
   }
   const evaluated = tasks.filter((t) => t.before !== null && t.after !== null);
-  return { tasks, before: mean(evaluated.map((t) => t.before!)), after: mean(evaluated.map((t) => t.after!)), afterSims };
-}
-
-const f = (x: number) => x.toFixed(2);
-
-/**
- * The gate: promote when the mean over tasks gains at least minGain and no
- * task drops by more than margin. Returns why, either way.
- */
-export function decide(scored: Scored, s: Pick<DistillSettings, 'minGain' | 'margin'>): { promote: boolean; reason: string } {
-  if (scored.before === null || scored.after === null) return { promote: false, reason: 'no held-out rows to evaluate yet' };
-  const drops = scored.tasks
-    .filter((t) => t.before !== null && t.after !== null && t.before - t.after > s.margin)
-    .sort((a, b) => (b.before! - b.after!) - (a.before! - a.after!));
-  const worst = drops[0];
-  if (worst) {
-    return { promote: false, reason: `task=${worst.task} dropped ${f(worst.before!)} → ${f(worst.after!)} (more than ${s.margin})${drops.length > 1 ? ` and ${drops.length - 1} more` : ''}` };
-  }
-  const gain = scored.after - scored.before;
-  if (gain <= 0) return { promote: false, reason: `mean did not improve (${f(scored.before)} → ${f(scored.after)})` };
-  if (gain < s.minGain) {
-    return { promote: false, reason: `mean gained only ${gain.toFixed(3)}, less than ${s.minGain} (${f(scored.before)} → ${f(scored.after)})` };
-  }
-  return { promote: true, reason: `mean improved ${f(scored.before)} → ${f(scored.after)}` };
+  return {
+    tasks, before: mean(evaluated.map((t) => t.before!)), after: mean(evaluated.map((t) => t.after!)), afterSims,
+    diffs: [...byCall.values()].map((ds) => mean(ds)!),
+  };
 }

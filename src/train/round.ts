@@ -1,6 +1,6 @@
 // One distillation round, from the dataset to a decision: plan (split, newest
 // rows), the worker (baseline answers, training, candidate answers), the
-// held-out similarities, the gate, and on promotion the registry entry and the
+// held-out similarities, the gate (gate.ts), and on promotion the registry entry and the
 // hot swap. The serving thread only reads rows, posts the task, and scores.
 //
 // A round leaves one of three states, never a mix: nothing changed (skipped,
@@ -15,9 +15,10 @@ import { UnderstudyError, abortedError } from '../errors.js';
 import type { LearnerHooks, RoundReport, TrainingProgress } from '../router/learner.js';
 import { errorText } from '../validate.js';
 import type { BaseModelKey } from './base-key.js';
+import { decide } from './gate.js';
 import type { DistillSettings } from './options.js';
 import type { AdapterRegistry } from './registry.js';
-import { decide, planRound, scoreRound, type RoundPlan } from './round-plan.js';
+import { planRound, scoreRound, type RoundPlan } from './round-plan.js';
 import type { RoundWorkerOutcome, RoundWorkerResult, RoundWorkerTask, WorkerMessage } from './round-worker.js';
 import { roundLine } from './train-log.js';
 
