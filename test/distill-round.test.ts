@@ -240,6 +240,7 @@ test('training options are checked before anything is made', async () => {
     [{ learningRate: 0 }, 'Expected positive number up to 1 for training.learningRate but received 0 of type number'],
     [{ margin: 2 }, 'Expected number between 0 and 1 for training.margin but received 2 of type number'],
     [{ maxHeldOut: 1.5 }, 'Expected integer between 1 and 10000 for training.maxHeldOut but received 1.5 of type number'],
+    [{ auto: 'no' }, 'Expected boolean for training.auto but received "no" of type string'],
   ];
   for (const [training, message] of cases) {
     const cacheDir = join(freshDir(), 'cache');
@@ -249,6 +250,35 @@ test('training options are checked before anything is made', async () => {
     assert.is(err!.code, 'INVALID_ARGUMENT');
     assert.is(err!.message, message);
     assert.not.ok(existsSync(cacheDir), 'the cache directory was made before the options were checked');
+  }
+});
+
+test('auto: false: rows past trainEvery start no round, and train() still reaches the learner', async () => {
+  const lines: string[] = [];
+  const router = await within(createRouter({
+    model: storiesModel, apiBase: teacher.url, apiModel: 'teacher-1', apiKey: 'sk-test-distill-round-0000',
+    cacheDir: freshDir(), embedder: ngramEmbed, contextSize: 256, sequences: 2, shadowRate: 0, auditRate: 0,
+    trainLocal: true, trainEvery: 1, log: (line) => lines.push(line), env: {}, training: { ...TRAINING, auto: false },
+  }));
+  try {
+    const progress: TrainingProgress[] = [];
+    router.on('training', (p) => progress.push(p));
+    const rows: number[] = [];
+    router.on('dataset', (r) => rows.push(r.id));
+    for (const name of NAMES.slice(0, 3)) {
+      await within(router.chat({ task: 'who', messages: [{ role: 'user', content: question(name) }], maxTokens: MAX_TOKENS }));
+    }
+    await within(router.idle());
+    // With auto on, the first row (trainEvery 1) would have queued a round: its 'start' comes a few microtasks later.
+    await new Promise((r) => setImmediate(r));
+    assert.is(rows.length, 3, 'the calls were logged as dataset rows');
+    assert.equal(progress, [], 'an automatic round started');
+    // The learner is attached: a manual round runs (here aborted before it trains).
+    const err = await within(router.train({ signal: AbortSignal.abort() }).then(() => undefined, (e: Error & { code?: string }) => e));
+    assert.is(err?.code, 'ABORTED');
+    assert.equal(progress.map((p) => p.phase), ['start', 'aborted']);
+  } finally {
+    await router.close();
   }
 });
 

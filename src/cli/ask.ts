@@ -22,9 +22,6 @@ function routerOptions(values: Record<string, unknown>) {
   };
 }
 
-/** UNDERSTUDY_TRAIN_EVERY's largest value. */
-const NO_AUTOMATIC_ROUNDS = 1_000_000_000;
-
 export async function askCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parse(argv, {
     ...ROUTER_FLAGS,
@@ -36,7 +33,7 @@ export async function askCommand(argv: string[]): Promise<number> {
   });
   if (positionals.length !== 1) throw new UsageError('ask takes one PROMPT argument');
   // One prompt, then close(): an automatic round could never finish here (close() aborts it), so none starts.
-  const router = await createRouter({ ...routerOptions(values), trainEvery: NO_AUTOMATIC_ROUNDS });
+  const router = await createRouter({ ...routerOptions(values), training: { auto: false } });
   try {
     const messages = [
       ...(typeof values.system === 'string' ? [{ role: 'system', content: values.system }] : []),

@@ -2,9 +2,9 @@
 // registry, one Piscina worker (rounds run there, never on the serving
 // thread), and the queue that runs rounds and rollbacks one at a time.
 //
-// Automatic rounds: every dataset row newer than the last round counts; once
-// `trainEvery` of them have arrived a round starts (unless one is queued or
-// running). A failed automatic round warns and waits for another trainEvery
+// Automatic rounds (unless `auto` is false): every dataset row newer than the
+// last round counts; once `trainEvery` of them have arrived a round starts
+// (unless one is queued or running). A failed automatic round warns and waits for another trainEvery
 // rows rather than retrying at once on the same data.
 import { Piscina } from 'piscina';
 import { UnderstudyError } from '../errors.js';
@@ -76,13 +76,15 @@ export class Distiller implements Learner {
       }
     }
     this.#lastRowId = registry.state(base.key).lastRowId;
-    // Rows logged since the last round count toward the next one; reading stops
-    // once there are enough (the dataset may hold far more).
-    for (const row of hooks.rows(this.#lastRowId)) {
-      this.#pending.push(row.id);
-      if (this.#pending.length >= hooks.settings.trainEvery) break;
+    if (this.settings.auto) {
+      // Rows logged since the last round count toward the next one; reading stops
+      // once there are enough (the dataset may hold far more).
+      for (const row of hooks.rows(this.#lastRowId)) {
+        this.#pending.push(row.id);
+        if (this.#pending.length >= hooks.settings.trainEvery) break;
+      }
+      this.#unsubscribe = hooks.onRow((row) => this.#onRow(row.id));
     }
-    this.#unsubscribe = hooks.onRow((row) => this.#onRow(row.id));
     this.#state = { base, registry, source };
     return this.#state;
   }
@@ -146,7 +148,7 @@ export class Distiller implements Learner {
 
   #maybeAuto(): void {
     const settings = this.#hooks.settings;
-    if (!settings.trainLocal || this.#autoQueued || this.#closing || this.#pending.length < settings.trainEvery) return;
+    if (!this.settings.auto || !settings.trainLocal || this.#autoQueued || this.#closing || this.#pending.length < settings.trainEvery) return;
     this.#autoQueued = true;
     this.#round('auto').catch((err: unknown) => {
       if (this.#closing) return;

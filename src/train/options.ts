@@ -5,6 +5,12 @@ import { availableParallelism } from 'node:os';
 import * as v from '../validate.js';
 
 export interface DistillOptions {
+  /**
+   * Whether rounds start on their own, every trainEvery new rows (default
+   * true). False: only router.train() runs one (a one-shot process, or rounds
+   * on a schedule of the caller's).
+   */
+  auto?: boolean;
   /** Passes over the training rows per round (default 2). */
   epochs?: number;
   /** Peak AdamW learning rate (default 1e-3). */
@@ -56,6 +62,7 @@ export function distillSettings(options: DistillOptions | undefined): DistillSet
   const name = (key: keyof DistillOptions) => `training.${key}`;
   const rank = v.integer(o.rank, name('rank'), 8, 1, 4096);
   return {
+    auto: v.boolean(o.auto, name('auto'), true),
     epochs: v.integer(o.epochs, name('epochs'), 2, 1, 100000),
     learningRate: positive(o.learningRate, name('learningRate'), 1e-3, 1),
     rank,
