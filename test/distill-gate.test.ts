@@ -113,23 +113,23 @@ test('a clear gain over 16 held-out prompts is promoted, with the evidence in th
   // d = 0.1, 0.3 alternating: mean 0.2, sd = sqrt(16 * 0.01 / 15) = 0.10328,
   // margin = 1.753 * 0.10328 / 4 = 0.04526 < 0.2.
   assert.equal(decide(one(0.5, [0.6, 0.8], 16), s),
-    { promote: true, reason: 'mean improved 0.50 → 0.70 (gain 0.200 ± 0.045 over 16 held-out prompts)' });
+    { promote: true, reason: 'mean improved 0.50 → 0.70 (per-prompt gain 0.200 ± 0.045 over 16 held-out prompts)' });
 });
 
 test('a small gain is promoted when every prompt shows it, kept as chance when a few prompts scatter around it', () => {
   // 16 prompts, d = 0.010, 0.014 alternating: mean 0.012, sd = sqrt(16 * 0.002^2 / 15) = 0.0020656,
   // margin = 1.753 * 0.0020656 / 4 = 0.00091: consistent, promoted.
   assert.equal(decide(one(0.5, [0.51, 0.514], 16), s),
-    { promote: true, reason: 'mean improved 0.50 → 0.51 (gain 0.012 ± 0.001 over 16 held-out prompts)' });
+    { promote: true, reason: 'mean improved 0.50 → 0.51 (per-prompt gain 0.012 ± 0.001 over 16 held-out prompts)' });
   // The same mean gain 0.012 from 4 prompts, d = 0.2, -0.15, 0.1, -0.102: deviations 0.188, -0.162, 0.088, -0.114,
   // squares sum 0.082328, sd = sqrt(0.082328 / 3) = 0.16566, margin = 2.353 * 0.16566 / 2 = 0.19490: kept.
   assert.equal(decide(one(0.5, [0.7, 0.35, 0.6, 0.398]), s),
-    { promote: false, reason: 'gain 0.012 ± 0.195 over 4 held-out prompts is within chance (0.50 → 0.51)' });
+    { promote: false, reason: 'per-prompt gain 0.012 ± 0.195 over 4 held-out prompts is within chance (0.50 → 0.51)' });
   // The noise round that was once promoted: 0.294 -> 0.305 over 16 prompts, d = +0.111 on 5 prompts and -0.035 on 11:
   // mean (0.555 - 0.385) / 16 = 0.010625, deviations 0.100375 and -0.045625, squares sum 5 * 0.0100751 + 11 * 0.0020816
   // = 0.0732735, sd = sqrt(0.0732735 / 15) = 0.069892, margin = 1.753 * 0.069892 / 4 = 0.03063: within chance.
   const noise = scoredOf([['a', Array(16).fill(0.294), [...Array(5).fill(0.405), ...Array(11).fill(0.259)]]]);
-  assert.equal(decide(noise, s), { promote: false, reason: 'gain 0.011 ± 0.031 over 16 held-out prompts is within chance (0.29 → 0.30)' });
+  assert.equal(decide(noise, s), { promote: false, reason: 'per-prompt gain 0.011 ± 0.031 over 16 held-out prompts is within chance (0.29 → 0.30)' });
 });
 
 test('one held-out prompt is no evidence; a gain of exactly minGain from consistent prompts promotes', () => {
@@ -148,10 +148,10 @@ test('a task dropping more than margin keeps the candidate even when the overall
   // mean 0.085, sd = sqrt(16 * 0.115^2 / 15) = 0.11877, margin = 1.753 * 0.11877 / 4 = 0.05205: promoted.
   const eight = (x: number) => Array(8).fill(x);
   assert.equal(decide(scoredOf([['a', eight(0.5), eight(0.7)], ['b', eight(0.5), eight(0.47)]]), s),
-    { promote: true, reason: 'mean improved 0.50 → 0.58 (gain 0.085 ± 0.052 over 16 held-out prompts)' });
+    { promote: true, reason: 'mean improved 0.50 → 0.58 (per-prompt gain 0.085 ± 0.052 over 16 held-out prompts)' });
   // With 2 prompts each: sd = sqrt(4 * 0.115^2 / 3) = 0.13279, margin = 2.353 * 0.13279 / 2 = 0.15623 > 0.085: kept.
   assert.equal(decide(scoredOf([['a', [0.5, 0.5], [0.7, 0.7]], ['b', [0.5, 0.5], [0.47, 0.47]]]), s),
-    { promote: false, reason: 'gain 0.085 ± 0.156 over 4 held-out prompts is within chance (0.50 → 0.58)' });
+    { promote: false, reason: 'per-prompt gain 0.085 ± 0.156 over 4 held-out prompts is within chance (0.50 → 0.58)' });
 });
 
 test('no gain, or a gain under minGain, is kept before any test of chance', () => {
