@@ -6,27 +6,22 @@
 // leaves it consistent all the same.
 //
 // Nothing heavy runs on the event loop: opening a task's index (verifying,
-// rebuilding, reconciling) and sealing a save (hashing, renaming) run in a
-// Piscina worker (semantic-worker.ts), and hnswlib reads and writes graph
-// files on a libuv thread. While a task's index opens, its lookups wait a
-// moment and then miss; while its graph is being written, changes queue.
-// A lookup is only ever answered from a whole index that holds no entry the
-// rows have lost.
+// rebuilding, reconciling) and writing it out go through SemanticDisk
+// (semantic-disk.ts: a worker thread and hnswlib's libuv I/O). While a task's
+// index opens, its lookups wait a moment and then miss; while its graph is
+// being written, changes queue. A lookup is only ever answered from a whole
+// index that holds no entry the rows have lost.
 import { mkdirSync } from 'node:fs';
 import hnswlib from 'hnswlib-node';
-import { Piscina } from 'piscina';
-import { HNSW_PARAMS, indexPaths } from './semantic-files.js';
+import { HNSW_PARAMS } from './semantic-files.js';
+import { SemanticDisk } from './semantic-disk.js';
 import {
-  DRAIN_SLICE_MS, EF_SEARCH, GROW_AT, GROW_ON_MAIN_MAX, RETRY_AFTER_MS, SAVE_AFTER_MS, WAIT_MS, WORKER_IDLE_MS, WORKER_NICE,
+  DRAIN_SLICE_MS, EF_SEARCH, GROW_AT, GROW_ON_MAIN_MAX, RETRY_AFTER_MS, SAVE_AFTER_MS, WAIT_MS,
   waitFor, type Hnsw, type TaskIndex,
 } from './semantic-task.js';
-import type { OpenResult, WorkerTask } from './semantic-worker.js';
 import type { Db } from './store.js';
 
 const { HierarchicalNSW } = hnswlib;
-
-// Run as TypeScript under tsx (tests), as JavaScript from dist.
-const WORKER = new URL(import.meta.url.endsWith('.ts') ? './semantic-worker.ts' : './semantic-worker.js', import.meta.url).href;
 
 export interface SemanticHit {
   id: number;
@@ -45,21 +40,17 @@ export interface SemanticIndexOptions {
 }
 
 export class SemanticIndex {
-  #dir: string;
-  #db: Db;
   #options: SemanticIndexOptions;
+  #disk: SemanticDisk;
   #tasks = new Map<string, TaskIndex>();
   #retryAt = new Map<string, number>();
   #saveTimer: NodeJS.Timeout | undefined;
-  #pool: Piscina<WorkerTask, unknown> | undefined;
-  #stop = new AbortController();
   #closed = false;
   #count;
 
   constructor(dir: string, db: Db, options: SemanticIndexOptions) {
-    this.#dir = dir;
-    this.#db = db;
     this.#options = options;
+    this.#disk = new SemanticDisk(dir, db.name, (message) => this.#options.onWarning?.(message));
     mkdirSync(dir, { recursive: true });
     // Up to 2: whether a task has nothing, only the entry just added, or more.
     this.#count = db.prepare<[string], number>(
@@ -192,12 +183,6 @@ export class SemanticIndex {
     });
   }
 
-  #worker(): Piscina<WorkerTask, unknown> {
-    // At a lower priority (nice +10 on Unix), so that on a busy machine a rebuild yields the CPU to the event loop.
-    this.#pool ??= new Piscina<WorkerTask, unknown>({ filename: WORKER, minThreads: 0, maxThreads: 1, idleTimeout: WORKER_IDLE_MS, niceIncrement: WORKER_NICE });
-    return this.#pool;
-  }
-
   /** Starts opening a task's index in the worker; lookups miss until it is whole. */
   #open(task: string, dim: number): TaskIndex {
     const index: TaskIndex = { task, dim, signatures: new Map(), pending: [], writing: false, dirty: false };
@@ -232,19 +217,8 @@ export class SemanticIndex {
   }
 
   async #load(index: TaskIndex, capacity?: number): Promise<void> {
-    const { graph, meta } = indexPaths(this.#dir, index.task);
-    const result = await this.#worker().run({ op: 'open', db: this.#db.name, task: index.task, dim: index.dim, graph, meta, ...(capacity ? { capacity } : {}) },
-      { signal: this.#stop.signal }) as OpenResult;
-    if (result.rebuilt !== undefined && result.rebuilt !== 'no saved index') {
-      this.#options.onWarning?.(`the saved semantic index of task ${index.task} was not used (${result.rebuilt}); rebuilt it from ${result.ids.length} cached entries`);
-    }
-    // The worker left a verified graph that holds exactly the rows it read: hnswlib reads it off the event loop.
-    const hnsw = new HierarchicalNSW('cosine', index.dim);
-    await hnsw.readIndex(graph, true);
-    hnsw.setEf(EF_SEARCH);
+    const { hnsw, signatures } = await this.#disk.load(index.task, index.dim, capacity);
     if (this.#closed) return;
-    const signatures = new Map<number, string>();
-    for (let i = 0; i < result.ids.length; i++) signatures.set(result.ids[i]!, result.signatures[result.signatureOf[i]!]!);
     index.signatures = signatures;
     index.hnsw = hnsw;
     // The worker saved it as it is now.
@@ -284,37 +258,28 @@ export class SemanticIndex {
   }
 
   async #saveOne(index: TaskIndex): Promise<void> {
-    const { graph, meta } = indexPaths(this.#dir, index.task);
-    mkdirSync(this.#dir, { recursive: true });
-    const tmp = `${graph}.tmp`;
     index.dirty = false;
     // While hnswlib writes the graph, it must not change: changes queue until it is done.
     index.writing = true;
-    const count = index.hnsw!.getCurrentCount();
-    try {
-      await index.hnsw!.writeIndex(tmp);
-    } finally {
+    await this.#disk.save(index.task, index.dim, index.hnsw!, () => {
       index.writing = false;
       this.#drain(index);
-    }
-    await this.#worker().run({ op: 'seal', tmp, graph, meta, task: index.task, dim: index.dim, count });
+    });
   }
 
   /** Stops opens in flight, saves what changed and lets the worker go; rejects with a failed save's error, after all that. */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    this.#stop.abort();
+    this.#disk.stop();
     // Changes still queued are not lost: the rows hold them, and the next open adds them.
     for (const index of this.#tasks.values()) clearImmediate(index.draining);
     await Promise.allSettled([...this.#tasks.values()].map((i) => i.opening));
     try {
       await this.save();
     } finally {
-      const pool = this.#pool;
-      this.#pool = undefined;
       this.#tasks.clear();
-      await pool?.destroy();
+      await this.#disk.close();
     }
   }
 }
