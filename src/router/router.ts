@@ -7,13 +7,13 @@
 import { EventEmitter } from 'node:events';
 import { resolve } from 'node:path';
 import { UnderstudyError, invalidArgument } from '../errors.js';
-import type { Backend, Health, Usage } from './backend.js';
+import type { Backend, Health } from './backend.js';
 import { CallPath } from './call-path.js';
 import { realClock, type Clock } from './clock.js';
-import { displayUrl, type ResolvedSettings, type RouterSettings } from './config.js';
+import { displayUrl, type ResolvedSettings } from './config.js';
 import type { RouterCore } from './core.js';
 import { exportJsonl, type DatasetRow } from './dataset.js';
-import type { EmbedFunction, Embedder } from './embedder.js';
+import type { Embedder } from './embedder.js';
 import type { RouterEventArgs, RouterEvents } from './events.js';
 import { checkLearner, trainingUnsupported, whyNoTraining, type AdapterInfo, type Learner, type LearnerHooks, type RoundReport } from './learner.js';
 import { Learning } from './learning.js';
@@ -21,49 +21,17 @@ import { makeLogSink, type LogSink } from './log-sink.js';
 import type { ReadinessState } from './readiness.js';
 import { openRouterStores, type RouterStores } from './router-stores.js';
 import { makeRedactor, redactError } from './redact.js';
-import { checkTask, type ChatRequest, type CompleteRequest, type Route } from './request.js';
+import type { RouterResult } from './router-types.js';
+import { checkTask, type ChatRequest, type CompleteRequest } from './request.js';
 import type { SemanticState } from './semantic-fitness.js';
 import * as v from '../validate.js';
 import { errorText } from '../validate.js';
 import { RouterStream } from './stream.js';
 import { Warnings } from './warnings.js';
 
-export interface RouterOptions extends RouterSettings {
-  /** A backend to use as the local model instead of loading `model`; false for none. */
-  local?: Backend | false;
-  /** A backend to use as the remote instead of the OpenAI-compatible one; false for none. */
-  remote?: Backend | false;
-  /** Embeds prompts and answers instead of the local or embedding model; false for none. */
-  embedder?: EmbedFunction | false;
-  /** Environment to read UNDERSTUDY_* settings from (default process.env). */
-  env?: NodeJS.ProcessEnv;
-  /**
-   * Takes every line the router writes (calls, failures, checks, readiness
-   * changes, warnings, training), already redacted, one line without its
-   * newline. Default: stderr, unless `quiet`.
-   */
-  log?: (line: string) => void;
-  /** @internal Time for expiry, cooldowns and retry waits (tests pass their own). */
-  clock?: Clock;
-}
-
-export interface RouterResult {
-  text: string;
-  route: Route;
-  /** True when no backend was asked: a cache answered (or an identical call in flight). */
-  cached: boolean;
-  task: string;
-  usage: Usage;
-  latencyMs: number;
-  /** Semantic-cache similarity for a semantic hit; otherwise the task's readiness, when known. */
-  similarity?: number;
-  /** The model whose answer this is. */
-  model: string;
-  /** Set when the chosen backend failed and the other answered. */
-  fallbackFrom?: 'local' | 'remote';
-  /** The adapter version that answered, on local answers when one is applied. */
-  adapter?: number;
-}
+// The option and result shapes live in router-types.ts (a part can take them
+// without the class); they stay part of this module's face.
+export type { RouterOptions, RouterResult } from './router-types.js';
 
 type Streamed<R> = R & { stream: true };
 
