@@ -26,16 +26,21 @@ export { Router } from './router/router.js';
 export { createRouter } from './train/attach.js';
 export type { TrainingRouterOptions } from './train/attach.js';
 export type { DistillOptions } from './train/options.js';
-export type { RoundReport, TaskRoundReport, AdapterInfo, TrainingProgress } from './router/learner.js';
+export type { RoundReport, TaskRoundReport, AdapterInfo, TrainingProgress, Learner, LearnerHooks } from './router/learner.js';
 export type { RouterOptions, RouterResult } from './router/router.js';
 export type { RouterSettings, Device as RouterDevice } from './router/config.js';
 export type { ChatRequest, CompleteRequest, Route, RouteChoice } from './router/request.js';
-export type { Backend, BackendCall, BackendAnswer, Health, Usage } from './router/backend.js';
+export type { Backend, BackendCall, BackendAnswer, Health, Usage, RetryInfo, TrainingSource } from './router/backend.js';
 export { MockBackend } from './router/mock-backend.js';
 export type { MockBackendOptions } from './router/mock-backend.js';
 export { LocalBackend } from './router/local-backend.js';
 export { RemoteBackend } from './router/remote-backend.js';
 export type { RouterStream } from './router/stream.js';
-export type { CallEvent, ShadowEvent, ReadinessChangeEvent } from './router/log.js';
+export type {
+  RouterEvents, CallEvent, FailureEvent, ShadowEvent, ReadinessChangeEvent, DatasetEvent, AdapterEvent,
+} from './router/events.js';
+// The router's own answer scoring, so a threshold can be calibrated with what readiness uses.
+export { answerSimilarity, answerSimilarities } from './router/similarity.js';
+export type { EmbedFunction } from './router/embedder.js';
 export type { ReadinessState } from './router/readiness.js';
 export type { DatasetRow } from './router/dataset.js';
