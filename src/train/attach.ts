@@ -34,9 +34,12 @@ export async function createRouter(options?: TrainingRouterOptions): Promise<Rou
   return router;
 }
 
-// The router's own rule (create-router.ts) for whether it has an embedder: the
-// embedder option, else the embedding model, else the local backend's embed.
+// A copy of the router's own rule (create-router.ts) for whether it has an
+// embedder: the embedder option, else the embedding model, else the local
+// backend's embed. The router keeps its embedder private and exposes nothing
+// that says whether it has one; a public `hasEmbedder` getter on Router would
+// replace this copy.
 function hasEmbedder(options: RouterOptions, router: Router): boolean {
   if (options.embedder === false) return false;
-  return typeof options.embedder === 'function' || router.settings.embeddingModel !== undefined || typeof router.local?.embed === 'function';
+  return typeof options.embedder === 'function' || Boolean(router.settings.embeddingModel) || typeof router.local?.embed === 'function';
 }
