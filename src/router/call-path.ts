@@ -16,7 +16,7 @@ import {
   cacheable, cacheKey, embeddingText, normalize, paramsSignature,
   type NormalRequest, type Route,
 } from './request.js';
-import type { RouterResult } from './router.js';
+import type { RouterResult } from './router-types.js';
 import { semanticSignature } from './semantic-guard.js';
 import type { SemanticIndex } from './semantic-index.js';
 
