@@ -111,6 +111,11 @@ export class Router extends EventEmitter<RouterEventArgs> {
     return (this.emit as (event: K, payload: RouterEvents[K]) => boolean)(event, payload);
   }
 
+  /** Whether answers can be compared (readiness, held-out scores): an embedder option, the embedding model or the local model. */
+  get hasEmbedder(): boolean {
+    return this.#embedder !== undefined;
+  }
+
   /** Answers a conversation. With `stream: true`, returns a stream of text pieces. */
   chat(request: Streamed<ChatRequest>): RouterStream<RouterResult>;
   chat(request: ChatRequest & { stream?: false }): Promise<RouterResult>;

@@ -22,7 +22,7 @@ export async function createRouter(options?: TrainingRouterOptions): Promise<Rou
   distillSettings(training);
   const router = await createBareRouter(rest);
   const local = router.local;
-  if (!router.settings.trainLocal || !local?.trainingSource || !local.useAdapter || !hasEmbedder(rest, router)) return router;
+  if (!router.settings.trainLocal || !local?.trainingSource || !local.useAdapter || !router.hasEmbedder) return router;
   try {
     let distiller: Distiller | undefined;
     router.attachLearner((hooks) => (distiller = new Distiller(hooks, training)));
@@ -32,14 +32,4 @@ export async function createRouter(options?: TrainingRouterOptions): Promise<Rou
     throw err;
   }
   return router;
-}
-
-// A copy of the router's own rule (create-router.ts) for whether it has an
-// embedder: the embedder option, else the embedding model, else the local
-// backend's embed. The router keeps its embedder private and exposes nothing
-// that says whether it has one; a public `hasEmbedder` getter on Router would
-// replace this copy.
-function hasEmbedder(options: RouterOptions, router: Router): boolean {
-  if (options.embedder === false) return false;
-  return typeof options.embedder === 'function' || Boolean(router.settings.embeddingModel) || typeof router.local?.embed === 'function';
 }
