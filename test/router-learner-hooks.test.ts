@@ -16,7 +16,6 @@ import { UnderstudyError } from '../src/errors.js';
 import type { BackendCall } from '../src/router/backend.js';
 import type { AdapterInfo, Learner, LearnerHooks, RoundReport } from '../src/router/learner.js';
 import type { ReadinessChangeEvent } from '../src/router/log.js';
-import { readinessLine } from '../src/router/log.js';
 import { rejection, root, thrown } from './helpers.js';
 import { ngramEmbed } from './ngram-embedder.js';
 import { API_KEY, freshDir } from './router-fixture.js';
@@ -180,7 +179,7 @@ test('adopt: swaps the adapter and the generation, records held-out scores, emit
   const up = changes[0]!;
   assert.equal([up.task, up.ready, up.comparisons, up.threshold], ['greet', true, 2, 0.72]);
   assert.ok(Math.abs(up.readiness! - 0.85) < 1e-12);
-  assert.equal(lines, [readinessLine(up)]);
+  assert.equal(lines, ['[understudy] task=greet is now served locally: readiness 0.85 ≥ 0.72 over 2 comparisons']);
   assert.is(r.readiness('greet').ready, true);
 
   // A ready task is answered locally, by adapter 1.
