@@ -8,7 +8,8 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { DatasetRow } from '../src/router/dataset.js';
 import { distillSettings } from '../src/train/options.js';
-import { decide, pairedGain, t95 } from '../src/train/gate.js';
+import { checkSimilarities, decide, pairedGain, t95 } from '../src/train/gate.js';
+import { thrown } from './helpers.js';
 import { planRound, scoreRound, type Scored } from '../src/train/round-plan.js';
 import { splitRows } from '../src/train/split.js';
 
@@ -158,6 +159,25 @@ test('no gain, or a gain under minGain, is kept before any test of chance', () =
   assert.equal(decide(one(0.5, [0.505], 16), s), { promote: false, reason: 'mean gained only 0.005, less than 0.01 (0.50 → 0.51)' });
   assert.equal(decide(scoredOf([['a', [0.5], [0.46]], ['b', [0.5], [0.5]]]), s), { promote: false, reason: 'mean did not improve (0.50 → 0.48)' });
   assert.equal(decide({ tasks: [], before: null, after: null, afterSims: new Map(), diffs: [] }, s), { promote: false, reason: 'no held-out rows to evaluate yet' });
+});
+
+test('non-finite scores fail with a coded error instead of passing every comparison', () => {
+  // NaN fails every comparison the gate makes, so it once promoted.
+  const cases: Array<[Scored, string]> = [
+    // 16 paired differences and the task's two means: 8 differences and the after mean are NaN.
+    [one(0.5, [Number.NaN, 0.8], 16), 'the embedder returned non-finite similarities (9 of 18, the first NaN): held-out answers cannot be compared, so the candidate is not judged'],
+    // 4 differences and the before mean: NaN; the after mean is not.
+    [scoredOf([['a', Array(4).fill(Number.NaN), Array(4).fill(0.9)]]), 'the embedder returned non-finite similarities (5 of 6, the first NaN): held-out answers cannot be compared, so the candidate is not judged'],
+  ];
+  for (const [scored, message] of cases) {
+    const err = thrown(() => decide(scored, s));
+    assert.is(err.code, 'NATIVE_ERROR');
+    assert.is(err.message, message);
+  }
+  const err = thrown(() => checkSimilarities([0.5, Infinity, 0.2]));
+  assert.is(err.code, 'NATIVE_ERROR');
+  assert.is(err.message, 'the embedder returned non-finite similarities (1 of 3, the first Infinity): held-out answers cannot be compared, so the candidate is not judged');
+  checkSimilarities([0, 1, -0.5]);
 });
 
 test.run();

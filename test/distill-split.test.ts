@@ -188,7 +188,7 @@ test('rowExample: a chat learns only the remote answer; a completion is prompt a
   delete broken.messages;
   const err = thrown(() => rowExample(broken));
   assert.is(err.code, 'INVALID_DATASET');
-  assert.is(err.message, 'dataset row 3 (task "t") is a chat row without messages');
+  assert.is(err.message, 'dataset row 3 (task "t") cannot be used: it is a chat row without messages');
 });
 
 test('heldOutCall: the request, the smaller token limit and the stop strings', () => {
@@ -207,7 +207,44 @@ test('heldOutCall: the request, the smaller token limit and the stop strings', (
   delete broken.prompt;
   const e2 = thrown(() => heldOutCall(broken));
   assert.is(e2.code, 'INVALID_DATASET');
-  assert.is(e2.message, 'dataset row 3 (task "u") is a complete row without prompt');
+  assert.is(e2.message, 'dataset row 3 (task "u") cannot be used: it is a complete row without prompt');
+});
+
+test('rows that cannot be replayed or learned are refused with INVALID_DATASET naming the row, never a raw error', () => {
+  const refused: Array<[string, (r: DatasetRow) => void, 'both' | 'held-out', string]> = [
+    ['no maxTokens', (r) => void delete (r.params as Partial<DatasetRow['params']>).maxTokens, 'held-out',
+      'dataset row 5 (task "t") cannot be used: its params.maxTokens is undefined of type undefined, not a positive integer'],
+    ['maxTokens 0', (r) => void (r.params.maxTokens = 0), 'held-out',
+      'dataset row 5 (task "t") cannot be used: its params.maxTokens is 0 of type number, not a positive integer'],
+    ['params null', (r) => void (r.params = null as never), 'held-out', 'dataset row 5 (task "t") cannot be used: its params are null, not an object'],
+    ['stop not strings', (r) => void (r.params.stop = [1] as never), 'held-out',
+      'dataset row 5 (task "t") cannot be used: its params.stop is an array of type object, not an array of strings'],
+    ['number content', (r) => void (r.messages = [{ role: 'user', content: 7 as never }]), 'both',
+      'dataset row 5 (task "t") cannot be used: messages[0].content is 7 of type number, not a string'],
+    ['empty role', (r) => void (r.messages = [{ role: '', content: 'x' }]), 'both',
+      'dataset row 5 (task "t") cannot be used: messages[0].role is "" of type string, not a non-empty string'],
+    ['message not an object', (r) => void (r.messages = ['hi' as never]), 'both',
+      'dataset row 5 (task "t") cannot be used: messages[0] is "hi" of type string, not a { role, content } object'],
+    ['messages not an array', (r) => void (r.messages = 5 as never), 'both', 'dataset row 5 (task "t") cannot be used: it is a chat row without messages'],
+    ['answer not a string', (r) => void (r.answer = null as never), 'both', 'dataset row 5 (task "t") cannot be used: its answer is null, not a string'],
+    ['unknown kind', (r) => void (r.kind = 'embed' as never), 'both', 'dataset row 5 (task "t") cannot be used: its kind is "embed", not "chat" or "complete"'],
+    ['unreadable', (r) => void (r.unreadable = 'its input is not valid JSON (Unexpected token)'), 'both',
+      'dataset row 5 (task "t") cannot be used: its input is not valid JSON (Unexpected token)'],
+  ];
+  for (const [name, spoil, where, message] of refused) {
+    const r = row(5, 't', 'hello');
+    spoil(r);
+    const err = thrown(() => heldOutCall(r));
+    assert.is(err.code, 'INVALID_DATASET', name);
+    assert.is(err.message, message, name);
+    if (where === 'both') {
+      const e2 = thrown(() => rowExample(r));
+      assert.is(e2.code, 'INVALID_DATASET', name);
+      assert.is(e2.message, message, name);
+    } else {
+      assert.ok(rowExample(r), `${name}: training does not need the limits`);
+    }
+  }
 });
 
 test.run();

@@ -8,7 +8,7 @@ import { spawn } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createRouter, MockBackend, type Router } from '../src/index.js';
-import { rejection, root } from './helpers.js';
+import { rejection, root, thrown } from './helpers.js';
 import { freshDir } from './router-fixture.js';
 import { startTeacher, type Teacher } from './teacher.js';
 
@@ -122,6 +122,31 @@ test('an export into a missing folder, or onto a folder, is IO_ERROR and leaves 
   assert.match(onto.message, /^the export to .*a-folder failed: EISDIR/);
   assert.equal(readdirSync(r.cacheDir).filter((f) => f.includes('.tmp')), []);
   assert.equal(readdirSync(folder), []);
+});
+
+test('a row whose stored JSON does not parse: readers get INVALID_DATASET naming it (the export too, leaving no file); a lenient read marks it', async () => {
+  const r = await remoteOnly();
+  await r.chat({ task: 'ok', messages: [{ role: 'user', content: 'a good row' }] });
+  // Another tool (or a damaged page) writes what the router never would.
+  const db = new Database(join(r.cacheDir, 'dataset.db'));
+  db.prepare(`INSERT INTO dataset (task, kind, input, answer, params, usage, model, source, latency_ms, created_at)
+    VALUES ('bad', 'chat', '[{"role":"user","content":"x"}]', 'y', '{"maxTokens":', '{}', 'm', 'call', 1, 0)`).run();
+  db.close();
+  const expected = /^dataset row 2 \(task "bad"\) cannot be read: its params column is not valid JSON \(.+\)$/;
+  const err = thrown(() => r.datasetRows());
+  assert.is(err.code, 'INVALID_DATASET');
+  assert.match(err.message, expected);
+  const out = join(r.cacheDir, 'out.jsonl');
+  const exported = await rejection(r.exportDataset(out));
+  assert.is(exported.code, 'INVALID_DATASET');
+  assert.match(exported.message, expected);
+  assert.equal(readdirSync(r.cacheDir).filter((f) => f.startsWith('out.jsonl')), [], 'no export and no temporary file');
+  assert.is(r.datasetRows('ok').length, 1, 'the readable task still reads');
+  const { Dataset } = await import('../src/router/dataset.js');
+  const db2 = new Database(join(r.cacheDir, 'dataset.db'));
+  const lenient = [...new Dataset(db2).rows(undefined, 0, { lenient: true })];
+  db2.close();
+  assert.equal(lenient.map((x) => [x.id, x.task, x.unreadable?.replace(/\(.+\)$/, '(…)')]), [[1, 'ok', undefined], [2, 'bad', 'its params column is not valid JSON (…)']]);
 });
 
 test('a task is derived from the system prompt when none is given', async () => {

@@ -27,6 +27,13 @@ export interface DatasetRow {
   source: 'call' | 'audit';
   latencyMs: number;
   createdAt: number;
+  /**
+   * Set, with the reason, on a row read leniently (rows(..., { lenient: true }))
+   * whose stored JSON does not parse: only id, task, kind, answer, source and
+   * createdAt are then meaningful. A reader that can do without the row (a
+   * training round) skips it and counts it; the others get INVALID_DATASET.
+   */
+  unreadable?: string;
 }
 
 export type NewRow = Omit<DatasetRow, 'id' | 'createdAt'>;
@@ -64,16 +71,18 @@ export class Dataset {
    * Rows in the order they were written, optionally of one task, after row
    * `afterId` (default: all). Read a page
    * at a time: an open SQLite cursor would block the router's writes while an
-   * export waits on its file.
+   * export waits on its file. A row whose stored JSON does not parse (a file
+   * edited or damaged outside the router) fails with INVALID_DATASET naming
+   * it, or, with `lenient`, comes back marked `unreadable` for the reader to skip.
    */
-  *rows(task?: string, afterId = 0): Generator<DatasetRow> {
+  *rows(task?: string, afterId = 0, options: { lenient?: boolean } = {}): Generator<DatasetRow> {
     const sql = `SELECT * FROM dataset WHERE id > ? ${task === undefined ? '' : 'AND task = ?'} ORDER BY id LIMIT 500`;
     const page = this.#db.prepare(sql);
     for (let last = afterId; ;) {
       const rows = page.all(last, ...(task === undefined ? [] : [task])) as StoredRow[];
       if (rows.length === 0) return;
       last = rows.at(-1)!.id;
-      yield* rows.map(toRow);
+      for (const row of rows) yield toRow(row, options.lenient === true);
     }
   }
 
@@ -83,21 +92,26 @@ export class Dataset {
   }
 }
 
-function toRow(r: StoredRow): DatasetRow {
-  const input = JSON.parse(r.input) as ChatMessage[] | string;
-  return {
-    id: r.id,
-    task: r.task,
-    kind: r.kind as DatasetRow['kind'],
-    ...(typeof input === 'string' ? { prompt: input } : { messages: input }),
-    answer: r.answer,
-    params: JSON.parse(r.params) as Params,
-    usage: JSON.parse(r.usage) as Usage,
-    model: r.model,
-    source: r.source as DatasetRow['source'],
-    latencyMs: r.latency_ms,
-    createdAt: r.created_at,
+function toRow(r: StoredRow, lenient: boolean): DatasetRow {
+  const row = {
+    id: r.id, task: r.task, kind: r.kind as DatasetRow['kind'], answer: r.answer, model: r.model,
+    source: r.source as DatasetRow['source'], latencyMs: r.latency_ms, createdAt: r.created_at,
   };
+  let column = 'input';
+  try {
+    const input = JSON.parse(r.input) as ChatMessage[] | string;
+    column = 'params';
+    const params = JSON.parse(r.params) as Params;
+    column = 'usage';
+    const usage = JSON.parse(r.usage) as Usage;
+    return { ...row, ...(typeof input === 'string' ? { prompt: input } : { messages: input }), params, usage };
+  } catch (err) {
+    // SQLite hands back whatever the file holds: a row written by another tool,
+    // or a damaged page, must not make every reader of the dataset throw a raw SyntaxError.
+    const why = `its ${column} column is not valid JSON (${errorText(err)})`;
+    if (!lenient) throw new UnderstudyError('INVALID_DATASET', `dataset row ${r.id} (task ${JSON.stringify(r.task)}) cannot be read: ${why}`, { cause: err });
+    return { ...row, params: {} as Params, usage: {} as Usage, unreadable: why };
+  }
 }
 
 /**
@@ -106,6 +120,9 @@ function toRow(r: StoredRow): DatasetRow {
  * a completion becomes `{"prompt":..., "completion":...}`. Written to a
  * temporary file and renamed, so a reader never sees half an export; when
  * anything fails, the temporary file is removed and the error is IO_ERROR.
+ * A row that cannot be read (see rows()) fails the export with its own
+ * INVALID_DATASET naming the row, rather than being left out: an export is
+ * a copy of the dataset, and one silently shorter than it would mislead.
  */
 export async function exportJsonl(rows: Iterable<DatasetRow>, path: string): Promise<number> {
   const target = resolve(path);

@@ -10,7 +10,7 @@ import type { BackendAnswer, BackendCall } from './backend.js';
 import { Background } from './background.js';
 import type { Dataset, DatasetRow } from './dataset.js';
 import type { RouterCore } from './core.js';
-import type { DatasetEvent } from './events.js';
+import type { DatasetEvent, RouterEvents } from './events.js';
 import { trainingUnsupported, type LearnerHooks } from './learner.js';
 import { readinessLine, shadowLine } from './log.js';
 import { fitsLocally } from './policy.js';
@@ -122,7 +122,31 @@ export class Learning {
   #changed(state: ReadinessState): void {
     const change = { task: state.task, ready: state.ready, readiness: state.readiness, comparisons: state.comparisons, threshold: state.threshold };
     this.#core.log(readinessLine(change));
-    this.#core.emit('readiness', change);
+    // Reached from adopt() and forget(): a listener's exception must not look like a failed swap.
+    this.#safeEmit('readiness', change);
+  }
+
+  /**
+   * Emits for the learner's side (training progress, round reports, adapter
+   * swaps, readiness flips after a swap): a listener that throws becomes a
+   * warning. Emitting from a worker's message handler or between a swap and
+   * its bookkeeping, a throw would crash the process or undo a swap that happened.
+   */
+  #safeEmit<K extends keyof RouterEvents>(event: K, payload: RouterEvents[K]): void {
+    try {
+      this.#core.emit(event, payload);
+    } catch (err) {
+      this.#safeWarn(`a listener of the '${String(event)}' event failed: ${errorText(err)}`);
+    }
+  }
+
+  /** A warning whose own listener may throw: its line is already in the log by then. */
+  #safeWarn(message: string): void {
+    try {
+      this.#core.warn(message);
+    } catch {
+      // The 'warning' listener threw; the line was written before the event.
+    }
   }
 
   /** Every known task's state now, to tell afterwards whose `ready` flipped. */
@@ -186,7 +210,8 @@ export class Learning {
       cacheDir: core.cacheDir,
       rows: (afterId = 0) => {
         this.#open();
-        return this.dataset.rows(undefined, afterId);
+        // Lenient: a round skips a row it cannot read (and counts it) rather than failing on it.
+        return this.dataset.rows(undefined, afterId, { lenient: true });
       },
       similarities: async (pairs) => {
         if (!core.embedder) throw trainingUnsupported('comparing answers needs an embedder (UNDERSTUDY_EMBEDDING_MODEL, the local model, or the embedder option)');
@@ -206,8 +231,8 @@ export class Learning {
         return () => void this.#rowListeners.delete(entry);
       },
       log: (line) => core.log(line),
-      warn: (message) => core.warn(message),
-      emit: (event, payload) => core.emit(event, payload),
+      warn: (message) => this.#safeWarn(message),
+      emit: (event, payload) => this.#safeEmit(event, payload),
     };
   }
 

@@ -4,8 +4,15 @@
 //
 // Automatic rounds (unless `auto` is false): every dataset row newer than the
 // last round counts; once `trainEvery` of them have arrived a round starts
-// (unless one is queued or running). A failed automatic round warns and waits for another trainEvery
-// rows rather than retrying at once on the same data.
+// (unless one is queued or running), also right after start when enough rows
+// came while the router was down. A failed round (automatic or manual)
+// consumes the rows counted so far: the next automatic round waits for
+// trainEvery rows that arrive after the failure, rather than retrying at once
+// on the same data (and failing the same way, forever). A skipped round ("not
+// enough data") consumes them too (see round.ts), so it does not rerun on each new row.
+//
+// The distiller knows which adapter serves (#serving): the manifest's current
+// one may have failed to load at start, and rounds must start from what serves.
 import { Piscina } from 'piscina';
 import { UnderstudyError } from '../errors.js';
 import type { AdapterInfo, Learner, LearnerHooks, RoundReport } from '../router/learner.js';
@@ -43,6 +50,8 @@ export class Distiller implements Learner {
   #pending: number[] = [];
   #autoQueued = false;
   #lastRowId = 0;
+  /** The adapter the backend serves (null = the base model); rounds measure it and train from it. */
+  #serving: AdapterInfo | null = null;
 
   constructor(hooks: LearnerHooks, options?: DistillOptions) {
     this.settings = distillSettings(options);
@@ -69,6 +78,7 @@ export class Distiller implements Learner {
     if (current) {
       try {
         await hooks.adopt(current.version, current.file);
+        this.#serving = current;
         hooks.emit('adapter', { action: 'loaded', version: current.version, previous: null });
         hooks.log(loadedLine(current.version));
       } catch (err) {
@@ -86,6 +96,8 @@ export class Distiller implements Learner {
       this.#unsubscribe = hooks.onRow((row) => this.#onRow(row.id));
     }
     this.#state = { base, registry, source };
+    // Enough rows may have come while the router was down: a round, once start() has returned.
+    if (this.settings.auto) setImmediate(() => this.#maybeAuto());
     return this.#state;
   }
 
@@ -122,6 +134,7 @@ export class Distiller implements Learner {
         await this.#hooks.adopt(from.version, from.file).catch(() => undefined);
         throw err;
       }
+      this.#serving = to;
       this.#hooks.forget(from.version);
       this.#hooks.emit('adapter', { action: 'rolled-back', version: to?.version ?? null, previous: from.version });
       this.#hooks.log(rollbackLine(from.version, to?.version ?? null));
@@ -146,36 +159,53 @@ export class Distiller implements Learner {
     this.#maybeAuto();
   }
 
-  #maybeAuto(): void {
+  #due(): boolean {
     const settings = this.#hooks.settings;
-    if (!this.settings.auto || !settings.trainLocal || this.#autoQueued || this.#closing || this.#pending.length < settings.trainEvery) return;
+    return this.settings.auto && settings.trainLocal && !this.#closing && this.#pending.length >= settings.trainEvery;
+  }
+
+  #maybeAuto(): void {
+    if (this.#autoQueued || !this.#due()) return;
     this.#autoQueued = true;
-    this.#round('auto').catch((err: unknown) => {
+    this.#enqueue(async () => {
+      // Asked again when its turn comes: a round that ran (or failed) before it may have used the rows up.
+      if (!this.#due()) {
+        this.#autoQueued = false;
+        return;
+      }
+      await this.#run('auto');
+    }).catch((err: unknown) => {
       if (this.#closing) return;
-      // Wait for trainEvery new rows before trying again.
-      this.#pending = [];
       this.#hooks.warn(`the automatic training round failed (the next starts after ${this.#hooks.settings.trainEvery} more rows): ${v.errorText(err)}`);
     });
   }
 
   #round(trigger: 'auto' | 'manual', signal?: AbortSignal): Promise<RoundReport> {
-    return this.#enqueue(async () => {
+    return this.#enqueue(() => this.#run(trigger, signal));
+  }
+
+  /** One round, in the queue. */
+  async #run(trigger: 'auto' | 'manual', signal?: AbortSignal): Promise<RoundReport> {
+    try {
       const state = await this.#live();
       const stop = signal ? AbortSignal.any([this.#stop.signal, signal]) : this.#stop.signal;
-      try {
-        const report = await runRound({
-          hooks: this.#hooks, registry: state.registry, base: state.base, source: state.source,
-          settings: this.settings, pool: this.#worker(), trigger, signal: stop,
-        });
-        this.#lastRowId = Math.max(this.#lastRowId, report.lastRowId);
-        this.#pending = this.#pending.filter((id) => id > this.#lastRowId);
-        return report;
-      } finally {
-        if (trigger === 'auto') this.#autoQueued = false;
-        // Rows that came during the round may already make another.
-        queueMicrotask(() => this.#maybeAuto());
-      }
-    });
+      const report = await runRound({
+        hooks: this.#hooks, registry: state.registry, base: state.base, source: state.source,
+        settings: this.settings, pool: this.#worker(), trigger, signal: stop, parent: this.#serving,
+      });
+      if (report.version !== null) this.#serving = state.registry.list(state.base.key).find((a) => a.version === report.version) ?? this.#serving;
+      this.#lastRowId = Math.max(this.#lastRowId, report.lastRowId);
+      this.#pending = this.#pending.filter((id) => id > this.#lastRowId);
+      return report;
+    } catch (err) {
+      // The rows counted so far were this round's: the next automatic one waits for trainEvery new ones.
+      this.#pending = [];
+      throw err;
+    } finally {
+      if (trigger === 'auto') this.#autoQueued = false;
+      // Rows that came during the round may already make another (not after a failure: #pending is empty then).
+      queueMicrotask(() => this.#maybeAuto());
+    }
   }
 
   #enqueue<T>(work: () => Promise<T>): Promise<T> {

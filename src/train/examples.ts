@@ -15,39 +15,81 @@ export interface HeldOutCall {
   stop: string[];
 }
 
+function badRow(row: DatasetRow, why: string): UnderstudyError {
+  return new UnderstudyError('INVALID_DATASET', `dataset row ${row.id} (task ${JSON.stringify(row.task)}) cannot be used: ${why}`);
+}
+
 function missingInput(row: DatasetRow): UnderstudyError {
   const what = row.kind === 'chat' ? 'messages' : 'prompt';
-  return new UnderstudyError('INVALID_DATASET', `dataset row ${row.id} (task ${JSON.stringify(row.task)}) is a ${row.kind} row without ${what}`);
+  return badRow(row, `it is a ${row.kind} row without ${what}`);
+}
+
+/**
+ * What a row must hold to be trained on or replayed. The router writes rows
+ * that pass, but the file is SQLite anyone can edit (or damage), and a round
+ * reads every row: a bad one is refused here, counted as unreadable, and the
+ * round goes on without it, rather than failing inside the worker for good.
+ */
+function checkRow(row: DatasetRow): void {
+  if (row.unreadable !== undefined) throw badRow(row, row.unreadable);
+  if (row.kind !== 'chat' && row.kind !== 'complete') throw badRow(row, `its kind is ${v.showValue(row.kind)}, not "chat" or "complete"`);
+  if (typeof row.answer !== 'string') throw badRow(row, `its answer is ${v.describeValue(row.answer)}, not a string`);
+  if (row.kind === 'chat') {
+    if (!Array.isArray(row.messages) || row.messages.length === 0) throw missingInput(row);
+    row.messages.forEach((m: unknown, i) => {
+      if (!v.isPlainObject(m)) throw badRow(row, `messages[${i}] is ${v.describeValue(m)}, not a { role, content } object`);
+      if (typeof m.role !== 'string' || m.role.length === 0) throw badRow(row, `messages[${i}].role is ${v.describeValue(m.role)}, not a non-empty string`);
+      if (typeof m.content !== 'string') throw badRow(row, `messages[${i}].content is ${v.describeValue(m.content)}, not a string`);
+    });
+  } else if (typeof row.prompt !== 'string') {
+    throw missingInput(row);
+  }
+}
+
+/** The row's limits, checked: a replayed call gets exactly what the remote got. */
+function checkParams(row: DatasetRow): { maxTokens: number; stop: string[] } {
+  const params: unknown = row.params;
+  if (!v.isPlainObject(params)) throw badRow(row, `its params are ${v.describeValue(params)}, not an object`);
+  const { maxTokens, stop } = params;
+  if (!Number.isSafeInteger(maxTokens) || (maxTokens as number) < 1) {
+    throw badRow(row, `its params.maxTokens is ${v.describeValue(maxTokens)}, not a positive integer`);
+  }
+  if (!Array.isArray(stop) || !stop.every((x) => typeof x === 'string')) {
+    throw badRow(row, `its params.stop is ${v.describeValue(stop)}, not an array of strings`);
+  }
+  return { maxTokens: maxTokens as number, stop: [...stop] };
 }
 
 // Copied to plain { role, content } pairs: nothing else a stored message might carry reaches the trainer.
 function plainMessages(row: DatasetRow): Array<{ role: string; content: string }> {
-  if (!Array.isArray(row.messages) || row.messages.length === 0) throw missingInput(row);
-  return row.messages.map((m) => ({ role: m.role, content: m.content }));
+  return row.messages!.map((m) => ({ role: m.role, content: m.content }));
 }
 
 /**
  * The row as a training example. A chat learns only the remote's answer
  * (learn: 'last'): the assistant turns inside the request are the caller's
  * history, which the remote did not write and the adapter should not imitate.
+ * INVALID_DATASET, naming the row, for a row that cannot be one (checkRow).
  */
 export function rowExample(row: DatasetRow): TrainingExample {
+  checkRow(row);
   if (row.kind === 'chat') {
     return { messages: [...plainMessages(row), { role: 'assistant', content: row.answer }], learn: 'last' };
   }
-  if (typeof row.prompt !== 'string') throw missingInput(row);
-  return { prompt: row.prompt, completion: row.answer };
+  return { prompt: row.prompt!, completion: row.answer };
 }
 
 /**
  * The row's request for held-out evaluation, with at most `maxTokens` tokens
  * (evaluation time grows with it; the remote's own limit is kept when smaller)
  * and the caller's stop strings, so both answers end where the remote's did.
+ * INVALID_DATASET, naming the row, for a row that cannot be replayed.
  */
 export function heldOutCall(row: DatasetRow, maxTokens = 256): HeldOutCall {
-  const limit = Math.min(row.params.maxTokens, v.integer(maxTokens, 'maxTokens', 256, 1));
-  const stop = [...row.params.stop];
-  if (row.kind === 'chat') return { kind: 'chat', messages: plainMessages(row), maxTokens: limit, stop };
-  if (typeof row.prompt !== 'string') throw missingInput(row);
-  return { kind: 'complete', prompt: row.prompt, maxTokens: limit, stop };
+  const cap = v.integer(maxTokens, 'maxTokens', 256, 1);
+  checkRow(row);
+  const params = checkParams(row);
+  const limit = Math.min(params.maxTokens, cap);
+  if (row.kind === 'chat') return { kind: 'chat', messages: plainMessages(row), maxTokens: limit, stop: params.stop };
+  return { kind: 'complete', prompt: row.prompt!, maxTokens: limit, stop: params.stop };
 }

@@ -24,6 +24,7 @@
 // answer is greedy, so copies of a prompt add no evidence. The reason reads
 // "per-prompt gain 0.011 ± 0.031 over 16 held-out prompts is within chance":
 // the gain is mean(d), ± the one-sided margin t · sd(d) / √n it must exceed.
+import { UnderstudyError } from '../errors.js';
 import type { DistillSettings } from './options.js';
 import type { Scored } from './round-plan.js';
 
@@ -57,8 +58,22 @@ const f = (x: number) => x.toFixed(2);
 const g = (x: number) => x.toFixed(3);
 const prompts = (n: number) => `${n} held-out prompt${n === 1 ? '' : 's'}`;
 
+/**
+ * Refuses similarities that are not finite numbers. Every comparison above is
+ * false for NaN, so a NaN from an embedder (a user's function, a zero vector
+ * divided by its norm) would pass every test and promote: the round fails instead.
+ */
+export function checkSimilarities(sims: readonly number[]): void {
+  const bad = sims.findIndex((x) => typeof x !== 'number' || !Number.isFinite(x));
+  if (bad === -1) return;
+  const count = sims.filter((x) => typeof x !== 'number' || !Number.isFinite(x)).length;
+  throw new UnderstudyError('NATIVE_ERROR',
+    `the embedder returned non-finite similarities (${count} of ${sims.length}, the first ${String(sims[bad])}): held-out answers cannot be compared, so the candidate is not judged`);
+}
+
 /** Promote or keep, and why, in a line a person can check (see the top of this file). */
 export function decide(scored: Scored, s: Pick<DistillSettings, 'minGain' | 'margin'>): { promote: boolean; reason: string } {
+  checkSimilarities([...scored.diffs, ...scored.tasks.flatMap((t) => [t.before ?? 0, t.after ?? 0])]);
   if (scored.before === null || scored.after === null) return { promote: false, reason: 'no held-out rows to evaluate yet' };
   const drops = scored.tasks
     .filter((t) => t.before !== null && t.after !== null && t.before - t.after > s.margin)

@@ -9,6 +9,7 @@ import type { TaskRoundReport } from '../router/learner.js';
 import { heldOutCall, rowExample, type HeldOutCall } from './examples.js';
 import type { DistillSettings } from './options.js';
 import { splitRows } from './split.js';
+import { errorText } from '../validate.js';
 
 /** Rows read between two turns of the event loop. */
 const ROWS_PER_TURN = 500;
@@ -32,26 +33,38 @@ export interface RoundPlan {
   heldOutRows: Array<{ task: string; answer: string; key: string }>;
   /** Rows that could not be made into an example or a call. */
   unreadable: number;
+  /** Those rows' ids (in id order) and the first one's reason, for the round's one warning. */
+  refused: { ids: number[]; first: string | null };
   tasks: string[];
 }
 
 /** Reads every row (yielding to the event loop between pages) and plans the round. */
 export async function planRound(rows: Iterable<DatasetRow>, s: DistillSettings, lastRowId: number): Promise<RoundPlan> {
   const all: DatasetRow[] = [];
+  const refused: RoundPlan['refused'] = { ids: [], first: null };
+  const refuse = (row: DatasetRow, err: unknown) => {
+    refused.ids.push(row.id);
+    refused.first ??= errorText(err);
+  };
+  let read = 0;
   for (const row of rows) {
-    all.push(row);
     lastRowId = Math.max(lastRowId, row.id);
-    if (all.length % ROWS_PER_TURN === 0) await yieldToLoop();
+    // A row the dataset could not parse takes no side in the split: it is only counted.
+    if (row.unreadable !== undefined) refuse(row, new Error(`dataset row ${row.id} (task ${JSON.stringify(row.task)}) cannot be read: ${row.unreadable}`));
+    else all.push(row);
+    if (++read % ROWS_PER_TURN === 0) await yieldToLoop();
   }
   const split = splitRows(all, { heldOutShare: s.heldOutShare, minHeldOut: s.minHeldOut });
-  const plan: RoundPlan = { lastRowId, examples: [], exampleTasks: [], heldOut: [], heldOutRows: [], unreadable: 0, tasks: [...split.keys()].sort() };
+  const plan: RoundPlan = {
+    lastRowId, examples: [], exampleTasks: [], heldOut: [], heldOutRows: [], unreadable: 0, refused, tasks: [...split.keys()].sort(),
+  };
   const training = [...split.values()].flatMap((t) => t.train).sort((a, b) => b.id - a.id).slice(0, s.maxRows).reverse();
   for (const row of training) {
     try {
       plan.examples.push(rowExample(row));
       plan.exampleTasks.push(row.task);
-    } catch {
-      plan.unreadable++;
+    } catch (err) {
+      refuse(row, err);
     }
   }
   for (const task of plan.tasks) {
@@ -60,11 +73,13 @@ export async function planRound(rows: Iterable<DatasetRow>, s: DistillSettings, 
         const call = heldOutCall(row, HELD_OUT_TOKENS);
         plan.heldOut.push(call);
         plan.heldOutRows.push({ task, answer: row.answer, key: JSON.stringify(call) });
-      } catch {
-        plan.unreadable++;
+      } catch (err) {
+        refuse(row, err);
       }
     }
   }
+  refused.ids.sort((a, b) => a - b);
+  plan.unreadable = refused.ids.length;
   return plan;
 }
 

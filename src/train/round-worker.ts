@@ -85,14 +85,24 @@ export function fitting(model: Model, examples: TrainingExample[], cap: number, 
       longest = Math.max(longest, tokens!.tokens.length);
       used.push(true);
     } catch (err) {
-      if (!(err instanceof UnderstudyError && err.code === 'INVALID_DATASET')) throw err;
+      if (!(err instanceof UnderstudyError && (err.code === 'INVALID_DATASET' || err.code === 'INVALID_ARGUMENT'))) throw err;
       used.push(false);
     }
   }
   return { used, longest };
 }
 
-async function answerAll(context: Context, calls: HeldOutCall[], template: string | undefined, signal: AbortSignal): Promise<Array<string | null>> {
+/**
+ * Errors of one held-out call that say the call cannot be made (a prompt the
+ * context cannot hold, a request or stored row the model layer refuses): that
+ * call is left out of the comparison (null), the others still count. Anything
+ * else (aborted, out of memory, a decode failure) fails the round.
+ */
+const UNANSWERABLE: ReadonlySet<string> = new Set(['CONTEXT_OVERFLOW', 'INVALID_ARGUMENT', 'INVALID_DATASET']);
+
+/** Greedy answers to `calls`, batched over the context's sequences; null for a call that cannot be made. */
+export async function answerAll(context: Pick<Context, 'clearCache' | 'chat' | 'complete'>, calls: HeldOutCall[], template: string | undefined,
+  signal: AbortSignal): Promise<Array<string | null>> {
   context.clearCache();
   return Promise.all(calls.map(async (call) => {
     const options = { temperature: 0, maxTokens: call.maxTokens, stop: call.stop, signal };
@@ -102,8 +112,7 @@ async function answerAll(context: Context, calls: HeldOutCall[], template: strin
         : await context.complete(call.prompt!, options);
       return done.text;
     } catch (err) {
-      // A prompt the serving context could not hold either: left out of the comparison.
-      if (err instanceof UnderstudyError && err.code === 'CONTEXT_OVERFLOW') return null;
+      if (err instanceof UnderstudyError && UNANSWERABLE.has(err.code) && !signal.aborted) return null;
       throw err;
     }
   }));
