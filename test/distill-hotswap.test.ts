@@ -2,16 +2,18 @@
 // streams that run while the round ends and the swap happens all complete,
 // each stream's pieces make its result's text, and each text is, in full,
 // either the base model's greedy answer or the new adapter's (never a mix),
-// with the result naming the adapter that answered. Then close() during an
-// automatic round, with streams running, aborts the round and leaves the
-// adapter folder byte for byte as it was; a restarted router serves v1.
-// (The event loop ticking through a round is checked in distill-round.test.ts.)
+// with the result naming the adapter that answered. The swap is held back (the
+// test wraps the local backend's useAdapter) until streams are decoding, so
+// the streams it overlaps are known, not left to scheduling: those must finish
+// with the base model's answer, and those started once it is done with v1's.
+// Then close() during an automatic round, with streams running, aborts the
+// round and leaves the adapter folder byte for byte as it was; a restarted
+// router serves v1. (The event loop ticking through a round is checked in
+// distill-round.test.ts.)
 //
-// FAILS at 345b2b7 on a known bug, the last assertion of the first test: a
-// local call sent while a swap is pending runs after it, with the new adapter,
-// but its result names the adapter current when it was sent (call-path.ts
-// reads readiness.generation before the backend call; adopt() sets the
-// generation only once useAdapter has resolved).
+// A local call sent while a swap is pending runs after it, with the new
+// adapter, and its result must name that adapter: the mislabelled check below
+// guards that (it once named the adapter current when the call was sent).
 import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'uvu';
@@ -36,16 +38,28 @@ const PROMPTS = [...subjects(0, 3), 'purple whale', 'lost kite', 'windy hill'].m
 let oldRef: string[];
 let newRef: string[];
 
-interface Streamed { i: number; text: string; pieces: string; adapter: number | undefined; started: number; ended: number }
+interface Streamed { id: number; i: number; text: string; pieces: string; adapter: number | undefined; afterSwap: boolean }
 
-/** One streamed local call of PROMPTS[i]. */
-async function streamOne(r: Router, i: number): Promise<Streamed> {
-  const started = performance.now();
+/** What a watcher of streams hears: a stream's first piece (it is decoding), and its end. */
+interface Watch { decoding(id: number): void; ended(id: number): void }
+
+let streamIds = 0;
+
+/** One streamed local call of PROMPTS[i]; `afterSwap` is stored with it as given at the start. */
+async function streamOne(r: Router, i: number, afterSwap = false, watch?: Watch): Promise<Streamed> {
+  const id = streamIds++;
   const stream = r.chat({ ...PROMPTS[i]!, route: 'local', stream: true });
   let pieces = '';
-  for await (const piece of stream) pieces += piece;
+  try {
+    for await (const piece of stream) {
+      if (pieces === '') watch?.decoding(id);
+      pieces += piece;
+    }
+  } finally {
+    watch?.ended(id);
+  }
   const result = await stream.result;
-  return { i, text: result.text, pieces, adapter: result.adapter, started, ended: performance.now() };
+  return { id, i, text: result.text, pieces, adapter: result.adapter, afterSwap };
 }
 
 test.before(async () => {
@@ -62,16 +76,47 @@ test('streams running while a promotion swaps the adapter all complete, each wit
   for (const s of subjects(0, 16)) await within(router.chat(ask('alpha', s)));
   oldRef = await localAnswers(router, PROMPTS);
 
+  // The swap of the promotion waits until a stream has finished and IN_FLIGHT streams are
+  // decoding (each has yielded a piece, so the native context has it): those are the streams
+  // the swap overlaps, noted at the moment it starts.
+  const IN_FLIGHT = 3;
+  const decoding = new Set<number>();
+  let finished = 0;
+  let overlapped: number[] | undefined;
+  let openGate!: () => void;
+  const gate = new Promise<void>((resolve) => (openGate = resolve));
+  const check = () => {
+    if (overlapped || finished < 1 || decoding.size < IN_FLIGHT) return;
+    overlapped = [...decoding];
+    openGate();
+  };
+  const watch: Watch = {
+    decoding(id) {
+      decoding.add(id);
+      check();
+    },
+    ended(id) {
+      decoding.delete(id);
+      finished++;
+      check();
+    },
+  };
+  const local = router.local!;
+  const useAdapter = local.useAdapter!.bind(local);
+  let swaps = 0;
+  let swapped = false;
+  local.useAdapter = async (file) => {
+    swaps++;
+    await gate;
+    await useAdapter(file);
+    swapped = true;
+  };
+
   // Traffic from the evaluation of the candidate (the round's last phase) until each loop has
-  // made a few calls after the swap.
-  let swappedAt = Infinity;
+  // made a few calls started after the swap was done.
   const done: Streamed[] = [];
   const errors: unknown[] = [];
   const evaluating = nextEvent(router, 'training', (p: TrainingProgress) => p.phase === 'evaluate', ROUND_MS);
-  const promoted = nextEvent(router, 'adapter', (e) => e.action === 'promoted', ROUND_MS).then((e) => {
-    swappedAt = performance.now();
-    return e;
-  });
   const round = router.train();
   round.catch(() => undefined);
   await within(evaluating, ROUND_MS, 'the evaluation phase');
@@ -79,9 +124,9 @@ test('streams running while a promotion swaps the adapter all complete, each wit
   const loop = async () => {
     let after = 0;
     while (after < 3) {
-      if (performance.now() > swappedAt) after++;
+      if (swapped) after++;
       try {
-        done.push(await within(streamOne(router!, next++ % PROMPTS.length)));
+        done.push(await within(streamOne(router!, next++ % PROMPTS.length, swapped, watch)));
       } catch (err) {
         errors.push(err);
         return;
@@ -90,10 +135,10 @@ test('streams running while a promotion swaps the adapter all complete, each wit
   };
   const loops = Array.from({ length: LOOPS }, loop);
   const report = await within(round, ROUND_MS, 'the round');
-  await within(promoted);
   await within(Promise.all(loops));
   assert.ok(report.promoted, `the round was not promoted: ${report.reason}`);
   assert.is(report.version, 1);
+  assert.is(swaps, 1, 'the promotion did not swap the adapter once');
   newRef = await localAnswers(router, PROMPTS);
   assert.equal(newRef.map((t) => t.trim()), PROMPTS.map(() => ALPHA_ANSWER), 'v1 does not answer alpha as taught');
   PROMPTS.forEach((_, i) => assert.is.not(oldRef[i], newRef[i], `the base model already answers prompt ${i} as v1 does`));
@@ -106,14 +151,27 @@ test('streams running while a promotion swaps the adapter all complete, each wit
     assert.ok(which !== 'mixed', `prompt ${d.i} got neither the old nor the new answer: ${JSON.stringify(d.text)}`);
     if (d.adapter !== (which === 'new' ? 1 : undefined)) mislabelled.push(`prompt ${d.i}: ${which} answer, result.adapter ${d.adapter}`);
   }
+  // The streams decoding when the swap started finish as they began: the old answer in full.
+  assert.is(overlapped?.length, IN_FLIGHT);
+  const during = done.filter((d) => overlapped!.includes(d.id));
+  assert.is(during.length, IN_FLIGHT, 'a stream the swap overlapped did not complete');
+  for (const d of during) {
+    assert.is(d.text, oldRef[d.i], `stream of prompt ${d.i}, decoding when the swap started, did not end with the old answer`);
+    assert.is(d.adapter, undefined);
+  }
+  // The streams started once it was done get v1, and say so.
+  const after = done.filter((d) => d.afterSwap);
+  assert.ok(after.length >= LOOPS * 3, `only ${after.length} streams started after the swap`);
+  for (const d of after) {
+    assert.is(d.text, newRef[d.i], `stream of prompt ${d.i}, started after the swap, did not get v1's answer`);
+    assert.is(d.adapter, 1);
+  }
   const olds = done.filter((d) => d.text === oldRef[d.i]).length;
-  const across = done.filter((d) => d.started < swappedAt && d.ended > swappedAt).length;
-  console.log(`  ${done.length} streams: ${olds} old answers, ${done.length - olds} new, ${across} in flight when the promotion was announced`);
-  assert.ok(olds > 0 && olds < done.length, 'the traffic did not span the swap');
-  assert.ok(across > 0, 'no stream was in flight at the swap');
+  console.log(`  ${done.length} streams: ${olds} old answers, ${done.length - olds} new; ${IN_FLIGHT} decoding when the swap started, ${after.length} started after it`);
   // The result names the adapter that answered: a call sent while the swap was pending runs
   // after it, with the new adapter, and must say so.
   assert.equal(mislabelled, [], `results that name another adapter than the one that answered:\n${mislabelled.join('\n')}`);
+  local.useAdapter = useAdapter;
 });
 
 test('close() during an automatic round with streams running aborts it and leaves the adapter folder as it was', async () => {
