@@ -79,10 +79,13 @@ export class Distiller implements Learner {
       try {
         await hooks.adopt(current.version, current.file);
         this.#serving = current;
-        hooks.emit('adapter', { action: 'loaded', version: current.version, previous: null });
-        hooks.log(loadedLine(current.version));
       } catch (err) {
         hooks.warn(`the current adapter v${current.version} (${current.file}) could not be loaded, serving the base model: ${v.errorText(err)}`);
+      }
+      // After the try: only the load failing means the base model serves.
+      if (this.#serving) {
+        hooks.emit('adapter', { action: 'loaded', version: current.version, previous: null });
+        hooks.log(loadedLine(current.version));
       }
     }
     this.#lastRowId = registry.state(base.key).lastRowId;
