@@ -34,7 +34,7 @@ function panel(run: DistillRun, goals: { share: number; similarity: number; wind
   const yAt = (v: number) => oy + M.top + ph - v * ph;
   const out: string[] = [];
   const reached = run.reached ? `, ${Math.round(goals.share * 100)}% after ${run.reached.teacherCalls} teacher calls` : ', goal not reached';
-  out.push(`<text x="${ox + W / 2}" y="${oy + 20}" text-anchor="middle" font-weight="bold">trainEvery ${run.trainEvery}${esc(reached)}</text>`);
+  out.push(`<text x="${ox + W / 2}" y="${oy + 20}" text-anchor="middle" font-weight="bold">trainEvery ${run.trainEvery}, seed ${run.seed}${esc(reached)}</text>`);
   for (let v = 0; v <= 1.0001; v += 0.2) {
     const y = yAt(v).toFixed(1);
     out.push(`<line x1="${ox + M.left}" y1="${y}" x2="${ox + W - M.right}" y2="${y}" stroke="#e3e3e3"/>`);
@@ -72,8 +72,10 @@ function panel(run: DistillRun, goals: { share: number; similarity: number; wind
 
 export function distillChart(title: string, subtitle: string, runs: DistillRun[], goals: { share: number; similarity: number; window: number }): string {
   const head = 78;
-  const width = Math.max(640, runs.length * W);
-  const height = head + H + 10;
+  // Up to three panels a row.
+  const perRow = Math.min(3, Math.max(1, runs.length));
+  const width = Math.max(640, perRow * W);
+  const height = head + Math.ceil(runs.length / perRow) * H + 10;
   const legend = [
     [SHARE, `local share of the last ${goals.window} calls (dashed: ${Math.round(goals.share * 100)}% goal)`],
     [HELD_OUT, `held-out similarity of the adapter in use, after each round (filled: promoted; dashed: ${goals.similarity})`],
@@ -87,7 +89,7 @@ export function distillChart(title: string, subtitle: string, runs: DistillRun[]
     `<text x="16" y="22" font-size="14" font-weight="bold">${esc(title)}</text>`,
     `<text x="16" y="40" fill="#555" font-size="11">${esc(subtitle)}</text>`,
     ...legend,
-    ...runs.map((r, i) => panel(r, goals, (width - runs.length * W) / 2 + i * W, head)),
+    ...runs.map((r, i) => panel(r, goals, (width - perRow * W) / 2 + (i % perRow) * W, head + Math.floor(i / perRow) * H)),
     '</svg>',
     '',
   ].join('\n');

@@ -53,6 +53,7 @@ const USAGE = `usage: npm run bench -- [options]
   --router-calls N     timed exact-cache hits (default 20000, after a tenth as many warm-up calls)
   --distill-every LIST  UNDERSTUDY_TRAIN_EVERY values for the distill section, one run each (default ${DISTILL_EVERY.join(',')})
   --distill-calls N     most calls a distill run sends (default ${DISTILL_CALLS})
+  --distill-seeds LIST  one distill run per seed and trainEvery value (default 1): prompts, shadow checks and audits
   --name NAME     results file bench/results/NAME.json (default cpu-<hostname>-<date>)
   --gpu           offload all layers: -ngl 99 for llama.cpp's tools, gpuLayers 'max' for ours (node-llama-cpp is left out)
   --quick         smoke run: reps 2, stories only (unless --reps / --models say otherwise)`;
@@ -75,7 +76,7 @@ async function main(): Promise<void> {
     options: {
       threads: { type: 'string' }, reps: { type: 'string' }, models: { type: 'string' }, name: { type: 'string' },
       npl: { type: 'string' }, skip: { type: 'string' }, only: { type: 'string' }, 'router-sizes': { type: 'string' }, 'router-calls': { type: 'string' },
-      'distill-every': { type: 'string' }, 'distill-calls': { type: 'string' },
+      'distill-every': { type: 'string' }, 'distill-calls': { type: 'string' }, 'distill-seeds': { type: 'string' },
       gpu: { type: 'boolean', default: false }, quick: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h' },
     },
   });
@@ -99,6 +100,7 @@ async function main(): Promise<void> {
   const runDistill = only.has('distill');
   const distillEvery = values['distill-every'] === undefined ? DISTILL_EVERY : intList(values['distill-every'], 'distill-every');
   const distillCalls = positiveInt(values['distill-calls'], 'distill-calls', DISTILL_CALLS);
+  const distillSeeds = values['distill-seeds'] === undefined ? [1] : intList(values['distill-seeds'], 'distill-seeds');
   const routerSizes = values['router-sizes'] === undefined ? (quick ? ROUTER_SIZES.slice(0, 1) : ROUTER_SIZES) : intList(values['router-sizes'], 'router-sizes');
   const routerCalls = positiveInt(values['router-calls'], 'router-calls', 20_000);
   const date = new Date();
@@ -238,7 +240,7 @@ async function main(): Promise<void> {
   const train: TrainSectionResult | null = runTrain ? await runTrainBench(models, { threads, reps, quick }, phase, log) : null;
   // Its workload and training options are fitted to stories260K (see bench/distill-section.ts), whatever --models says.
   const distill: DistillSectionResult | null = runDistill
-    ? await runDistillBench({ modelPath: (await resolveModels(['stories'], log))[0]!.path, trainEvery: distillEvery, maxCalls: distillCalls, seed: 1 }, phase, log)
+    ? await runDistillBench({ modelPath: (await resolveModels(['stories'], log))[0]!.path, trainEvery: distillEvery, maxCalls: distillCalls, seeds: distillSeeds }, phase, log)
     : null;
 
   if (rows.length > 0) {
