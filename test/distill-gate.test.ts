@@ -56,7 +56,7 @@ test('a row without its input is counted as unreadable, not trained on', async (
 
 test('per-task means use only the held-out calls both answers exist for', () => {
   const plan = {
-    lastRowId: 4, examples: [], exampleTasks: ['a', 'a', 'b'], unreadable: 0, tasks: ['a', 'b', 'c'],
+    lastRowId: 4, examples: [], exampleTasks: ['a', 'a', 'b'], unreadable: 0, refused: { ids: [], first: null }, tasks: ['a', 'b', 'c'],
     heldOut: [], heldOutRows: [{ task: 'a', answer: '', key: '1' }, { task: 'a', answer: '', key: '2' }, { task: 'b', answer: '', key: '3' }, { task: 'c', answer: '', key: '4' }],
   };
   // before/after pairs for the answered calls only: a (0.2, 0.6), a (0.4, 0.8), c (0.5, 0.5); b's call overflowed.
@@ -72,7 +72,7 @@ test('per-task means use only the held-out calls both answers exist for', () => 
 
 test('rows that replay the same call are one paired difference (their mean); the same call in another task is another', () => {
   const plan = {
-    lastRowId: 4, examples: [], exampleTasks: [], unreadable: 0, tasks: ['a', 'b'], heldOut: [],
+    lastRowId: 4, examples: [], exampleTasks: [], unreadable: 0, refused: { ids: [], first: null }, tasks: ['a', 'b'], heldOut: [],
     heldOutRows: [{ task: 'a', answer: 'x', key: 'k' }, { task: 'a', answer: 'y', key: 'k' }, { task: 'b', answer: 'x', key: 'k' }],
   };
   // a/k: d = 0.3 and 0.1 -> one difference 0.2; b/k: d = -0.1.

@@ -251,7 +251,7 @@ test("the router's hooks: a listener that throws on a learner's event is a warni
   }
   const lines: string[] = [];
   const router = await createBareRouter({
-    local: new Adapting({ name: 'local' }) as never, remote: false as never, cacheDir: dir('hostile-hooks'), embedder: ngramEmbed,
+    local: new Adapting({ model: 'local' }) as never, remote: false as never, cacheDir: dir('hostile-hooks'), embedder: ngramEmbed,
     log: (l: string) => lines.push(l), env: {},
   } as never);
   let hooks: LearnerHooks | undefined;
