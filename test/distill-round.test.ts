@@ -1,7 +1,7 @@
 // One distillation round end to end, through the router the package exports:
 // a loopback teacher answers real router calls (the dataset), router.train()
 // splits it, trains in the worker, scores the held-out answers and promotes.
-// Checked: the report's numbers against an independent split of the same rows,
+// Checked: the report's numbers against splitRows run here on the same rows (the wiring; the split itself is tested in distill-split.test.ts),
 // the manifest and v1.gguf, the adapter actually serving (the router's local
 // answers equal greedy answers of the model with v1.gguf loaded here), the
 // held-out scores in readiness, the event loop ticking through the round, and
@@ -97,26 +97,33 @@ test('a round: the report matches the split, v1 is promoted into the manifest an
     router.on('round', (r) => rounds.push(r));
     router.on('adapter', (a) => adapters.push(a));
 
-    let last = performance.now();
-    let maxGap = 0;
-    const ticker = setInterval(() => {
-      const now = performance.now();
-      maxGap = Math.max(maxGap, now - last);
-      last = now;
-    }, 5);
-    const started = performance.now();
+    // Cause and effect rather than a time limit: timer callbacks must run between
+    // the worker's progress messages. Had training or generation blocked this
+    // thread, the messages would queue up and arrive back to back, with no tick
+    // between them.
+    let ticks = 0;
+    const ticker = setInterval(() => { ticks++; }, 1);
+    const ticksAtStep: number[] = [];
+    const onProgress = (p: { phase: string; step?: number }) => {
+      if (p.phase === 'train' && p.step !== undefined) ticksAtStep.push(ticks);
+    };
+    router.on('training', onProgress);
     let report: RoundReport;
     try {
       report = await within(router.train(), ROUND_MS, 'router.train()');
     } finally {
       clearInterval(ticker);
+      router.off('training', onProgress);
     }
-    const elapsed = performance.now() - started;
+    const gaps = ticksAtStep.slice(1).map((n, i) => n - ticksAtStep[i]!);
+    const ticked = gaps.filter((n) => n > 0).length;
     console.log(`  round: ${report.rows} rows, ${report.steps} steps, loss ${report.loss?.toFixed(3)}, held-out ${report.before?.toFixed(3)} -> ${report.after?.toFixed(3)}, `
-      + `${(report.durationMs / 1000).toFixed(1)} s (train ${(report.trainMs / 1000).toFixed(1)} s, eval ${(report.evalMs / 1000).toFixed(1)} s), longest event-loop gap ${maxGap.toFixed(0)} ms`);
+      + `${(report.durationMs / 1000).toFixed(1)} s (train ${(report.trainMs / 1000).toFixed(1)} s, eval ${(report.evalMs / 1000).toFixed(1)} s), `
+      + `timers ran between ${ticked} of ${gaps.length} pairs of progress messages`);
 
-    // The event loop ran all along: training and generation happened in the worker.
-    assert.ok(maxGap < elapsed / 10, `the event loop stalled ${maxGap.toFixed(0)} ms in a ${elapsed.toFixed(0)} ms round`);
+    // The event loop ran all along: training happened in the worker.
+    assert.ok(gaps.length >= 3, `too few progress messages to tell (${ticksAtStep.length})`);
+    assert.ok(ticked >= gaps.length / 2, `timers ran between only ${ticked} of ${gaps.length} pairs of progress messages`);
 
     // The report against the split computed here from the same rows.
     const rows = router.datasetRows();
@@ -140,7 +147,7 @@ test('a round: the report matches the split, v1 is promoted into the manifest an
       { round: 1, trigger: 'manual', promoted: true, version: 1, parent: null });
     assert.is(report.lastRowId, Math.max(...rows.map((r) => r.id)));
     assert.ok(report.steps > 0 && Number.isFinite(report.loss), `steps ${report.steps}, loss ${report.loss}`);
-    assert.ok(report.durationMs >= report.trainMs + report.evalMs && report.trainMs > 0 && report.evalMs > 0);
+    assert.ok(report.trainMs > 0 && report.evalMs > 0);
 
     // Events: the report itself, the promotion, and progress from start to done.
     assert.equal(rounds, [report]);

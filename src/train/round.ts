@@ -22,7 +22,7 @@
 // Every error leaving a round is an UnderstudyError: a crashed worker, an
 // embedder that throws or a bug would otherwise reach router.train() uncoded.
 import { rm } from 'node:fs/promises';
-import { MessageChannel } from 'node:worker_threads';
+import { MessageChannel, receiveMessageOnPort } from 'node:worker_threads';
 import type { Piscina } from 'piscina';
 import { UnderstudyError, abortedError } from '../errors.js';
 import type { AdapterInfo, LearnerHooks, RoundReport, TrainingProgress } from '../router/learner.js';
@@ -178,10 +178,11 @@ async function runWorker(
 ): Promise<RoundWorkerOutcome> {
   const { source, settings: s, signal } = input;
   const { port1, port2 } = new MessageChannel();
-  port1.on('message', (m: WorkerMessage) => {
+  const onMessage = (m: WorkerMessage) => {
     if (m.type === 'phase') progress({ phase: m.phase });
     else progress({ phase: 'train', step: m.step, steps: m.steps, loss: m.loss, epoch: m.epoch, epochs: m.epochs });
-  });
+  };
+  port1.on('message', onMessage);
   const onAbort = () => port1.postMessage({ type: 'abort' });
   signal.addEventListener('abort', onAbort, { once: true });
   const task: RoundWorkerTask = {
@@ -203,6 +204,9 @@ async function runWorker(
     return result;
   } finally {
     signal.removeEventListener('abort', onAbort);
+    // The result comes on Piscina's channel, the progress on this port: nothing
+    // orders the two, and closing a port drops what it has not delivered yet.
+    for (let m = receiveMessageOnPort(port1); m; m = receiveMessageOnPort(port1)) onMessage(m.message as WorkerMessage);
     port1.close();
   }
 }
