@@ -147,8 +147,11 @@ test('when the teacher turns to noise, the next round\'s candidate is worse and 
   assert.is(report.parent, 1);
   assert.is(report.promoted, false, `a round trained on noise was promoted: ${report.reason}`);
   assert.is(report.version, null);
-  assert.ok(report.reason.length > 10, `no reason given: ${JSON.stringify(report.reason)}`);
   const alpha = report.tasks.find((t) => t.task === 'alpha')!;
+  // The gate's first test (src/train/gate.ts): a task that drops by more than the margin (0.05 by default).
+  const dropped = /^task=alpha dropped (\d\.\d\d) → (\d\.\d\d) \(more than 0\.05\)$/.exec(report.reason);
+  assert.ok(dropped, `the reason is not alpha's drop: ${JSON.stringify(report.reason)}`);
+  assert.equal([dropped[1], dropped[2]], [alpha.before?.toFixed(2), alpha.after?.toFixed(2)], 'the reason does not quote alpha\'s scores');
   assert.ok(alpha.before !== null && alpha.after !== null && alpha.after < alpha.before,
     `the candidate trained on noise was not worse on the held-out prompts: ${alpha.before} -> ${alpha.after}`);
   assert.is(alpha.change, 'worse');
