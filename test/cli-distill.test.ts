@@ -17,10 +17,16 @@ import { startTeacher, type Teacher } from './teacher.js';
 
 const HINT = 'Run `understudy --help` for usage.\n';
 const NAMES = ['Anna', 'Ben', 'Cleo', 'Dan', 'Eva', 'Finn', 'Gus', 'Hana'];
-// A first round that learns the teacher's templates well enough to be promoted
-// (measured: held-out 0.86 → 0.91 with stories260K's embeddings), and a
-// second that does little; each takes seconds on 2 cores.
-const LEARN = ['--model', storiesModel, '--epochs', '4', '--lr', '0.01', '--threads', '2'];
+// A first round that learns the teacher's fixed answers well enough that its
+// promotion does not hinge on rounding: the gate (src/train/gate.ts) promotes
+// only when the per-prompt gain over the 6 held-out prompts is beyond chance,
+// and the margin is measured with stories260K's own embeddings. Measured
+// (2 cores, ~3 s): held-out 0.83 → 0.99, per-prompt gain 0.158 ± 0.032, where
+// 4 epochs at 0.01 on answers that repeat the name gave 0.86 → 0.91, 0.049 ±
+// 0.024. The answers are not all exact: under the chatml template the CLI
+// applies to stories260K the loss stays near 1.2 however long it trains, and
+// more epochs do not raise the score further. Then a second round that does little.
+const LEARN = ['--model', storiesModel, '--epochs', '10', '--lr', '0.015', '--threads', '2'];
 const BRIEF = ['--model', storiesModel, '--epochs', '1', '--threads', '2'];
 
 let teacher: Teacher;
@@ -29,17 +35,18 @@ test.before(async () => {
   teacher = await startTeacher({
     answer: ({ messages }) => {
       const text = messages?.at(-1)?.content ?? '';
-      const name = /to (\w+)/.exec(text)?.[1] ?? 'you';
-      return text.startsWith('Greet') ? `Hello, ${name}! Nice to meet you.` : `${name.toUpperCase()} IS HERE!`;
+      // One answer per task, the same whatever the name: what stories260K can learn in seconds.
+      return text.startsWith('Greet') ? 'Hello, my friend.' : 'Someone is here.';
     },
   });
-  // The dataset, logged by a router that only has the remote: 8 rows in each of two tasks.
+  // The dataset, logged by a router that only has the remote: 8 rows in each of two tasks. The
+  // stop at a newline is replayed with the held-out prompts, so the local answer ends with the line.
   dir = freshDir('cli-distill');
   const router = await createRouter({ cacheDir: dir, apiBase: teacher.url, apiModel: 'teacher-1', apiKey: API_KEY, local: false, embedder: false, quiet: true, env: {} });
   try {
     for (const name of NAMES) {
-      await router.chat({ task: 'greet', messages: [{ role: 'user', content: `Greet a friend. Say hello to ${name}.` }], maxTokens: 16 });
-      await router.chat({ task: 'shout', messages: [{ role: 'user', content: `Shout that someone came. Point to ${name}.` }], maxTokens: 16 });
+      await router.chat({ task: 'greet', messages: [{ role: 'user', content: `Greet a friend. Say hello to ${name}.` }], maxTokens: 32, stop: ['\n'] });
+      await router.chat({ task: 'shout', messages: [{ role: 'user', content: `Shout that someone came. Point to ${name}.` }], maxTokens: 32, stop: ['\n'] });
     }
   } finally {
     await router.close();
@@ -74,13 +81,20 @@ test('on a terminal: a progress bar, the round line, and the report as one JSON 
   // script(1) gives the command a terminal; stdout still goes to a file. The environment is cleared as above.
   const command = ['env', '-i', `PATH=${process.env.PATH}`, process.execPath, cli, 'train', '--from-cache-dir', dir, ...LEARN]
     .map((a) => `'${a}'`).join(' ') + ` > '${stdout}'`;
-  const r = await new Promise<{ code: number }>((resolve) => {
-    execFile('script', ['-qec', command, typescript], { timeout: 180_000 }, (err) => resolve({ code: err ? Number((err as { code?: unknown }).code ?? 1) : 0 }));
+  const r = await new Promise<{ code: number | string }>((resolve) => {
+    execFile('script', ['-qec', command, typescript], { timeout: 180_000 }, (err) => {
+      const code = (err as { code?: unknown } | null)?.code;
+      resolve({ code: err ? (typeof code === 'string' ? code : Number(code ?? 1)) : 0 });
+    });
   });
+  if (r.code === 'ENOENT') {
+    assert.unreachable('script(1) is not installed (util-linux; the bsdutils package on Debian and Ubuntu): this test needs it to give the CLI a terminal');
+  }
+  assert.ok(existsSync(typescript), `script(1) exited with ${r.code} and wrote no typescript file`);
   const terminal = readFileSync(typescript, 'utf8');
   assert.is(r.code, 0, terminal);
   assert.match(terminal, /\x1b\[/);
-  assert.match(terminal, /round 1 \[[^\]\n]+\] step \d+\/\d+ \| epoch [1-4]\/4 \| loss \d+\.\d{4} \| ETA \S+/);
+  assert.match(terminal, /round 1 \[[^\]\n]+\] step \d+\/\d+ \| epoch (?:[1-9]|10)\/10 \| loss \d+\.\d{4} \| ETA \S+/);
   assert.match(terminal, /\[understudy\] round 1: answering the held-out prompts with the current adapter/);
   assert.match(terminal, /\[understudy\] round 1: answering the held-out prompts with the candidate/);
   assert.match(terminal, /\[understudy\] train   round 1  \d+ rows  2 tasks  [\d.]+ s  held-out \d\.\d\d → \d\.\d\d  promoted v1/);
@@ -111,6 +125,7 @@ test('on a terminal: a progress bar, the round line, and the report as one JSON 
   assert.ok(first.promoted, first.reason);
   assert.is(first.version, 1);
   assert.ok(first.after! >= first.before! + 0.01, first.reason);
+  assert.match(first.reason, /^mean improved \d\.\d\d → \d\.\d\d \(per-prompt gain \d\.\d{3} ± \d\.\d{3} over 6 held-out prompts\)$/);
   assert.equal(list.map((a) => [a.version, a.status, a.parent, a.rowsUsed]), [[1, 'current', null, first.rows]]);
   assert.equal(list[0]!.heldOut, { before: first.before, after: first.after });
   assert.ok(existsSync(join(dir, 'adapters', 'v1.gguf')));
