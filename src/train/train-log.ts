@@ -1,6 +1,6 @@
 // The log lines of the distillation loop, in the router's one-line style:
 //   [understudy] train   round 3  212 rows  4 tasks  38 s  held-out 0.61 → 0.78  promoted v3
-//   [understudy] train   round 4  230 rows  4 tasks  41 s  held-out 0.78 → 0.70  kept v3: ...
+//   [understudy] train   round 4  230 rows  4 tasks  41 s  held-out 0.78 → 0.71  kept v3: task=greet dropped 0.81 → 0.52 (more than 0.05)
 //   [understudy] adapters  rolled back v3 → v2
 import type { RoundReport } from '../router/learner.js';
 
