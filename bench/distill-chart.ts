@@ -4,7 +4,8 @@
 // (one point per call: once tasks go local the teacher is rarely called, so the
 // share climbs at an almost constant x), the current adapter's held-out
 // similarity after each round (a step line; a dot per round, filled when the
-// round promoted its candidate), and the two goals as dashed lines.
+// round promoted its candidate), the two goals as dashed lines, and a dotted
+// line where the goal was reached.
 import type { DistillRun } from './distill-section.js';
 
 const W = 460;
@@ -47,6 +48,12 @@ function panel(run: DistillRun, goals: { share: number; similarity: number; wind
   out.push(`<text x="${ox + M.left + pw / 2}" y="${oy + H - 10}" text-anchor="middle" fill="#333">teacher calls</text>`);
   for (const [v, color] of [[goals.share, SHARE], [goals.similarity, HELD_OUT]] as const) {
     out.push(`<line x1="${ox + M.left}" y1="${yAt(v).toFixed(1)}" x2="${ox + W - M.right}" y2="${yAt(v).toFixed(1)}" stroke="${color}" stroke-dasharray="5 4" stroke-width="1"/>`);
+  }
+  // Where the goal was reached: the local share of the last 100 calls first at the goal.
+  if (run.reached) {
+    const x = xAt(run.reached.teacherCalls).toFixed(1);
+    out.push(`<line x1="${x}" y1="${yAt(0)}" x2="${x}" y2="${yAt(1)}" stroke="#555" stroke-dasharray="2 3"/>`);
+    out.push(`<text x="${x}" y="${(yAt(1) - 4).toFixed(1)}" text-anchor="middle" fill="#555" font-size="10">goal at ${run.reached.teacherCalls}</text>`);
   }
   // The local share: one point per call at (teacher calls so far, share of the latest calls).
   const share = run.calls.map((c) => `${xAt(c.teacherCalls).toFixed(1)},${yAt(c.share50).toFixed(1)}`);

@@ -49,6 +49,8 @@ export interface DistillBenchOptions {
   trainEvery: number[];
   /** Most calls a run sends. */
   maxCalls: number;
+  /** Calls sent after the goal is reached, to see that the share holds (within maxCalls). */
+  afterCalls: number;
   /** One run per seed (and trainEvery value): the seed draws the prompts and the router's shadow and audit choices. */
   seeds: number[];
 }
@@ -94,6 +96,8 @@ export interface DistillRun {
     last: { localAnswers: number; atLeastGoal: number; mean: number | null };
     byTask: Record<string, { localAnswers: number; atLeastGoal: number; mean: number | null }>;
   };
+  /** The afterCalls calls past the goal: their local share, the teacher calls and rounds they made, the lowest share of 100 of them. */
+  after: { calls: number; localShare: number; teacherCalls: number; rounds: number; minShare100: number | null; ready: string[] } | null;
   /** The router's log lines of rounds, adapters, readiness changes and warnings, each after the call it came during. */
   log: string[];
   seconds: number;
@@ -103,7 +107,7 @@ export interface DistillRun {
 export interface DistillSectionResult {
   settings: {
     model: string; tasks: Array<{ name: string; system: string; variety: number }>; seeds: number[]; maxCalls: number;
-    training: typeof DISTILL_TRAINING; chatTemplate: string; stop: string[]; maxTokens: number; cache: false;
+    afterCalls: number; training: typeof DISTILL_TRAINING; chatTemplate: string; stop: string[]; maxTokens: number; cache: false;
     shareWindow: number; shareGoal: number; similarityGoal: number; embedder: string;
   };
   runs: DistillRun[];
@@ -168,6 +172,8 @@ async function runOnce(o: DistillBenchOptions, trainEvery: number, seed: number,
   const offline: number[] = [];
   try {
     const source = workload(seed);
+    // Past the goal, afterCalls more calls check that the share holds.
+    let stopAt = o.maxCalls;
     for (let i = 1; i <= o.maxCalls; i++) {
       const request = source.next().value;
       const r: RouterResult = await router.chat({ ...request, maxTokens: MAX_TOKENS, stop: STOP, stream: false });
@@ -189,11 +195,12 @@ async function runOnce(o: DistillBenchOptions, trainEvery: number, seed: number,
       if (i % 100 === 0) {
         log(`  call ${i}: ${record.teacherCalls} teacher calls, local share (last ${SHARE_WINDOW}) ${(100 * share(calls, SHARE_WINDOW)).toFixed(0)}%, ready: ${record.ready.join(', ') || '-'}`);
       }
-      if (i >= SHARE_WINDOW && share(calls, SHARE_WINDOW) >= SHARE_GOAL) {
+      if (!reached && i >= SHARE_WINDOW && share(calls, SHARE_WINDOW) >= SHARE_GOAL) {
         const last = rounds.at(-1);
         reached = { call: i, teacherCalls: record.teacherCalls, heldOut: last?.heldOut ?? null, heldOutByTask: last?.heldOutByTask ?? {}, ready: record.ready };
-        break;
+        stopAt = Math.min(o.maxCalls, i + o.afterCalls);
       }
+      if (i >= stopAt) break;
     }
   } finally {
     await router.close();
@@ -202,9 +209,19 @@ async function runOnce(o: DistillBenchOptions, trainEvery: number, seed: number,
     Math.random = random;
   }
   const localCalls = calls.filter((c) => c.offline !== undefined);
+  const past = reached ? calls.slice(reached.call) : [];
   const lastLocal = calls.slice(-SHARE_WINDOW).filter((c) => c.offline !== undefined).map((c) => c.offline!);
   return {
     trainEvery, seed, calls, rounds, reached, teacherCalls: calls.at(-1)?.teacherCalls ?? 0,
+    after: reached && past.length > 0 ? {
+      calls: past.length, localShare: past.filter((c) => c.route === 'local').length / past.length,
+      teacherCalls: past.at(-1)!.teacherCalls - reached.teacherCalls,
+      rounds: rounds.filter((x) => x.afterCall > reached!.call).length,
+      // Windows of 100 calls wholly past the goal (the first ones would repeat the goal's own).
+      minShare100: past.length < SHARE_WINDOW ? null
+        : Math.min(...past.slice(SHARE_WINDOW - 1).map((c) => share(calls.slice(0, c.call), SHARE_WINDOW))),
+      ready: past.at(-1)!.ready,
+    } : null,
     localShare: calls.filter((c) => c.route === 'local').length / Math.max(1, calls.length),
     offline: {
       localAnswers: localCalls.length, atLeastGoal: offline.filter((s) => s >= SIMILARITY_GOAL).length, mean: mean(offline),
@@ -230,7 +247,7 @@ export async function runDistillBench(o: DistillBenchOptions, phase: (label: str
   }
   return {
     settings: {
-      model: o.modelPath, tasks: TASKS.map((t) => ({ name: t.name, system: t.system, variety: t.variety })), seeds: o.seeds, maxCalls: o.maxCalls,
+      model: o.modelPath, tasks: TASKS.map((t) => ({ name: t.name, system: t.system, variety: t.variety })), seeds: o.seeds, maxCalls: o.maxCalls, afterCalls: o.afterCalls,
       training: DISTILL_TRAINING, chatTemplate: CHAT_TEMPLATE, stop: STOP, maxTokens: MAX_TOKENS, cache: false,
       shareWindow: SHARE_WINDOW, shareGoal: SHARE_GOAL, similarityGoal: SIMILARITY_GOAL, embedder: 'character trigrams (test/ngram-embedder.ts)',
     },
@@ -244,16 +261,17 @@ const pct = (x: number) => `${(100 * x).toFixed(0)}%`;
 export function distillRunsTable(runs: DistillRun[]): string {
   return table(
     ['trainEvery', 'seed', 'calls', 'teacher calls', 'reached 80%', 'teacher calls to 80%', 'held-out then', 'tasks local then', 'rounds (promoted)', 'local share (all)',
-      'local ≥ 0.72 offline (last 100)', 'run s', 'rounds s'],
+      'local ≥ 0.72 offline (last 100)', 'then: calls, local share (lowest of 100), teacher calls', 'run s', 'rounds s'],
     runs.map((r) => [
       String(r.trainEvery), String(r.seed), String(r.calls.length), String(r.teacherCalls), r.reached ? `yes, call ${r.reached.call}` : 'no',
       r.reached ? String(r.reached.teacherCalls) : '-', f3(r.reached?.heldOut ?? r.rounds.at(-1)?.heldOut),
       `${(r.reached?.ready ?? r.calls.at(-1)?.ready ?? []).length} of ${TASKS.length}`,
       `${r.rounds.length} (${r.rounds.filter((x) => x.report.promoted).length})`, pct(r.localShare),
       r.offline.last.localAnswers ? `${pct(r.offline.last.atLeastGoal / r.offline.last.localAnswers)} of ${r.offline.last.localAnswers}` : '-',
+      r.after ? `${r.after.calls}, ${pct(r.after.localShare)} (${r.after.minShare100 === null ? '-' : pct(r.after.minShare100)}), ${r.after.teacherCalls}` : '-',
       r.seconds.toFixed(0), r.roundSeconds.toFixed(0),
     ]),
-    [true, true, true, true, false, true, true, true, true, true, true, true, true],
+    [true, true, true, true, false, true, true, true, true, true, true, true, true, true],
   );
 }
 

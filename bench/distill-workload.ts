@@ -39,7 +39,7 @@ const GREETINGS = ['Hi', 'Hello', 'Hey', 'Good day'];
 const pick = <T>(rnd: () => number, xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)]!;
 const int = (rnd: () => number, lo: number, hi: number): number => lo + Math.floor(rnd() * (hi - lo + 1));
 
-/** The one capture of `re` in `text`, or a marker the teacher's answer then carries (a malformed prompt). */
+/** The captures of `re` in `text`; a prompt the task did not draw is a bug of this file, so it throws. */
 function capture(text: string, re: RegExp): string[] {
   const m = re.exec(text);
   if (!m) throw new Error(`distill workload: ${JSON.stringify(text)} does not match ${re}`);

@@ -39,6 +39,7 @@ const ROUTER_SIZES = [10_000, 100_000];
 // The distillation run: UNDERSTUDY_TRAIN_EVERY values (one run each) and the most calls a run sends.
 const DISTILL_EVERY = [32];
 const DISTILL_CALLS = 1500;
+const DISTILL_AFTER = 200;
 // Prompts embedded one per call and batches of 8, per model: TinyLlama takes ~0.5 s a prompt on 2 cores.
 const ROUTER_EMBED: Record<ModelKey, { singles: number; batches: number }> = { stories: { singles: 300, batches: 40 }, tinyllama: { singles: 30, batches: 4 } };
 
@@ -54,6 +55,7 @@ const USAGE = `usage: npm run bench -- [options]
   --distill-every LIST  UNDERSTUDY_TRAIN_EVERY values for the distill section, one run each (default ${DISTILL_EVERY.join(',')})
   --distill-calls N     most calls a distill run sends (default ${DISTILL_CALLS})
   --distill-seeds LIST  one distill run per seed and trainEvery value (default 1): prompts, shadow checks and audits
+  --distill-after N     calls a distill run goes on for once the goal is reached, to see the share hold (default ${DISTILL_AFTER})
   --name NAME     results file bench/results/NAME.json (default cpu-<hostname>-<date>)
   --gpu           offload all layers: -ngl 99 for llama.cpp's tools, gpuLayers 'max' for ours (node-llama-cpp is left out)
   --quick         smoke run: reps 2, stories only (unless --reps / --models say otherwise)`;
@@ -76,7 +78,7 @@ async function main(): Promise<void> {
     options: {
       threads: { type: 'string' }, reps: { type: 'string' }, models: { type: 'string' }, name: { type: 'string' },
       npl: { type: 'string' }, skip: { type: 'string' }, only: { type: 'string' }, 'router-sizes': { type: 'string' }, 'router-calls': { type: 'string' },
-      'distill-every': { type: 'string' }, 'distill-calls': { type: 'string' }, 'distill-seeds': { type: 'string' },
+      'distill-every': { type: 'string' }, 'distill-calls': { type: 'string' }, 'distill-seeds': { type: 'string' }, 'distill-after': { type: 'string' },
       gpu: { type: 'boolean', default: false }, quick: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h' },
     },
   });
@@ -101,6 +103,7 @@ async function main(): Promise<void> {
   const distillEvery = values['distill-every'] === undefined ? DISTILL_EVERY : intList(values['distill-every'], 'distill-every');
   const distillCalls = positiveInt(values['distill-calls'], 'distill-calls', DISTILL_CALLS);
   const distillSeeds = values['distill-seeds'] === undefined ? [1] : intList(values['distill-seeds'], 'distill-seeds');
+  const distillAfter = values['distill-after'] === '0' ? 0 : positiveInt(values['distill-after'], 'distill-after', DISTILL_AFTER);
   const routerSizes = values['router-sizes'] === undefined ? (quick ? ROUTER_SIZES.slice(0, 1) : ROUTER_SIZES) : intList(values['router-sizes'], 'router-sizes');
   const routerCalls = positiveInt(values['router-calls'], 'router-calls', 20_000);
   const date = new Date();
@@ -240,7 +243,7 @@ async function main(): Promise<void> {
   const train: TrainSectionResult | null = runTrain ? await runTrainBench(models, { threads, reps, quick }, phase, log) : null;
   // Its workload and training options are fitted to stories260K (see bench/distill-section.ts), whatever --models says.
   const distill: DistillSectionResult | null = runDistill
-    ? await runDistillBench({ modelPath: (await resolveModels(['stories'], log))[0]!.path, trainEvery: distillEvery, maxCalls: distillCalls, seeds: distillSeeds }, phase, log)
+    ? await runDistillBench({ modelPath: (await resolveModels(['stories'], log))[0]!.path, trainEvery: distillEvery, maxCalls: distillCalls, afterCalls: distillAfter, seeds: distillSeeds }, phase, log)
     : null;
 
   if (rows.length > 0) {
