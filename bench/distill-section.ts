@@ -17,7 +17,7 @@ import { createRouter, type RouterResult } from '../src/index.js';
 import type { RoundReport } from '../src/router/learner.js';
 import { answerSimilarity } from '../src/router/similarity.js';
 import { ngramEmbed } from '../test/ngram-embedder.js';
-import { startTeacher } from '../test/teacher.js';
+import { startTeacher, type Teacher } from '../test/teacher.js';
 import { seeded, TASKS, teacherAnswer, workload } from './distill-workload.js';
 import { table } from './report.js';
 
@@ -121,13 +121,26 @@ const share = (calls: CallRecord[], n: number): number => {
 };
 
 async function runOnce(o: DistillBenchOptions, trainEvery: number, seed: number, log: (m: string) => void): Promise<DistillRun> {
-  const started = performance.now();
   // The router picks shadow checks and audits with Math.random, and an audit is a teacher call and a
   // dataset row: seeded, a run is repeatable (training runs on one thread with a fixed seed).
   const random = Math.random;
   Math.random = seeded(seed ^ 0x5eed);
   const cacheDir = mkdtempSync(join(tmpdir(), 'understudy-bench-distill-'));
-  const teacher = await startTeacher();
+  try {
+    const teacher = await startTeacher();
+    try {
+      return await runRouter(o, trainEvery, seed, cacheDir, teacher, log);
+    } finally {
+      await teacher.close();
+    }
+  } finally {
+    rmSync(cacheDir, { recursive: true, force: true });
+    Math.random = random;
+  }
+}
+
+async function runRouter(o: DistillBenchOptions, trainEvery: number, seed: number, cacheDir: string, teacher: Teacher, log: (m: string) => void): Promise<DistillRun> {
+  const started = performance.now();
   teacher.setAnswer(({ messages }) => teacherAnswer(messages));
   const teacherCalls = () => teacher.requests.filter((r) => r.path.endsWith('/completions')).length;
   const lines: string[] = [];
@@ -204,9 +217,6 @@ async function runOnce(o: DistillBenchOptions, trainEvery: number, seed: number,
     }
   } finally {
     await router.close();
-    await teacher.close();
-    rmSync(cacheDir, { recursive: true, force: true });
-    Math.random = random;
   }
   const localCalls = calls.filter((c) => c.offline !== undefined);
   const past = reached ? calls.slice(reached.call) : [];
