@@ -90,6 +90,8 @@ test('rollback walks the chain: v3 → v2 → v1 → base model, then NO_ADAPTER
   const v1 = promote(registry, 'one');
   const v2 = promote(registry, 'two', { parent: v1.version });
   promote(registry, 'three', { parent: v2.version });
+  // Readiness's lineage: the ancestors, nearest first, then the base model.
+  assert.equal([registry.lineage(3), registry.lineage(2), registry.lineage(1)], [[2, 1, 0], [1, 0], [0]]);
 
   const first = registry.rollback(KEY);
   assert.is(first.from.version, 3);
@@ -162,6 +164,7 @@ test('two base models keep separate histories in one manifest; versions are glob
   const b1 = promote(registry, 'b1', { baseKey: OTHER, baseName: 'tiny' });
   const a2 = promote(registry, 'a2', { parent: a1.version });
   assert.equal([a1.version, b1.version, a2.version], [1, 2, 3]);
+  assert.equal(registry.lineage(3), [1, 0], 'the other model\'s v2 is not in v3\'s lineage');
   assert.equal(registry.list(KEY).map((a) => [a.version, a.status]), [[3, 'current'], [1, 'previous']]);
   assert.equal(registry.list(OTHER).map((a) => [a.version, a.status]), [[2, 'current']]);
   assert.equal(registry.list().map((a) => a.version), [3, 2, 1]);

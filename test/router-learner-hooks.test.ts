@@ -265,7 +265,7 @@ test('forget: the active version\'s comparisons go, readiness resets, and the fl
   const hooks = attach(r);
   await hooks.adopt(4, '/a/v4.gguf', new Map([['greet', [0.95, 0.9]]]));
   hooks.forget(4);
-  assert.equal(r.readiness('greet'), { task: 'greet', readiness: null, comparisons: 0, ready: false, threshold: 0.72 });
+  assert.equal(r.readiness('greet'), { task: 'greet', readiness: null, comparisons: 0, ready: false, threshold: 0.72, min: 2 });
   assert.equal(changes, [['greet', true], ['greet', false]]);
 });
 

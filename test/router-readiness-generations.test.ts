@@ -8,6 +8,7 @@ import Database from 'better-sqlite3';
 import { join } from 'node:path';
 import { createRouter, MockBackend } from '../src/index.js';
 import { Readiness } from '../src/router/readiness.js';
+import { readinessLine } from '../src/router/log.js';
 import { Dataset } from '../src/router/dataset.js';
 import { openStore } from '../src/router/store.js';
 import { freshDir } from './router-fixture.js';
@@ -29,7 +30,7 @@ test('only the active generation counts; record() under another version changes 
   assert.ok(Math.abs(first.readiness! - 0.85) < 1e-12);
   readiness.setGeneration(3);
   assert.is(readiness.generation, 3);
-  assert.equal(readiness.state('t'), { task: 't', readiness: null, comparisons: 0, ready: false, threshold: 0.7 });
+  assert.equal(readiness.state('t'), { task: 't', readiness: null, comparisons: 0, ready: false, threshold: 0.7, min: 2 });
   // A check that started under the base model records there, and the new generation does not see it.
   const { before, after } = readiness.record('t', 0.1, 'shadow', 0);
   assert.equal(before, after);
@@ -146,6 +147,62 @@ test('a router opens an old dataset.db and reports its readiness', async () => {
   } finally {
     await r.close();
   }
+});
+
+
+test('lineage: until a generation has min comparisons of its own, its ancestors\' newest fill in up to min, and only that far', () => {
+  // window 4, min 2, threshold 0.7
+  const { db, readiness } = open();
+  readiness.recordMany(0, 't', [0.1, 0.2], 'shadow');
+  readiness.setGeneration(1, [0]);
+  readiness.recordMany(1, 't', [0.5, 0.9, 0.8], 'heldout');
+  readiness.setGeneration(2, [1, 0]);
+  assert.equal(readiness.lineage, [1, 0]);
+  // No comparison of v2 yet: v1's newest two (0.8, 0.9) stand in.
+  let s = readiness.state('t');
+  assert.equal([s.comparisons, s.ready], [2, true]);
+  assert.ok(Math.abs(s.readiness! - 0.85) < 1e-12, String(s.readiness));
+  // One of its own (0.6) and v1's newest (0.8): (0.6 + 0.8) / 2.
+  readiness.record('t', 0.6, 'shadow');
+  s = readiness.state('t');
+  assert.equal([s.comparisons, s.ready], [2, true]);
+  assert.ok(Math.abs(s.readiness! - 0.7) < 1e-12, String(s.readiness));
+  // From min on, only its own count: 0.6, 0.4.
+  readiness.record('t', 0.4, 'shadow');
+  s = readiness.state('t');
+  assert.equal([s.comparisons, s.ready], [2, false]);
+  assert.ok(Math.abs(s.readiness! - 0.5) < 1e-12, String(s.readiness));
+  // A task v1 never saw reaches back to the base model.
+  readiness.recordMany(0, 'u', [0.3], 'shadow');
+  s = readiness.state('u');
+  assert.equal([s.comparisons, s.readiness], [1, 0.3]);
+  // Without a lineage a generation stands alone (the behaviour before lineages).
+  readiness.setGeneration(2);
+  assert.is(readiness.state('u').comparisons, 0);
+  db.close();
+});
+
+test('lineage: forgetting an ancestor and checks recorded under one update what fills in', () => {
+  const { db, readiness } = open();
+  readiness.setGeneration(2, [1, 0]);
+  readiness.recordMany(1, 't', [0.9, 0.9], 'heldout');
+  assert.equal(readiness.state('t').comparisons, 2);
+  // A shadow check that started under v1 and ends now counts for v1, and so in v2's fill.
+  readiness.record('t', 0.3, 'shadow', 1);
+  assert.ok(Math.abs(readiness.state('t').readiness! - 0.6) < 1e-12);
+  readiness.forget(1);
+  assert.equal(readiness.state('t'), { task: 't', readiness: null, comparisons: 0, ready: false, threshold: 0.7, min: 2 });
+  db.close();
+});
+
+test('the line of a task that goes back says when too few comparisons, not a low score, is why', () => {
+  const base = { task: 't', ready: false, threshold: 0.72, min: 5 };
+  assert.is(readinessLine({ ...base, readiness: 0.97, comparisons: 4 }),
+    '[understudy] task=t goes back to remote: only 4 comparisons (needs 5), readiness 0.97');
+  assert.is(readinessLine({ ...base, readiness: 0.61, comparisons: 5 }),
+    '[understudy] task=t goes back to remote: readiness 0.61 < 0.72 over 5 comparisons');
+  assert.is(readinessLine({ ...base, ready: true, readiness: 0.8, comparisons: 5 }),
+    '[understudy] task=t is now served locally: readiness 0.80 ≥ 0.72 over 5 comparisons');
 });
 
 test.run();

@@ -100,8 +100,10 @@ export interface LearnerHooks {
    * LocalBackend.useAdapter) and the readiness generation; records `heldOut` (task -> similarities)
    * as comparisons of kind 'heldout' under that version; emits/logs a readiness change for every
    * task whose `ready` flipped. Throws INVALID_ADAPTER (from the load) and leaves everything as it was.
+   * `lineage`: the versions `version` descends from, nearest first, ending with 0 (the base model);
+   * their newest comparisons fill a task's readiness until `version` has readinessMin of its own.
    */
-  adopt(version: number, file: string | null, heldOut?: Map<string, number[]>): Promise<void>;
+  adopt(version: number, file: string | null, heldOut?: Map<string, number[]>, lineage?: readonly number[]): Promise<void>;
   /** Deletes every comparison recorded under `version` (a rolled-back adapter's contribution). */
   forget(version: number): void;
   /** Called after each dataset row is appended (the "dataset grew" hook). Returns an unsubscribe. */

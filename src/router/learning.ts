@@ -120,7 +120,7 @@ export class Learning {
   }
 
   #changed(state: ReadinessState): void {
-    const change = { task: state.task, ready: state.ready, readiness: state.readiness, comparisons: state.comparisons, threshold: state.threshold };
+    const change = { task: state.task, ready: state.ready, readiness: state.readiness, comparisons: state.comparisons, threshold: state.threshold, min: state.min };
     this.#core.log(readinessLine(change));
     // Reached from adopt() and forget(): a listener's exception must not look like a failed swap.
     this.#safeEmit('readiness', change);
@@ -173,10 +173,13 @@ export class Learning {
   }
 
   /** See LearnerHooks.adopt. */
-  async adopt(version: number, file: string | null, heldOut?: Map<string, number[]>): Promise<void> {
+  async adopt(version: number, file: string | null, heldOut?: Map<string, number[]>, lineage: readonly number[] = []): Promise<void> {
     this.#open();
     if (!Number.isSafeInteger(version) || version < 0) v.fail('non-negative integer', 'version', version);
     if (file !== null && typeof file !== 'string') v.fail('string or null', 'file', file);
+    if (!Array.isArray(lineage) || !lineage.every((n) => Number.isSafeInteger(n) && n >= 0)) {
+      v.fail('array of non-negative integers', 'lineage', lineage);
+    }
     const local = this.#core.local;
     if (!local?.useAdapter) throw trainingUnsupported('the local backend cannot take adapters');
     const before = this.#snapshot(heldOut?.keys());
@@ -185,7 +188,7 @@ export class Learning {
     // The load may fail (INVALID_ADAPTER, a missing file): nothing below has happened then.
     await local.useAdapter(file);
     this.#open();
-    this.readiness.setGeneration(version);
+    this.readiness.setGeneration(version, lineage);
     for (const [task, similarities] of heldOut ?? []) {
       if (similarities.length > 0) this.readiness.recordMany(version, task, similarities, 'heldout');
     }
@@ -221,7 +224,7 @@ export class Learning {
         const local = core.local;
         return local?.useAdapter && local.trainingSource ? local.trainingSource() : null;
       },
-      adopt: (version, file, heldOut) => this.adopt(version, file, heldOut),
+      adopt: (version, file, heldOut, lineage) => this.adopt(version, file, heldOut, lineage),
       forget: (version) => this.forget(version),
       onRow: (listener) => {
         if (typeof listener !== 'function') v.fail('function', 'listener', listener);

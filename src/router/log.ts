@@ -41,6 +41,8 @@ export interface ReadinessChangeEvent {
   readiness: number | null;
   comparisons: number;
   threshold: number;
+  /** Comparisons a task needs before it can be ready (readinessMin). */
+  min: number;
 }
 
 export function callLine(e: CallEvent): string {
@@ -64,7 +66,9 @@ export function readinessLine(e: ReadinessChangeEvent): string {
   const readiness = e.readiness === null ? '-' : e.readiness.toFixed(2);
   return e.ready
     ? `[understudy] task=${e.task} is now served locally: readiness ${readiness} ≥ ${e.threshold} over ${e.comparisons} comparisons`
-    : `[understudy] task=${e.task} goes back to remote: readiness ${readiness} < ${e.threshold} over ${e.comparisons} comparisons`;
+    : e.comparisons < e.min
+      ? `[understudy] task=${e.task} goes back to remote: only ${e.comparisons} comparisons (needs ${e.min}), readiness ${readiness}`
+      : `[understudy] task=${e.task} goes back to remote: readiness ${readiness} < ${e.threshold} over ${e.comparisons} comparisons`;
 }
 
 export function warningLine(message: string): string {

@@ -8,6 +8,13 @@
 // comparisons count: a newly adopted adapter is judged on its own answers
 // (its held-out scores, then shadow checks and audits), never on the answers
 // of the model it replaced. Rolling an adapter back forgets its comparisons.
+//
+// Lineage: until the active generation has `min` comparisons of a task, the
+// newest comparisons of the adapters it descends from (nearest first, then the
+// base model) fill in up to `min`. A promotion is gated on no task dropping by
+// more than a small margin, so the parent's record stays fair evidence for the
+// few checks it takes; without it, a task with fewer held-out rows than `min`
+// would go back to the remote at every promotion, however well it was served.
 import { ensureDatasetSchema, type Db } from './store.js';
 
 export interface ReadinessState {
@@ -17,6 +24,8 @@ export interface ReadinessState {
   comparisons: number;
   ready: boolean;
   threshold: number;
+  /** Comparisons a task needs before it can be ready (readinessMin). */
+  min: number;
 }
 
 export type ComparisonKind = 'shadow' | 'audit' | 'heldout';
@@ -33,8 +42,11 @@ export class Readiness {
   #db: Db;
   #options: ReadinessOptions;
   #generation = 0;
+  #lineage: readonly number[] = [];
   /** The active generation's last `window` similarities per task, oldest first. */
   #recent = new Map<string, number[]>();
+  /** Per task, the lineage's newest `min` similarities, newest first. */
+  #inherited = new Map<string, number[]>();
   #insert;
   #load;
 
@@ -52,10 +64,31 @@ export class Readiness {
     return this.#generation;
   }
 
-  setGeneration(version: number): void {
-    if (version === this.#generation) return;
+  /** The versions the active one descends from, nearest first (see Lineage above). */
+  get lineage(): readonly number[] {
+    return this.#lineage;
+  }
+
+  setGeneration(version: number, lineage: readonly number[] = []): void {
+    const next = lineage.filter((v) => v !== version);
+    if (version === this.#generation && next.join() === this.#lineage.join()) return;
     this.#generation = version;
+    this.#lineage = next;
     this.#recent.clear();
+    this.#inherited.clear();
+  }
+
+  #inheritedOf(task: string): number[] {
+    let values = this.#inherited.get(task);
+    if (!values) {
+      values = [];
+      for (const version of this.#lineage) {
+        if (values.length >= this.#options.min) break;
+        values.push(...this.#load.all(task, version, this.#options.min - values.length));
+      }
+      this.#inherited.set(task, values);
+    }
+    return values;
   }
 
   #window(task: string): number[] {
@@ -87,6 +120,8 @@ export class Readiness {
       const recent = this.#window(task);
       recent.push(...similarities);
       if (recent.length > this.#options.window) recent.splice(0, recent.length - this.#options.window);
+    } else if (this.#lineage.includes(version)) {
+      this.#inherited.delete(task);
     }
     return { before, after: this.state(task) };
   }
@@ -95,6 +130,7 @@ export class Readiness {
   forget(version: number): number {
     const { changes } = this.#db.prepare('DELETE FROM comparisons WHERE adapter = ?').run(version);
     if (version === this.#generation) this.#recent.clear();
+    if (this.#lineage.includes(version)) this.#inherited.clear();
     return changes;
   }
 
@@ -104,9 +140,10 @@ export class Readiness {
   }
 
   state(task: string): ReadinessState {
-    const recent = this.#window(task);
-    const readiness = recent.length ? recent.reduce((a, b) => a + b, 0) / recent.length : null;
     const { threshold, min } = this.#options;
-    return { task, readiness, comparisons: recent.length, ready: readiness !== null && recent.length >= min && readiness >= threshold, threshold };
+    const own = this.#window(task);
+    const recent = own.length >= min || this.#lineage.length === 0 ? own : [...own, ...this.#inheritedOf(task).slice(0, min - own.length)];
+    const readiness = recent.length ? recent.reduce((a, b) => a + b, 0) / recent.length : null;
+    return { task, readiness, comparisons: recent.length, ready: readiness !== null && recent.length >= min && readiness >= threshold, threshold, min };
   }
 }

@@ -77,7 +77,7 @@ export class Distiller implements Learner {
     const current = registry.current(base.key);
     if (current) {
       try {
-        await hooks.adopt(current.version, current.file);
+        await hooks.adopt(current.version, current.file, undefined, registry.lineage(current.version));
         this.#serving = current;
       } catch (err) {
         hooks.warn(`the current adapter v${current.version} (${current.file}) could not be loaded, serving the base model: ${v.errorText(err)}`);
@@ -127,14 +127,14 @@ export class Distiller implements Learner {
       // NO_ADAPTER, with the registry's message, when the base model is already in use.
       const { from, to: target } = registry.rollbackTarget(base.key);
       // The swap first: if the target cannot be loaded, nothing has changed.
-      await this.#hooks.adopt(target?.version ?? 0, target?.file ?? null);
+      await this.#hooks.adopt(target?.version ?? 0, target?.file ?? null, undefined, target ? registry.lineage(target.version) : []);
       let to = target;
       try {
         to = registry.rollback(base.key).to;
         // Another process changed the manifest meanwhile: serve what it now says.
-        if ((to?.version ?? 0) !== (target?.version ?? 0)) await this.#hooks.adopt(to?.version ?? 0, to?.file ?? null);
+        if ((to?.version ?? 0) !== (target?.version ?? 0)) await this.#hooks.adopt(to?.version ?? 0, to?.file ?? null, undefined, to ? registry.lineage(to.version) : []);
       } catch (err) {
-        await this.#hooks.adopt(from.version, from.file).catch(() => undefined);
+        await this.#hooks.adopt(from.version, from.file, undefined, registry.lineage(from.version)).catch(() => undefined);
         throw err;
       }
       this.#serving = to;

@@ -150,6 +150,15 @@ export class AdapterRegistry {
     return s.rounds;
   }
 
+  /** The versions `version` descends from, nearest first, ending with 0 (the base model): readiness's lineage. */
+  lineage(version: number): number[] {
+    const parents = new Map(this.#read().adapters.map((a) => [a.version, a.parent ?? null]));
+    const out: number[] = [];
+    for (let p = parents.get(version) ?? null; p !== null && !out.includes(p); p = parents.get(p) ?? null) out.push(p);
+    out.push(0);
+    return out;
+  }
+
   /**
    * Goes back from the current adapter to its parent: the nearest ancestor
    * that was not rolled back itself and still has its file (null = the base

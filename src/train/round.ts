@@ -112,7 +112,7 @@ export async function runRound(input: RoundInput): Promise<RoundReport> {
         // A version number used before (adapters/ deleted, dataset.db kept) must not
         // inherit the old adapter's comparisons: they judged another model.
         hooks.forget(info.version);
-        await hooks.adopt(info.version, info.file, scored.afterSims);
+        await hooks.adopt(info.version, info.file, scored.afterSims, registry.lineage(info.version));
         version = info.version;
       } catch (err) {
         // The manifest must not name an adapter the backend does not serve.
