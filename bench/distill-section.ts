@@ -17,8 +17,9 @@ import { createRouter, type RouterResult } from '../src/index.js';
 import type { RoundReport } from '../src/router/learner.js';
 import { answerSimilarity } from '../src/router/similarity.js';
 import { ngramEmbed } from '../test/ngram-embedder.js';
+import { seededRandom } from '../test/seeded-random.js';
 import { startTeacher, type Teacher } from '../test/teacher.js';
-import { seeded, TASKS, teacherAnswer, workload } from './distill-workload.js';
+import { TASKS, teacherAnswer, workload } from './distill-workload.js';
 import { table } from './report.js';
 
 /** The goal: this local share of calls... */
@@ -124,7 +125,7 @@ async function runOnce(o: DistillBenchOptions, trainEvery: number, seed: number,
   // The router picks shadow checks and audits with Math.random, and an audit is a teacher call and a
   // dataset row: seeded, a run is repeatable (training runs on one thread with a fixed seed).
   const random = Math.random;
-  Math.random = seeded(seed ^ 0x5eed);
+  Math.random = seededRandom(seed ^ 0x5eed);
   const cacheDir = mkdtempSync(join(tmpdir(), 'understudy-bench-distill-'));
   try {
     const teacher = await startTeacher();

@@ -7,6 +7,7 @@
 // - extract:   JSON {"name", "age"} from a sentence (scored by structure, not text);
 // - ticket:    a fixed-format acknowledgement that copies a number and an object.
 // Names and words come from the model's own stories, so it can read and write them.
+import { seededRandom } from '../test/seeded-random.js';
 
 export interface ChatMessage {
   role: 'system' | 'user';
@@ -102,21 +103,9 @@ export function teacherAnswer(messages: ReadonlyArray<{ role: string; content: s
   return task ? task.answer(user) : `unknown request: ${user}`;
 }
 
-/** mulberry32: a small seeded generator, so every run draws the same calls. */
-export function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** The workload's calls, in order: a task drawn uniformly, then its user message. */
 export function* workload(seed: number): Generator<WorkloadCall, never, void> {
-  const rnd = seeded(seed);
+  const rnd = seededRandom(seed);
   for (;;) {
     const task = pick(rnd, TASKS);
     yield { task: task.name, messages: [{ role: 'system', content: task.system }, { role: 'user', content: task.draw(rnd) }] };

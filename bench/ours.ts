@@ -4,6 +4,7 @@
 // model's own), reading one `BENCH-RESULT {json}` line from its stdout.
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import { loadModel, systemInfo, type Context, type Model } from '../src/index.js';
+import { seededRandom } from '../test/seeded-random.js';
 import { childMain, invokedDirectly } from './child.js';
 import { summarize, type Stat } from './report.js';
 
@@ -42,17 +43,8 @@ export type Lag = { p50: number; p99: number; max: number };
 
 export const TTFT_PROMPT = 'Once upon a time, there was a little girl named Lily. She loved to play outside in the park.';
 
-/** Deterministic PRNG (mulberry32): the same prompt every run. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Deterministic PRNG (mulberry32, test/seeded-random.ts): the same prompt every run; the bench's files import it from here as rng. */
+export const rng = seededRandom;
 
 /** `n` valid token ids: BOS first when the model adds one, then random non-special tokens. */
 export function benchPrompt(model: Model, n: number, seed = 42): number[] {

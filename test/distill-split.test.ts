@@ -8,6 +8,7 @@ import type { DatasetRow } from '../src/router/dataset.js';
 import { heldOutCall, rowExample } from '../src/train/examples.js';
 import { splitRows, type TaskSplit } from '../src/train/split.js';
 import { thrown } from './helpers.js';
+import { seededRandom } from './seeded-random.js';
 
 function row(id: number, task: string, prompt: string, options: { answer?: string; kind?: 'chat' | 'complete'; maxTokens?: number; stop?: string[] } = {}): DatasetRow {
   const kind = options.kind ?? 'chat';
@@ -18,18 +19,6 @@ function row(id: number, task: string, prompt: string, options: { answer?: strin
     params: { temperature: 0, maxTokens: options.maxTokens ?? 64, topP: 1, stop: options.stop ?? [] },
     usage: { promptTokens: 1, completionTokens: 1, totalTokens: 2 },
     model: 'teacher', source: 'call', latencyMs: 1, createdAt: 0,
-  };
-}
-
-/** mulberry32: a seeded generator, so a failure is reproducible. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
   };
 }
 
@@ -59,7 +48,7 @@ function promptOf(r: DatasetRow): string {
 test('a growing dataset: splitting any prefix puts every row on the side it has in the whole', () => {
   let forcedSeen = 0;
   for (let trial = 0; trial < 40; trial++) {
-    const rand = random(1000 + trial);
+    const rand = seededRandom(1000 + trial);
     // A history of appends: a few tasks, prompts drawn from small pools (so some repeat), ids with gaps.
     const tasks = ['a', 'b', 'c'].slice(0, 1 + Math.floor(rand() * 3));
     const pool = 4 + Math.floor(rand() * 30);
@@ -90,7 +79,7 @@ test('a growing dataset: splitting any prefix puts every row on the side it has 
 });
 
 test('the same prompt is on one side only, whatever the answers, ids and field order', () => {
-  const rand = random(7);
+  const rand = seededRandom(7);
   const rows: DatasetRow[] = [];
   for (let id = 1; id <= 3000; id++) {
     const task = `t${Math.floor(rand() * 4)}`;
