@@ -21,12 +21,13 @@ const W = 420; // panel width
 const H = 300; // panel height
 const M = { left: 62, right: 30, top: 34, bottom: 46 };
 
-function esc(s: string): string {
+/** Text made safe for SVG text and attribute values. */
+export function esc(s: string): string {
   return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 }
 
 /** A round tick step giving about 5 ticks up to `max`. */
-function tickStep(max: number): number {
+export function tickStep(max: number): number {
   const raw = max / 5;
   const p = 10 ** Math.floor(Math.log10(raw));
   return [1, 2, 2.5, 5, 10].map((m) => m * p).find((s) => s >= raw) ?? 10 * p;
@@ -95,14 +96,21 @@ export function parallelChart(title: string, subtitle: string, panels: ChartPane
       `<circle cx="${x + 12}" cy="58" r="3.5" fill="${s.color}"/>` +
       `<text x="${x + 30}" y="58" dominant-baseline="middle">${esc(s.label)}</text>`;
   });
+  return svgDocument(width, height, title, subtitle, [
+    ...legend,
+    // Panels centred when fewer than the minimum width needs.
+    ...panels.map((p, i) => panel(p, (width - panels.length * W) / 2 + i * W, head)),
+  ]);
+}
+
+/** A white SVG document of `width` × `height`: a title and a subtitle at the top left, then `body`'s elements. */
+export function svgDocument(width: number, height: number, title: string, subtitle: string, body: string[]): string {
   return [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="sans-serif" font-size="12">`,
     `<rect width="100%" height="100%" fill="white"/>`,
     `<text x="16" y="22" font-size="14" font-weight="bold">${esc(title)}</text>`,
     `<text x="16" y="40" fill="#555" font-size="11">${esc(subtitle)}</text>`,
-    ...legend,
-    // Panels centred when fewer than the minimum width needs.
-    ...panels.map((p, i) => panel(p, (width - panels.length * W) / 2 + i * W, head)),
+    ...body,
     '</svg>',
     '',
   ].join('\n');

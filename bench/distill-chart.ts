@@ -6,6 +6,7 @@
 // similarity after each round (a step line; a dot per round, filled when the
 // round promoted its candidate), the two goals as dashed lines, and a dotted
 // line where the goal was reached.
+import { esc, svgDocument, tickStep } from './chart.js';
 import type { DistillRun } from './distill-section.js';
 
 const W = 460;
@@ -13,17 +14,6 @@ const H = 320;
 const M = { left: 54, right: 20, top: 34, bottom: 46 };
 const SHARE = '#1f77b4';
 const HELD_OUT = '#d62728';
-
-function esc(s: string): string {
-  return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
-}
-
-/** A round step giving about 5 ticks up to `max`. */
-function tickStep(max: number): number {
-  const raw = max / 5;
-  const p = 10 ** Math.floor(Math.log10(raw));
-  return [1, 2, 2.5, 5, 10].map((m) => m * p).find((s) => s >= raw) ?? 10 * p;
-}
 
 function panel(run: DistillRun, goals: { share: number; similarity: number; window: number }, ox: number, oy: number): string {
   const pw = W - M.left - M.right;
@@ -90,14 +80,8 @@ export function distillChart(title: string, subtitle: string, runs: DistillRun[]
     const y = 56 + i * 14;
     return `<line x1="16" y1="${y}" x2="40" y2="${y}" stroke="${color}" stroke-width="2"/><text x="46" y="${y}" dominant-baseline="middle" font-size="11">${esc(label!)}</text>`;
   });
-  return [
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="sans-serif" font-size="12">`,
-    `<rect width="100%" height="100%" fill="white"/>`,
-    `<text x="16" y="22" font-size="14" font-weight="bold">${esc(title)}</text>`,
-    `<text x="16" y="40" fill="#555" font-size="11">${esc(subtitle)}</text>`,
+  return svgDocument(width, height, title, subtitle, [
     ...legend,
     ...runs.map((r, i) => panel(r, goals, (width - perRow * W) / 2 + (i % perRow) * W, head + Math.floor(i / perRow) * H)),
-    '</svg>',
-    '',
-  ].join('\n');
+  ]);
 }
