@@ -3,29 +3,16 @@
 // that stay inside the adapter folder, a current version that exists) is
 // checked here, so a hand-edited or damaged manifest is set aside whole rather
 // than half trusted.
+import type { AdapterInfo } from '../router/learner.js';
 import { isPlainObject } from '../validate.js';
 
-export interface TaskScores {
-  trainRows: number;
-  heldOutRows: number;
-  before: number | null;
-  after: number | null;
-}
+export type TaskScores = AdapterInfo['tasks'][string];
 
-/** An adapter as the manifest stores it: AdapterInfo without status, its file relative ("v3.gguf"). */
-export interface AdapterEntry {
-  version: number;
-  parent: number | null;
+/** An adapter as the manifest stores it: AdapterInfo without status (the registry derives it from the current version and rolledBackAt). */
+export type AdapterEntry = Omit<AdapterInfo, 'status' | 'file'> & {
+  /** Relative to the adapter folder ("v3.gguf"); AdapterInfo's is absolute. */
   file: string;
-  baseModel: string;
-  baseName: string | null;
-  rowsUsed: number;
-  round: number;
-  tasks: Record<string, TaskScores>;
-  heldOut: { before: number | null; after: number | null };
-  createdAt: string;
-  rolledBackAt?: string;
-}
+};
 
 export interface ModelState {
   current: number | null;
