@@ -4,15 +4,15 @@
 // model, and an adapter made for another base model (same shape, other
 // weights) that a restarted router refuses with a clear warning, serving the
 // base model, as LocalBackend.useAdapter refuses it with INVALID_ADAPTER.
-import { copyFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { LocalBackend, Router } from '../src/index.js';
 import { makeLoraAdapter } from '../scripts/make-lora.js';
 import {
-  ALPHA_ANSWER, BETA_ANSWER, adapterFiles, ask, distillRouter, freshDir, localAnswers, manifest, record,
-  startDistillTeacher, subjects, type DistillTeacher,
+  ALPHA_ANSWER, BETA_ANSWER, adapterFiles, ask, distillHooks, distillRouter, freshDir, localAnswers, manifest, record,
+  subjects, type DistillTeacher,
 } from './distill-fixture.js';
 import { copyModel, scaleOutputNorm } from './fixtures/model-copy.js';
 import { rejection, storiesModel, within } from './helpers.js';
@@ -50,15 +50,7 @@ async function restart(): Promise<void> {
   router = await within(distillRouter(teacher, dir, {}, lines));
 }
 
-test.before(async () => {
-  teacher = await startDistillTeacher();
-});
-test.after(async () => {
-  await router?.close();
-  await teacher?.close();
-  rmSync(dir, { recursive: true, force: true });
-  rmSync(scratch, { recursive: true, force: true });
-});
+distillHooks(test, (t) => { teacher = t; }, () => router, dir, scratch);
 
 test('v1 learns alpha, v2 adds beta: each promotion changes the local answers', async () => {
   await restart();

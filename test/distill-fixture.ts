@@ -9,9 +9,10 @@
 // the answer and "&end[" after it). rwkv-world ends a turn with "\n\n", plain
 // text the model learns at once: after a round it says the teacher's answer,
 // then a newline, where the call stops.
-import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { Test } from 'uvu';
 import { createRouter, type Router } from '../src/index.js';
 import type { RouterEvents } from '../src/router/events.js';
 import { storiesModel } from './helpers.js';
@@ -85,6 +86,24 @@ export async function startDistillTeacher(): Promise<DistillTeacher> {
   teacher.setAnswer(({ messages, prompt }) => teacherAnswer(messages?.filter((m) => m.role === 'user').at(-1)?.content ?? prompt ?? '', t.mode));
   t.completions = () => teacher.requests.filter((r) => r.path.endsWith('/completions')).length;
   return t;
+}
+
+/**
+ * A distillation suite's hooks: before its tests a teacher starts (handed to
+ * `started`); after them the router that `router()` returns then and the
+ * teacher are closed, and `dirs` removed.
+ */
+export function distillHooks(suite: Test, started: (teacher: DistillTeacher) => void, router: () => Router | undefined, ...dirs: string[]): void {
+  let teacher: DistillTeacher | undefined;
+  suite.before(async () => {
+    teacher = await startDistillTeacher();
+    started(teacher);
+  });
+  suite.after(async () => {
+    await router()?.close();
+    await teacher?.close();
+    for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+  });
 }
 
 /** Training options under which stories260K learns a fixed answer in one round (measured: 12 rows, 30 steps, held-out answers exact). */

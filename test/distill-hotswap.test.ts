@@ -14,15 +14,15 @@
 // A local call sent while a swap is pending runs after it, with the new
 // adapter, and its result must name that adapter: the mislabelled check below
 // guards that (it once named the adapter current when the call was sent).
-import { readFileSync, rmSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { Router } from '../src/index.js';
 import type { TrainingProgress } from '../src/router/learner.js';
 import {
-  ALPHA_ANSWER, adapterFiles, ask, distillRouter, freshDir, localAnswers, nextEvent, record,
-  startDistillTeacher, subjects, type DistillTeacher,
+  ALPHA_ANSWER, adapterFiles, ask, distillHooks, distillRouter, freshDir, localAnswers, nextEvent, record,
+  subjects, type DistillTeacher,
 } from './distill-fixture.js';
 import { within } from './helpers.js';
 
@@ -62,14 +62,7 @@ async function streamOne(r: Router, i: number, afterSwap = false, watch?: Watch)
   return { id, i, text: result.text, pieces, adapter: result.adapter, afterSwap };
 }
 
-test.before(async () => {
-  teacher = await startDistillTeacher();
-});
-test.after(async () => {
-  await router?.close();
-  await teacher?.close();
-  rmSync(dir, { recursive: true, force: true });
-});
+distillHooks(test, (t) => { teacher = t; }, () => router, dir);
 
 test('streams running while a promotion swaps the adapter all complete, each with the old or the new answer in full', async () => {
   router = await within(distillRouter(teacher, dir));

@@ -6,14 +6,13 @@
 // held-out scores, and its calls go local with the teacher's answer. A task
 // never taught stays remote. Then the teacher turns to noise: the next round's
 // candidate is worse on the held-out prompts and is not promoted.
-import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { RoundReport, Router } from '../src/index.js';
 import {
-  ALPHA_ANSWER, adapterFiles, ask, distillRouter, freshDir, manifest, nextEvent, record, similarity,
-  startDistillTeacher, subjects, teacherAnswer, alphaPrompt, TRAINING, type DistillTeacher,
+  ALPHA_ANSWER, adapterFiles, ask, distillHooks, distillRouter, freshDir, manifest, nextEvent, record, similarity,
+  subjects, teacherAnswer, alphaPrompt, TRAINING, type DistillTeacher,
 } from './distill-fixture.js';
 import { within } from './helpers.js';
 
@@ -33,14 +32,7 @@ let router: Router | undefined;
 const lines: string[] = [];
 let first: RoundReport;
 
-test.before(async () => {
-  teacher = await startDistillTeacher();
-});
-test.after(async () => {
-  await router?.close();
-  await teacher?.close();
-  rmSync(dir, { recursive: true, force: true });
-});
+distillHooks(test, (t) => { teacher = t; }, () => router, dir);
 
 test('a taught task starts remote, an automatic round trains it, and its calls go local with the teacher\'s answer', async () => {
   router = await within(distillRouter(teacher, dir, { trainEvery: TRAIN_EVERY, training: HARD }, lines));
