@@ -36,6 +36,12 @@ export const ERROR_CODES = [
   'CLOSED',
   // Raised by the distillation loop (src/train/).
   'NO_ADAPTER',
+  // Raised by the HTTP server (src/server/).
+  'NOT_READY',
+  'UNAUTHORIZED',
+  'NOT_FOUND',
+  'PAYLOAD_TOO_LARGE',
+  'TIMEOUT',
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];
