@@ -3,6 +3,7 @@
 // text in coalesced chunks; a slow consumer gets bigger chunks, never a stall of
 // the generating thread.
 import { abortedError, fromNative, type UnderstudyError } from '../errors.js';
+import { PushStream } from '../push-stream.js';
 import { binding, type NativeAbortFlag, type NativeContext, type NativeGenerationResult } from './binding.js';
 import type { ParsedGenerateOptions } from './sampling.js';
 
@@ -42,11 +43,13 @@ export class Generation implements AsyncIterable<string> {
   #site: Error;
   #flag: NativeAbortFlag | undefined;
   #aborted = false;
-  #chunks: string[] = [];
-  #wake: (() => void) | undefined;
+  // Leaving the loop early (break, return, throw) ends the generation.
+  #chunks = new PushStream<string>({
+    coalesce: (texts) => texts.join(''),
+    onReturn: () => this.abort(),
+    name: 'a generation',
+  });
   #settled = false;
-  #error: UnderstudyError | undefined;
-  #iterating = false;
   #detachSignal: (() => void) | undefined;
 
   /** @internal Use context.generate(). */
@@ -97,25 +100,8 @@ export class Generation implements AsyncIterable<string> {
     this.#settle(abortedError('generation'));
   }
 
-  async *[Symbol.asyncIterator](): AsyncIterator<string> {
-    if (this.#iterating) throw new Error('a generation can be iterated only once');
-    this.#iterating = true;
-    try {
-      for (;;) {
-        if (this.#chunks.length > 0) {
-          yield this.#chunks.splice(0).join('');
-          continue;
-        }
-        if (this.#settled) {
-          if (this.#error) throw this.#error;
-          return;
-        }
-        await new Promise<void>((wake) => (this.#wake = wake));
-      }
-    } finally {
-      // Leaving the loop early (break, return, throw) ends the generation.
-      if (!this.#settled) this.abort();
-    }
+  [Symbol.asyncIterator](): AsyncIterator<string> {
+    return this.#chunks[Symbol.asyncIterator]();
   }
 
   /** @internal Runs on the context's queue. */
@@ -123,7 +109,7 @@ export class Generation implements AsyncIterable<string> {
     if (this.#aborted) return this._fail(abortedError('generation'));
     this.#flag = new (binding().AbortFlag)();
     if (this.#aborted) this.#flag.abort();
-    const onText = this.#stream ? (text: string) => this.#push(text) : undefined;
+    const onText = this.#stream ? (text: string) => this.#chunks.push(text) : undefined;
     try {
       const r = await native.generate(this.#tokens, this.#options.sampling, onText, this.#flag);
       this.#settle(undefined, toCompletion(r));
@@ -137,25 +123,17 @@ export class Generation implements AsyncIterable<string> {
     this.#settle(error);
   }
 
-  #push(text: string): void {
-    this.#chunks.push(text);
-    this.#wakeUp();
-  }
-
   #settle(error: UnderstudyError | undefined, completion?: Completion): void {
     if (this.#settled) return;
     this.#settled = true;
     this.#detachSignal?.();
-    this.#error = error;
-    if (error) this.#reject(error);
-    else this.#resolve(completion!);
-    this.#wakeUp();
-  }
-
-  #wakeUp(): void {
-    const wake = this.#wake;
-    this.#wake = undefined;
-    wake?.();
+    if (error) {
+      this.#reject(error);
+      this.#chunks.fail(error);
+    } else {
+      this.#resolve(completion!);
+      this.#chunks.end();
+    }
   }
 }
 
