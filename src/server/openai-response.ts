@@ -1,0 +1,93 @@
+// Router answers in OpenAI's response shapes: chat.completion,
+// chat.completion.chunk, text_completion, and the usage object.
+import { randomBytes } from 'node:crypto';
+import type { Usage } from '../index.js';
+import type { FinishReason, ServedResult, ToolCall } from './router-face.js';
+
+export const newId = (prefix: 'chatcmpl' | 'cmpl') => `${prefix}-${randomBytes(12).toString('base64url')}`;
+
+export const created = () => Math.floor(Date.now() / 1000);
+
+export function usage(u: Usage) {
+  return { prompt_tokens: u.promptTokens, completion_tokens: u.completionTokens, total_tokens: u.totalTokens };
+}
+
+export function finishReason(result: ServedResult): FinishReason {
+  return result.finishReason ?? (result.toolCalls?.length ? 'tool_calls' : 'stop');
+}
+
+export function openaiToolCalls(calls: ToolCall[]) {
+  return calls.map((c, index) => ({ index, id: c.id, type: 'function' as const, function: { name: c.name, arguments: c.arguments } }));
+}
+
+export function chatCompletion(result: ServedResult) {
+  const calls = result.toolCalls?.length ? result.toolCalls : undefined;
+  const message = calls
+    ? { role: 'assistant', content: null, refusal: null, tool_calls: openaiToolCalls(calls).map(({ index: _, ...c }) => c) }
+    : { role: 'assistant', content: result.text, refusal: null };
+  return {
+    id: newId('chatcmpl'),
+    object: 'chat.completion',
+    created: created(),
+    model: result.model,
+    choices: [{ index: 0, message, logprobs: null, finish_reason: finishReason(result) }],
+    usage: usage(result.usage),
+  };
+}
+
+export function textCompletion(result: ServedResult) {
+  return {
+    id: newId('cmpl'),
+    object: 'text_completion',
+    created: created(),
+    model: result.model,
+    choices: [{ index: 0, text: result.text, logprobs: null, finish_reason: finishReason(result) }],
+    usage: usage(result.usage),
+  };
+}
+
+/** The chunks of one streamed answer, for chat or completions: the same id, time and model in each. */
+export class Chunks {
+  readonly #kind: 'chat' | 'complete';
+  readonly #base: { id: string; object: string; created: number; model: string };
+
+  constructor(kind: 'chat' | 'complete', model: string) {
+    this.#kind = kind;
+    this.#base = {
+      id: newId(kind === 'chat' ? 'chatcmpl' : 'cmpl'),
+      object: kind === 'chat' ? 'chat.completion.chunk' : 'text_completion',
+      created: created(),
+      model,
+    };
+  }
+
+  /** The first chunk (chat only): the assistant's role, no text yet. */
+  start() {
+    return this.#chunk({ index: 0, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null });
+  }
+
+  text(piece: string) {
+    return this.#kind === 'chat'
+      ? this.#chunk({ index: 0, delta: { content: piece }, logprobs: null, finish_reason: null })
+      : this.#chunk({ index: 0, text: piece, logprobs: null, finish_reason: null });
+  }
+
+  /** All of an answer's tool calls, in one delta. */
+  toolCalls(calls: ToolCall[]) {
+    return this.#chunk({ index: 0, delta: { tool_calls: openaiToolCalls(calls) }, logprobs: null, finish_reason: null });
+  }
+
+  finish(reason: FinishReason) {
+    return this.#kind === 'chat'
+      ? this.#chunk({ index: 0, delta: {}, logprobs: null, finish_reason: reason })
+      : this.#chunk({ index: 0, text: '', logprobs: null, finish_reason: reason });
+  }
+
+  usage(u: Usage) {
+    return { ...this.#base, choices: [], usage: usage(u) };
+  }
+
+  #chunk(choice: Record<string, unknown>) {
+    return { ...this.#base, choices: [choice] };
+  }
+}
