@@ -42,6 +42,8 @@ export interface ServerMetrics {
 export function installMetrics(app: FastifyInstance, getRouter: () => Router | undefined, server: { inFlight(): number }): ServerMetrics {
   const registry = new Registry();
   const registers = [registry];
+  // Made now, not at the first scrape, so the event-loop and GC figures have something to show by then.
+  processMetrics();
   const m = makeMetrics(registers);
   let router: Router | undefined;
   let detach: (() => void) | undefined;

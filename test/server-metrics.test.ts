@@ -1,0 +1,161 @@
+// GET /metrics: after remote, cached and local answers and a few failed
+// requests through the server, the Prometheus text parses (a small parser
+// written here, not prom-client's) and every counter equals what was done:
+// answers by route, cache hits, tokens (the teacher counts words), remote calls
+// saved, the local share, requests by endpoint/route/task/status, latency
+// counts, readiness as the router reports it. The remote's key is nowhere in it,
+// and closing the server removes its listeners from the router.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import type { Router } from '../src/index.js';
+import { startServer, type UnderstudyServer } from '../src/server/app.js';
+import { API_KEY, routerFor } from './router-fixture.js';
+import { startTeacher, type Teacher } from './teacher.js';
+
+interface Sample {
+  name: string;
+  labels: Record<string, string>;
+  value: number;
+}
+
+/** The text exposition format, version 0.0.4: `# HELP`/`# TYPE` lines and `name{a="b",...} value` samples. */
+function parseMetrics(text: string): { samples: Sample[]; types: Map<string, string> } {
+  const samples: Sample[] = [];
+  const types = new Map<string, string>();
+  for (const line of text.split('\n')) {
+    if (line === '') continue;
+    const type = /^# TYPE ([a-zA-Z_:][\w:]*) (counter|gauge|histogram|summary|untyped)$/.exec(line);
+    if (type) {
+      types.set(type[1]!, type[2]!);
+      continue;
+    }
+    if (line.startsWith('# HELP ')) continue;
+    const m = /^([a-zA-Z_:][\w:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
+    if (!m) throw new Error(`not a sample line: ${JSON.stringify(line)}`);
+    const labels: Record<string, string> = {};
+    const body = m[2] ?? '';
+    const label = /([a-zA-Z_]\w*)="((?:[^"\\]|\\.)*)",?/gy;
+    let at = 0;
+    for (let l = label.exec(body); l; l = label.exec(body)) {
+      labels[l[1]!] = l[2]!.replace(/\\(.)/g, (_, c: string) => (c === 'n' ? '\n' : c));
+      at = label.lastIndex;
+    }
+    if (at !== body.length) throw new Error(`bad labels: ${JSON.stringify(line)}`);
+    // Prometheus reads values with Go's ParseFloat: NaN and Inf in any case (prom-client writes "Nan").
+    const special = /^([+-]?)(inf|nan)$/i.exec(m[3]!);
+    const value = special ? (special[2]!.toLowerCase() === 'nan' ? NaN : special[1] === '-' ? -Infinity : Infinity) : Number(m[3]);
+    if (!special && (Number.isNaN(value) || !/^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/.test(m[3]!))) throw new Error(`bad value: ${JSON.stringify(line)}`);
+    samples.push({ name: m[1]!, labels, value });
+  }
+  return { samples, types };
+}
+
+/** The value of the one sample of `name` whose labels include `labels`; undefined when none. */
+function value(samples: Sample[], name: string, labels: Record<string, string> = {}): number | undefined {
+  const found = samples.filter((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v));
+  if (found.length > 1) throw new Error(`${found.length} samples of ${name} match ${JSON.stringify(labels)}`);
+  return found[0]?.value;
+}
+
+let teacher: Teacher;
+let router: Router;
+let server: UnderstudyServer;
+let listenersBefore: { call: number; failure: number };
+let closed = false;
+test.before(async () => {
+  teacher = await startTeacher();
+  // Every remote answer is also answered locally, so readiness has a comparison to show.
+  router = await routerFor(teacher, { shadowRate: 1 });
+  listenersBefore = { call: router.listenerCount('call'), failure: router.listenerCount('failure') };
+  server = await startServer(router, { port: 0 });
+});
+test.after(async () => {
+  if (!closed) await server?.close();
+  await router?.close();
+  await teacher.close();
+});
+
+async function chat(content: string, headers: Record<string, string> = {}, extra: Record<string, unknown> = {}) {
+  const res = await fetch(`${server.url}/v1/chat/completions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...headers },
+    body: JSON.stringify({ model: 'any', messages: [{ role: 'user', content }], max_tokens: 8, ...extra }),
+  });
+  return { status: res.status, route: res.headers.get('x-understudy-route'), body: (await res.json()) as any };
+}
+
+test('the counters equal what was done, readiness is the router\'s, and no key shows', async () => {
+  const remote = await chat('What is a cat?', { 'x-understudy-task': 'qa' });
+  assert.is(remote.status, 200);
+  assert.is(remote.route, 'remote');
+  const cached = await chat('What is a cat?', { 'x-understudy-task': 'qa' });
+  assert.is(cached.route, 'cache');
+  const cached2 = await chat('What is a cat?', { 'x-understudy-task': 'qa' });
+  assert.is(cached2.route, 'cache');
+  const local = await chat('Once upon a time', { 'x-understudy-task': 'story', 'x-understudy-route': 'local' });
+  assert.is(local.status, 200);
+  assert.is(local.route, 'local');
+  const bad = await chat('x', {}, { n: 2 });
+  assert.is(bad.status, 400);
+  const missing = await fetch(`${server.url}/v1/nothing?key=${API_KEY}`);
+  assert.is(missing.status, 404);
+  await router.idle();
+
+  const res = await fetch(`${server.url}/metrics`);
+  assert.is(res.status, 200);
+  assert.match(res.headers.get('content-type') ?? '', /^text\/plain; version=0\.0\.4/);
+  const text = await res.text();
+  assert.not.ok(text.includes(API_KEY), 'the remote key is in /metrics');
+  const { samples, types } = parseMetrics(text);
+
+  assert.is(types.get('understudy_answers_total'), 'counter');
+  assert.is(value(samples, 'understudy_answers_total', { route: 'remote' }), 1);
+  assert.is(value(samples, 'understudy_answers_total', { route: 'cache' }), 2);
+  assert.is(value(samples, 'understudy_answers_total', { route: 'local' }), 1);
+  assert.is(value(samples, 'understudy_answers_total', { route: 'semantic-cache' }), 0);
+  assert.is(value(samples, 'understudy_cache_hits_total', { kind: 'exact' }), 2);
+  assert.is(value(samples, 'understudy_cache_hits_total', { kind: 'semantic' }), 0);
+  assert.is(value(samples, 'understudy_remote_calls_saved_total'), 3);
+  assert.is(value(samples, 'understudy_local_share'), 1 / 4);
+
+  // The teacher counts words: 4 in "What is a cat?", 5 in "Answer: What is a cat?".
+  assert.is(value(samples, 'understudy_tokens_total', { direction: 'in', route: 'remote' }), 4);
+  assert.is(value(samples, 'understudy_tokens_total', { direction: 'out', route: 'remote' }), 5);
+  assert.is(value(samples, 'understudy_tokens_total', { direction: 'in', route: 'local' }), local.body.usage.prompt_tokens);
+  assert.is(value(samples, 'understudy_tokens_total', { direction: 'out', route: 'local' }), local.body.usage.completion_tokens);
+  assert.is(value(samples, 'understudy_tokens_total', { direction: 'out', route: 'cache' }),
+    cached.body.usage.completion_tokens + cached2.body.usage.completion_tokens);
+
+  const chatPath = '/v1/chat/completions';
+  assert.is(value(samples, 'understudy_http_requests_total', { endpoint: chatPath, route: 'remote', task: 'qa', status: '200' }), 1);
+  assert.is(value(samples, 'understudy_http_requests_total', { endpoint: chatPath, route: 'cache', task: 'qa', status: '200' }), 2);
+  assert.is(value(samples, 'understudy_http_requests_total', { endpoint: chatPath, route: 'local', task: 'story', status: '200' }), 1);
+  assert.is(value(samples, 'understudy_http_requests_total', { endpoint: chatPath, route: '', status: '400' }), 1);
+  // An unknown path is not a label value (it could be anything, a key among it).
+  assert.is(value(samples, 'understudy_http_requests_total', { endpoint: 'unmatched', status: '404' }), 1);
+  assert.is(samples.filter((s) => s.name === 'understudy_http_requests_total').reduce((n, s) => n + s.value, 0), 6);
+  assert.is(types.get('understudy_http_request_duration_seconds'), 'histogram');
+  assert.is(value(samples, 'understudy_http_request_duration_seconds_count', { endpoint: chatPath, route: 'cache' }), 2);
+  assert.is(value(samples, 'understudy_http_request_duration_seconds_bucket', { endpoint: chatPath, route: 'cache', le: '+Inf' }), 2);
+
+  const readiness = router.readiness('qa');
+  assert.is(readiness.comparisons, 1);
+  assert.is(value(samples, 'understudy_readiness', { task: 'qa' }), readiness.readiness!);
+  assert.is(value(samples, 'understudy_readiness_comparisons', { task: 'qa' }), 1);
+  assert.is(value(samples, 'understudy_task_ready', { task: 'qa' }), 0);
+  assert.is(value(samples, 'understudy_queue_depth'), 0);
+  assert.is(value(samples, 'understudy_requests_in_flight'), 0);
+  // prom-client's default process metrics come along.
+  assert.ok(value(samples, 'process_cpu_seconds_total') !== undefined);
+  assert.ok(value(samples, 'nodejs_eventloop_lag_seconds') !== undefined);
+});
+
+test('closing the server removes its listeners from the router', async () => {
+  assert.ok(router.listenerCount('call') > listenersBefore.call);
+  closed = true;
+  await server.close();
+  assert.is(router.listenerCount('call'), listenersBefore.call);
+  assert.is(router.listenerCount('failure'), listenersBefore.failure);
+});
+
+test.run();
