@@ -45,7 +45,7 @@ export function fixtureRouterOptions(teacher: Teacher, cacheDir: string, lines: 
     retries: 0,
     retryDelayMs: 10,
     sequences: 2,
-    contextSize: 256,
+    contextSize: 1024,
     threads: 1,
     chatTemplate: 'rwkv-world',
     trainLocal: false,

@@ -14,6 +14,7 @@ import type { ServerContext } from './context.js';
 import { embeddingsRoute } from './embeddings-route.js';
 import { installErrorHandling } from './error-handler.js';
 import { healthRoute } from './health-route.js';
+import { installMetrics } from './metrics.js';
 import { modelsRoute } from './models-route.js';
 import { RouterState } from './router-state.js';
 import { httpError } from './openai-errors.js';
@@ -81,7 +82,8 @@ export async function startServer(router: Router | Promise<Router>, options?: Se
   completionsRoute(app, ctx);
   embeddingsRoute(app, ctx);
   modelsRoute(app, ctx);
-  await installMetricsHook(app, ctx);
+  // /metrics (metrics.ts, helper OPS's): router facts from its events, HTTP facts from onResponse.
+  installMetrics(app, () => ctx.state.current, { inFlight: () => ctx.calls.size });
 
   await app.listen({ host: o.host, port: o.port });
   const address = app.server.address();
@@ -122,23 +124,6 @@ function installHooks(app: FastifyInstance, ctx: ServerContext, apiKey: string |
       }
     });
   }
-}
-
-// HOOK (helper OPS): metrics.ts exports installMetrics(app, getRouter, server);
-// until that file lands the server runs without /metrics. The specifier is a
-// variable so the build does not require the file. Replace with a static
-// import once metrics.ts is committed.
-const METRICS_MODULE = './metrics.js';
-
-async function installMetricsHook(app: FastifyInstance, ctx: ServerContext): Promise<void> {
-  let metrics: { installMetrics?: (app: FastifyInstance, getRouter: () => Router | undefined, server: { inFlight(): number }) => unknown };
-  try {
-    metrics = await import(METRICS_MODULE);
-  } catch (err) {
-    if ((err as { code?: string }).code === 'ERR_MODULE_NOT_FOUND') return;
-    throw err;
-  }
-  await metrics.installMetrics?.(app, () => ctx.state.current, { inFlight: () => ctx.calls.size });
 }
 
 async function closeServer(app: FastifyInstance, ctx: ServerContext, options: { graceMs?: number } | undefined): Promise<void> {
