@@ -43,6 +43,8 @@ export function fixtureRouterOptions(teacher: Teacher, cacheDir: string, lines: 
     shadowRate: 0,
     auditRate: 0,
     retries: 0,
+    // Faults in a row must not rest the remote: each test expects its own failure.
+    cooldownAfter: 1_000_000,
     retryDelayMs: 10,
     sequences: 2,
     contextSize: 1024,
