@@ -10,7 +10,7 @@ export type { TrainingEvent, TrainingStepEvent, TrainingEpochEvent, TrainingResu
 export type { TrainingExample } from './llama/training-data.js';
 export type { LoraTrainerOptions, TrainingRunOptions, TrainLoraOptions } from './llama/training-options.js';
 export { DEFAULT_TARGETS } from './llama/lora-plan.js';
-export type { ChatMessage, ChatTemplateOptions } from './llama/chat.js';
+export type { ChatMessage, ChatTemplateOptions, MessageToolCall } from './llama/chat.js';
 export { jsonSchemaToGrammar } from './llama/json-schema-grammar.js';
 export { Generation } from './llama/generation.js';
 export type { Completion, StopReason } from './llama/generation.js';
@@ -29,13 +29,17 @@ export type { DistillOptions } from './train/options.js';
 export type { RoundReport, TaskRoundReport, AdapterInfo, TrainingProgress, Learner, LearnerHooks } from './router/learner.js';
 export type { RouterOptions, RouterResult } from './router/router.js';
 export type { RouterSettings, Device as RouterDevice } from './router/config.js';
-export type { ChatRequest, CompleteRequest, Route, RouteChoice } from './router/request.js';
+export type {
+  ChatRequest, CompleteRequest, Route, RouteChoice, ResponseFormat, ToolSpec, ToolChoice, ToolCall, FinishReason,
+} from './router/request.js';
+export { toolCallText, parseToolCalls } from './router/tool-calls.js';
+export type { EmbedResult } from './router/router-embed.js';
 export type { Backend, BackendCall, BackendAnswer, Health, Usage, RetryInfo, TrainingSource } from './router/backend.js';
 export { MockBackend } from './router/mock-backend.js';
 export type { MockBackendOptions } from './router/mock-backend.js';
 export { LocalBackend } from './router/local-backend.js';
 export { RemoteBackend } from './router/remote-backend.js';
-export type { RouterStream } from './router/stream.js';
+export type { RouterStream, StreamInfo } from './router/stream.js';
 export type {
   RouterEvents, CallEvent, FailureEvent, ShadowEvent, ReadinessChangeEvent, DatasetEvent, AdapterEvent,
 } from './router/events.js';

@@ -5,8 +5,21 @@ import * as v from '../validate.js';
 import type { NativeModel } from './binding.js';
 
 export interface ChatMessage {
-  role: 'system' | 'user' | 'assistant' | (string & {});
+  role: 'system' | 'user' | 'assistant' | 'tool' | (string & {});
   content: string;
+  /** The calls an assistant turn made (its content is then usually ''). */
+  toolCalls?: MessageToolCall[];
+  /** On a 'tool' turn: the id of the call whose result this is. */
+  toolCallId?: string;
+  /** The speaker's name; on a 'tool' turn, the tool's. */
+  name?: string;
+}
+
+/** A tool call inside a message, as OpenAI shapes it: arguments are JSON text. */
+export interface MessageToolCall {
+  id: string;
+  name: string;
+  arguments: string;
 }
 
 export interface ChatTemplateOptions {
@@ -39,7 +52,32 @@ export function checkMessages(messages: unknown): ChatMessage[] {
     if (!v.isPlainObject(m)) v.fail('{ role, content } object', `messages[${i}]`, m);
     const role = v.nonEmptyString(m.role, `messages[${i}].role`);
     const content = v.string(m.content, `messages[${i}].content`);
-    out.push({ role, content });
+    const message: ChatMessage = { role, content };
+    if (m.toolCalls !== undefined) message.toolCalls = checkToolCalls(m.toolCalls, `messages[${i}].toolCalls`);
+    if (m.toolCallId !== undefined) message.toolCallId = v.nonEmptyString(m.toolCallId, `messages[${i}].toolCallId`);
+    if (m.name !== undefined) message.name = v.nonEmptyString(m.name, `messages[${i}].name`);
+    out.push(message);
+  }
+  return out;
+}
+
+/** Most tool calls one message may carry. */
+const MAX_TOOL_CALLS = 1000;
+
+function checkToolCalls(calls: unknown, name: string): MessageToolCall[] {
+  if (!Array.isArray(calls)) v.fail('array of { id, name, arguments } tool calls', name, calls);
+  if (calls.length > MAX_TOOL_CALLS) {
+    throw invalidArgument(`Expected at most ${MAX_TOOL_CALLS} tool calls for ${name} but received an array of length ${calls.length}`);
+  }
+  const out: MessageToolCall[] = [];
+  for (let j = 0; j < calls.length; j++) {
+    const c: unknown = calls[j];
+    if (!v.isPlainObject(c)) v.fail('{ id, name, arguments } tool call', `${name}[${j}]`, c);
+    out.push({
+      id: v.nonEmptyString(c.id, `${name}[${j}].id`),
+      name: v.nonEmptyString(c.name, `${name}[${j}].name`),
+      arguments: v.string(c.arguments, `${name}[${j}].arguments`),
+    });
   }
   return out;
 }

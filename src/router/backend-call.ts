@@ -6,6 +6,7 @@ import { checkMessages } from '../llama/chat.js';
 import * as v from '../validate.js';
 import type { BackendCall } from './backend.js';
 import type { Params } from './request.js';
+import { checkStructure } from './structured-request.js';
 
 /** A checked copy of `call` (read once: a getter is not asked twice). */
 export function checkCall(call: unknown): BackendCall {
@@ -27,8 +28,9 @@ export function checkCall(call: unknown): BackendCall {
   };
   const signal = v.abortSignal(call.signal);
   const onText = v.fn<(text: string) => void>(call.onText, 'onText');
+  const structure = checkStructure(call, kind);
   return {
-    kind, task, params,
+    kind, task, params, ...structure,
     ...(messages ? { messages } : {}),
     ...(prompt !== undefined ? { prompt } : {}),
     ...(signal ? { signal } : {}),

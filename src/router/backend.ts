@@ -2,6 +2,8 @@
 // remote API and the mock for users' own tests.
 import type { ChatMessage } from '../llama/chat.js';
 import type { Params } from './request.js';
+import type { ResponseFormat } from './structured-request.js';
+import type { FinishReason, ToolCall, ToolChoice, ToolSpec } from './tool-calls.js';
 import { errorText } from '../validate.js';
 import type { UnderstudyError } from '../errors.js';
 
@@ -11,6 +13,11 @@ export interface BackendCall {
   messages?: ChatMessage[];
   prompt?: string;
   params: Params;
+  /** The shape the answer must have (absent: free text). */
+  responseFormat?: ResponseFormat;
+  /** Functions the model may call (chat calls only). */
+  tools?: ToolSpec[];
+  toolChoice?: ToolChoice;
   signal?: AbortSignal;
   /** Called with each piece of text as it arrives, for streaming callers. */
   onText?: (text: string) => void;
@@ -23,11 +30,15 @@ export interface Usage {
 }
 
 export interface BackendAnswer {
+  /** The answer; for tool calls, their canonical text (tool-calls.ts). */
   text: string;
+  /** The calls the answer makes, when it makes any. */
+  toolCalls?: ToolCall[];
   usage: Usage;
   /** The model that answered. */
   model: string;
-  finishReason?: string;
+  /** Why the answer ended; a backend that does not say is read as 'stop'. */
+  finishReason?: FinishReason;
   /**
    * The adapter file that answered (null: none), from a backend that takes
    * adapters. Only the backend knows it exactly: a call sent while a swap is
@@ -68,6 +79,8 @@ export interface Backend {
   useAdapter?(file: string | null): Promise<void>;
   /** The model a trainer should train adapters for, as this backend runs it. */
   trainingSource?(): TrainingSource;
+  /** Calls waiting for the backend to start on them (the local model: generations waiting for a free sequence). */
+  queueDepth?(): number;
 }
 
 export interface RetryInfo {

@@ -19,8 +19,14 @@ import {
 import type { RouterResult } from './router-types.js';
 import { semanticSignature } from './semantic-guard.js';
 import type { SemanticIndex } from './semantic-index.js';
+import type { StreamInfo } from './stream.js';
+import { parseToolCalls, toolCallText, toolsActive, type FinishReason, type ToolCall } from './tool-calls.js';
 
-type OnText = ((t: string) => void) | undefined;
+/** Where a streaming caller's pieces go; `announce` tells who answers, once, before the first piece. */
+type OnText = (((t: string) => void) & { announce?: (info: StreamInfo) => void }) | undefined;
+type OnStart = ((info: StreamInfo) => void) | undefined;
+/** What #finish needs of an answer, from a backend or a cache. */
+type Answered = Pick<BackendAnswer, 'text' | 'usage' | 'model' | 'toolCalls' | 'finishReason'>;
 
 export class CallPath {
   #core: RouterCore;
@@ -37,10 +43,10 @@ export class CallPath {
   }
 
   /** Answers one call; a failure is logged, emitted and rejected with a coded, redacted error. */
-  async call(kind: 'chat' | 'complete', raw: unknown, onText: OnText, stop: AbortSignal | undefined): Promise<RouterResult> {
+  async call(kind: 'chat' | 'complete', raw: unknown, onText: OnText, stop: AbortSignal | undefined, onStart?: OnStart): Promise<RouterResult> {
     const started = performance.now();
     try {
-      return await this.#route(kind, raw, onText, started, stop);
+      return await this.#route(kind, raw, once(onText, onStart), started, stop);
     } catch (err) {
       // The caller's own exception (a getter of their request threw) is theirs to
       // handle: passed through unchanged, not disguised as a NATIVE_ERROR of ours.
@@ -74,7 +80,7 @@ export class CallPath {
 
     if (useCache && key) {
       const hit = this.#cacheGet(key);
-      if (hit) return this.#finish(request, started, { text: hit.answer, usage: hit.usage, model: hit.model }, 'cache', 'exact hit', onText, { cached: true });
+      if (hit) return this.#finish(request, started, stored(request, hit), 'cache', 'exact hit', onText, { cached: true });
       // An identical call already on its way: share its answer rather than pay twice.
       // If it fails (its caller may have aborted it), this call makes its own way.
       const pending = request.route === 'auto' ? this.#inflight.get(key) : undefined;
@@ -83,7 +89,10 @@ export class CallPath {
           if (err instanceof UnderstudyError && err.code === 'ABORTED' && request.signal?.aborted) throw err;
           return undefined;
         });
-        if (first) return this.#finish(request, started, { text: first.text, usage: first.usage, model: first.model }, 'cache', 'joined an identical call', onText, { cached: true });
+        if (first) {
+          return this.#finish(request, started, stored(request, { answer: first.text, usage: first.usage, model: first.model }),
+            'cache', 'joined an identical call', onText, { cached: true });
+        }
       }
     }
     const work = this.#answer(request, started, key, useCache, onText);
@@ -120,7 +129,7 @@ export class CallPath {
         const near = useCache && embedding ? await this.#semantic.nearest(request.task, embedding, signature) : undefined;
         const entry = near && near.similarity >= settings.cacheThreshold ? this.#cache.byId(near.id) : undefined;
         if (near && entry && entry.signature === signature) {
-          return this.#finish(request, started, { text: entry.answer, usage: entry.usage, model: entry.model }, 'semantic-cache',
+          return this.#finish(request, started, stored(request, entry), 'semantic-cache',
             'semantic hit', onText, { cached: true, similarity: near.similarity });
         }
       } catch (err) {
@@ -138,13 +147,20 @@ export class CallPath {
       ...(request.messages ? { messages: request.messages } : {}),
       ...(request.prompt !== undefined ? { prompt: request.prompt } : {}),
       params: request.params,
+      ...(request.responseFormat ? { responseFormat: request.responseFormat } : {}),
+      ...(request.tools ? { tools: request.tools } : {}),
+      ...(request.toolChoice ? { toolChoice: request.toolChoice } : {}),
       ...(request.signal ? { signal: request.signal } : {}),
     };
     const readiness = this.#learning.readiness.state(request.task);
     // The readiness generation when the call is sent.
     const generation = this.#learning.readiness.generation;
     const decision = decide({ choice: request.route, local, remote, remoteCoolingMs: coolingFor(remote), readiness, call });
-    const { answer, route, fallbackFrom } = await this.#ask(decision, call, onText);
+    // An answer that may be a tool call is asked for whole (see #ask) and delivered by #finish when it is text.
+    const held = toolsActive(request.tools, request.toolChoice);
+    const asked = await this.#ask(decision, call, held ? undefined : onText);
+    const { route, fallbackFrom } = asked;
+    const answer = withToolCalls(request, asked.answer);
     // The dataset row first: an answer must never be cached without being logged.
     if (route === 'remote') this.#learning.logRow(request, answer, started, 'call');
     // Only answers we would give again are reused: not a fallback's, nor a local
@@ -155,7 +171,7 @@ export class CallPath {
     const adapter = route === 'local' ? this.#learning.versionOf(answer, generation) : 0;
     this.#learning.afterCall(call, answer, route === 'local' ? 'local' : 'remote', decision.reason === 'ready', adapter);
     const reason = fallbackFrom ? `${fallbackFrom} failed` : decision.reason;
-    return this.#finish(request, started, answer, route, reason, undefined, {
+    return this.#finish(request, started, answer, route, reason, held ? onText : undefined, {
       cached: false, ...(readiness.readiness === null ? {} : { similarity: readiness.readiness }), ...(fallbackFrom ? { fallbackFrom } : {}),
       ...(adapter > 0 ? { adapter } : {}),
     });
@@ -176,10 +192,17 @@ export class CallPath {
   /** Asks the decided backend, and the fallback when it fails (unless text already streamed). */
   async #ask(decision: Decision, call: BackendCall, onText: OnText) {
     let delivered = false;
-    const streaming = onText ? { onText: (t: string) => { delivered = true; onText(t); } } : {};
     const backend = (which: 'local' | 'remote') => (which === 'local' ? this.#core.local! : this.#core.remote!);
+    // The first piece names the backend it comes from (the stream's info).
+    const streaming = (which: 'local' | 'remote') => (onText ? {
+      onText: (t: string) => {
+        if (!delivered) onText.announce?.({ route: which, task: call.task, model: backend(which).model });
+        delivered = true;
+        onText(t);
+      },
+    } : {});
     try {
-      const answer = await backend(decision.primary).answer({ ...call, ...streaming });
+      const answer = await backend(decision.primary).answer({ ...call, ...streaming(decision.primary) });
       return { answer, route: decision.primary as Route, fallbackFrom: undefined };
     } catch (err) {
       const error = err instanceof UnderstudyError ? err : new UnderstudyError('NATIVE_ERROR', errorText(err), { cause: err });
@@ -187,7 +210,7 @@ export class CallPath {
       if (!decision.fallback || delivered || error.code === 'ABORTED') throw error;
       this.#core.warn(`${decision.primary} failed (${error.code}: ${error.message}); ${decision.fallback} answers instead`);
       try {
-        const answer = await backend(decision.fallback).answer({ ...call, ...streaming });
+        const answer = await backend(decision.fallback).answer({ ...call, ...streaming(decision.fallback) });
         return { answer, route: decision.fallback as Route, fallbackFrom: decision.primary };
       } catch (second) {
         if (call.signal?.aborted) throw abortedError('the call');
@@ -198,11 +221,19 @@ export class CallPath {
     }
   }
 
-  #finish(request: NormalRequest, started: number, answer: Pick<BackendAnswer, 'text' | 'usage' | 'model'>, route: Route, reason: string,
-    onText: OnText, extra: { cached: boolean; similarity?: number; fallbackFrom?: 'local' | 'remote'; adapter?: number }): RouterResult {
-    // Cached answers come whole; a streaming caller gets them as one piece.
-    if (onText && answer.text) onText(answer.text);
-    const result: RouterResult = { text: answer.text, route, task: request.task, usage: answer.usage, latencyMs: performance.now() - started, model: answer.model, ...extra };
+  #finish(request: NormalRequest, started: number, answer: Answered, route: Route, reason: string,
+    onText: OnText,
+    extra: { cached: boolean; similarity?: number; fallbackFrom?: 'local' | 'remote'; adapter?: number }): RouterResult {
+    // Cached answers come whole; a streaming caller gets them as one piece. Tool calls are not text: none.
+    if (onText && answer.text && !answer.toolCalls) {
+      onText.announce?.({ route, task: request.task, model: answer.model });
+      onText(answer.text);
+    }
+    const finishReason: FinishReason = answer.toolCalls ? 'tool_calls' : answer.finishReason === 'length' ? 'length' : 'stop';
+    const result: RouterResult = {
+      text: answer.text, ...(answer.toolCalls ? { toolCalls: answer.toolCalls } : {}), finishReason,
+      route, task: request.task, usage: answer.usage, latencyMs: performance.now() - started, model: answer.model, ...extra,
+    };
     const event: CallEvent = {
       task: result.task, route, latencyMs: result.latencyMs, reason, usage: result.usage,
       ...(extra.similarity === undefined ? {} : { similarity: extra.similarity }),
@@ -213,6 +244,40 @@ export class CallPath {
     this.#core.emit('call', event);
     return result;
   }
+}
+
+/** A streaming caller's piece function that also announces who answers (once, before the first piece). */
+function once(onText: OnText, onStart: OnStart): OnText {
+  if (!onText) return undefined;
+  let announced = false;
+  const push = (t: string) => onText(t);
+  return Object.assign(push, {
+    announce: (info: StreamInfo) => {
+      if (announced) return;
+      announced = true;
+      onStart?.(info);
+    },
+  });
+}
+
+/**
+ * A backend's answer with its tool calls made explicit: a backend that left
+ * them in its text (a caller's own) has them parsed out, and the text of any
+ * tool-call answer is the canonical one the caches and the dataset keep.
+ */
+function withToolCalls(request: NormalRequest, answer: BackendAnswer): BackendAnswer {
+  if (!toolsActive(request.tools, request.toolChoice)) {
+    // Calls a backend reports although none were offered are not answers this request can take.
+    return answer.toolCalls ? { ...answer, toolCalls: undefined } : answer;
+  }
+  const calls = answer.toolCalls?.length ? answer.toolCalls : parseToolCalls(answer.text, request.tools);
+  return calls ? { ...answer, toolCalls: calls, text: toolCallText(calls), finishReason: 'tool_calls' } : answer;
+}
+
+/** A stored answer (cache entry or an identical call's result) as an answer to `request`: its tool calls read back from the text. */
+function stored(request: NormalRequest, entry: { answer: string; usage: BackendAnswer['usage']; model: string }): Answered {
+  const toolCalls: ToolCall[] | undefined = toolsActive(request.tools, request.toolChoice) ? parseToolCalls(entry.answer, request.tools) : undefined;
+  return { text: entry.answer, usage: entry.usage, model: entry.model, ...(toolCalls ? { toolCalls, finishReason: 'tool_calls' as const } : {}) };
 }
 
 /** A backend's rest after failures, when it has that capability (a caller's backend may not, or may throw). */

@@ -10,7 +10,10 @@ import { UnderstudyError } from '../errors.js';
 import type { ChatMessage } from '../llama/chat.js';
 import type { Usage } from './backend.js';
 import type { Params } from './request.js';
+import { messagesBody, toolBody } from './remote-body.js';
 import { ensureDatasetSchema, type Db } from './store.js';
+import type { Structure } from './structured-request.js';
+import { parseToolCalls, toolsActive } from './tool-calls.js';
 import { errorText } from '../validate.js';
 
 export interface DatasetRow {
@@ -19,7 +22,12 @@ export interface DatasetRow {
   kind: 'chat' | 'complete';
   messages?: ChatMessage[];
   prompt?: string;
+  /** The answer; a tool-call answer as its canonical text (tool-calls.ts). */
   answer: string;
+  /** What the call asked of the answer's shape, when it asked (rows written before these existed have none). */
+  tools?: Structure['tools'];
+  toolChoice?: Structure['toolChoice'];
+  responseFormat?: Structure['responseFormat'];
   params: Params;
   usage: Usage;
   model: string;
@@ -41,6 +49,25 @@ export type NewRow = Omit<DatasetRow, 'id' | 'createdAt'>;
 interface StoredRow {
   id: number; task: string; kind: string; input: string; answer: string; params: string;
   usage: string; model: string; source: string; latency_ms: number; created_at: number;
+  structure: string | null;
+}
+
+/** The structure fields of a request or row, only those present (for NewRow). */
+export function structureOf(s: Structure): Structure {
+  return {
+    ...(s.tools ? { tools: s.tools } : {}),
+    ...(s.toolChoice ? { toolChoice: s.toolChoice } : {}),
+    ...(s.responseFormat ? { responseFormat: s.responseFormat } : {}),
+  };
+}
+
+/** Messages as the dataset keeps them: their own fields, text passed through `redact` (tool arguments too). */
+export function loggedMessages(messages: readonly ChatMessage[], redact: (text: string) => string): ChatMessage[] {
+  return messages.map((m) => ({
+    ...m,
+    content: redact(m.content),
+    ...(m.toolCalls ? { toolCalls: m.toolCalls.map((c) => ({ ...c, arguments: redact(c.arguments) })) } : {}),
+  }));
 }
 
 export class Dataset {
@@ -49,16 +76,21 @@ export class Dataset {
 
   constructor(db: Db) {
     ensureDatasetSchema(db);
+    // Tools and response formats came later: a dataset.db from before gets the column now (NULL for its rows).
+    const columns = db.prepare('PRAGMA table_info(dataset)').all() as { name: string }[];
+    if (!columns.some((c) => c.name === 'structure')) db.exec('ALTER TABLE dataset ADD COLUMN structure TEXT');
     this.#db = db;
-    this.#insert = db.prepare(`INSERT INTO dataset (task, kind, input, answer, params, usage, model, source, latency_ms, created_at)
-      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
+    this.#insert = db.prepare(`INSERT INTO dataset (task, kind, input, answer, params, usage, model, source, latency_ms, created_at, structure)
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
   }
 
   /** Appends a row; it is on disk when this returns. */
   append(row: NewRow): number {
     const input = JSON.stringify(row.kind === 'chat' ? row.messages : row.prompt);
+    const structure = structureOf(row);
     const info = this.#insert.run(row.task, row.kind, input, row.answer, JSON.stringify(row.params),
-      JSON.stringify(row.usage), row.model, row.source, row.latencyMs, Date.now());
+      JSON.stringify(row.usage), row.model, row.source, row.latencyMs, Date.now(),
+      Object.keys(structure).length ? JSON.stringify(structure) : null);
     return Number(info.lastInsertRowid);
   }
 
@@ -104,7 +136,9 @@ function toRow(r: StoredRow, lenient: boolean): DatasetRow {
     const params = JSON.parse(r.params) as Params;
     column = 'usage';
     const usage = JSON.parse(r.usage) as Usage;
-    return { ...row, ...(typeof input === 'string' ? { prompt: input } : { messages: input }), params, usage };
+    column = 'structure';
+    const structure = r.structure ? structureOf(JSON.parse(r.structure) as Structure) : {};
+    return { ...row, ...(typeof input === 'string' ? { prompt: input } : { messages: input }), params, usage, ...structure };
   } catch (err) {
     // SQLite hands back whatever the file holds: a row written by another tool,
     // or a damaged page, must not make every reader of the dataset throw a raw SyntaxError.
@@ -116,7 +150,9 @@ function toRow(r: StoredRow, lenient: boolean): DatasetRow {
 
 /**
  * One JSON object per line, in the chat format fine-tuning tools read:
- * `{"messages":[...the request..., {"role":"assistant","content":answer}]}`;
+ * `{"messages":[...the request..., {"role":"assistant","content":answer}]}`,
+ * in OpenAI's shape: with the row's `tools`, and a tool-call answer as the
+ * assistant's `tool_calls`;
  * a completion becomes `{"prompt":..., "completion":...}`. Written to a
  * temporary file and renamed, so a reader never sees half an export; when
  * anything fails, the temporary file is removed and the error is IO_ERROR.
@@ -139,9 +175,7 @@ export async function exportJsonl(rows: Iterable<DatasetRow>, path: string): Pro
   try {
     let n = 0;
     for (const row of rows) {
-      const line = row.kind === 'chat'
-        ? { messages: [...row.messages!, { role: 'assistant', content: row.answer }], task: row.task }
-        : { prompt: row.prompt, completion: row.answer, task: row.task };
+      const line = row.kind === 'chat' ? chatLine(row) : { prompt: row.prompt, completion: row.answer, task: row.task };
       if (!out.write(`${JSON.stringify(line)}\n`)) {
         if (failed) throw failed;
         // Rejects if the stream fails while we wait.
@@ -160,6 +194,14 @@ export async function exportJsonl(rows: Iterable<DatasetRow>, path: string): Pro
     if (err instanceof UnderstudyError) throw err;
     throw ioError(`the export to ${target} failed`, err);
   }
+}
+
+function chatLine(row: DatasetRow): Record<string, unknown> {
+  const calls = toolsActive(row.tools, row.toolChoice) ? parseToolCalls(row.answer, row.tools) : undefined;
+  const answer = calls
+    ? { role: 'assistant', content: null, tool_calls: calls.map((c, i) => ({ id: `call_${i}`, type: 'function', function: { name: c.name, arguments: c.arguments } })) }
+    : { role: 'assistant', content: row.answer };
+  return { messages: [...messagesBody(row.messages!), answer], ...(row.tools ? { tools: row.tools.map(toolBody) } : {}), task: row.task };
 }
 
 function ioError(what: string, err: unknown, folder?: string): UnderstudyError {

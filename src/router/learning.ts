@@ -8,7 +8,7 @@ import * as v from '../validate.js';
 import { errorText } from '../validate.js';
 import type { BackendAnswer, BackendCall } from './backend.js';
 import { Background } from './background.js';
-import type { Dataset, DatasetRow } from './dataset.js';
+import { loggedMessages, structureOf, type Dataset, type DatasetRow } from './dataset.js';
 import type { RouterCore } from './core.js';
 import type { DatasetEvent, RouterEvents } from './events.js';
 import { trainingUnsupported, type LearnerHooks } from './learner.js';
@@ -44,10 +44,11 @@ export class Learning {
     const id = this.dataset.append({
       task: request.task,
       kind: request.kind,
-      ...(request.messages ? { messages: request.messages.map((m) => ({ role: m.role, content: redact(m.content) })) } : {}),
+      ...(request.messages ? { messages: loggedMessages(request.messages, redact) } : {}),
       ...(request.prompt !== undefined ? { prompt: redact(request.prompt) } : {}),
       answer: redact(answer.text),
       params: request.params,
+      ...structureOf(request),
       usage: answer.usage,
       model: answer.model,
       source,
@@ -103,7 +104,7 @@ export class Learning {
       if (this.#core.closed) return;
       const started = performance.now();
       const remote = await this.#core.remote!.answer({ ...call, signal: this.#stop.signal, onText: undefined });
-      const request = { kind: call.kind, task: call.task, messages: call.messages, prompt: call.prompt, params: call.params } as NormalRequest;
+      const request = { ...structureOf(call), kind: call.kind, task: call.task, messages: call.messages, prompt: call.prompt, params: call.params } as NormalRequest;
       this.logRow(request, remote, started, 'audit');
       await this.#compare(call.task, local.text, remote.text, 'audit', generation);
     });

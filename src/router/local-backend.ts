@@ -11,6 +11,9 @@ import { systemInfo, type GpuLayers } from '../llama/system.js';
 import { timedHealth, type Backend, type BackendAnswer, type BackendCall, type Health } from './backend.js';
 import { checkCall } from './backend-call.js';
 import type { Device } from './config.js';
+import { localGrammar, localMessages } from './local-prompt.js';
+import { parseToolCalls, toolCallText, toolsActive, type FinishReason } from './tool-calls.js';
+import type { StopReason } from '../llama/generation.js';
 
 export interface LocalBackendOptions {
   /** Path of the GGUF model. */
@@ -70,6 +73,8 @@ export class LocalBackend implements Backend {
   #swaps: Promise<unknown> = Promise.resolve();
   /** The adapter file calls submitted now run with (set as a swap is queued, before it is applied). */
   #served: string | null = null;
+  /** Generations submitted and not yet finished: running ones and those waiting for a sequence. */
+  #generations = 0;
 
   private constructor(llama: Model, context: Context, template: string | undefined, embeddingThreads: number | undefined) {
     this.#llama = llama;
@@ -158,35 +163,70 @@ export class LocalBackend implements Backend {
 
   #prompt(call: BackendCall): string {
     if (call.kind === 'complete') return call.prompt!;
-    return this.#llama.applyChatTemplate(call.messages!, this.#template ? { template: this.#template } : {});
+    return this.#llama.applyChatTemplate(localMessages({ ...call, messages: call.messages! }), this.#template ? { template: this.#template } : {});
   }
 
+  /**
+   * Whether the call fits: its prompt and answer in one sequence, and its
+   * response format or tool choice expressible as a grammar (a schema that is
+   * not goes to the remote; with none, answer() fails naming the schema's part).
+   */
   fits(call: BackendCall): boolean {
     call = checkCall(call);
+    try {
+      localGrammar(call);
+    } catch {
+      return false;
+    }
     const prompt = this.#prompt(call);
     return this.#llama.tokenize(prompt).length + call.params.maxTokens <= this.#context.size;
+  }
+
+  /** Tokens of `texts` by this model's tokenizer (as embed() reads them, before any truncation). */
+  countTokens(texts: string[]): number {
+    return texts.reduce((n, t) => n + this.#llama.tokenize(t).length, 0);
+  }
+
+  /** Generations waiting for a free sequence. */
+  queueDepth(): number {
+    return Math.max(0, this.#generations - this.#context.info().sequences);
   }
 
   async answer(call: BackendCall): Promise<BackendAnswer> {
     call = checkCall(call);
     const p = call.params;
+    const grammar = localGrammar(call);
     const options = {
       temperature: p.temperature,
       maxTokens: p.maxTokens,
       topP: p.topP,
       stop: p.stop,
       ...(p.seed === undefined ? {} : { seed: p.seed }),
+      ...(grammar === undefined ? {} : { grammar }),
       ...(call.signal ? { signal: call.signal } : {}),
     };
     const adapter = this.#served;
-    const generation = call.kind === 'chat'
-      ? this.#context.chat(call.messages!, { ...options, ...(this.#template ? { template: this.#template } : {}) })
-      : this.#context.generate(call.prompt!, options);
-    if (call.onText) {
-      for await (const piece of generation) call.onText(piece);
+    // An answer that may be a tool call is delivered whole, once known to be text (as the remote does).
+    const tools = toolsActive(call.tools, call.toolChoice);
+    this.#generations++;
+    try {
+      const generation = call.kind === 'chat'
+        ? this.#context.chat(localMessages({ ...call, messages: call.messages! }), { ...options, ...(this.#template ? { template: this.#template } : {}) })
+        : this.#context.generate(call.prompt!, options);
+      if (call.onText && !tools) {
+        for await (const piece of generation) call.onText(piece);
+      }
+      const done = await generation.result;
+      const toolCalls = tools ? parseToolCalls(done.text, call.tools) : undefined;
+      if (call.onText && tools && !toolCalls && done.text) call.onText(done.text);
+      return {
+        text: toolCalls ? toolCallText(toolCalls) : done.text,
+        ...(toolCalls ? { toolCalls } : {}),
+        usage: done.usage, model: this.model, finishReason: toolCalls ? 'tool_calls' : finishReasonOf(done.stopReason), adapter,
+      };
+    } finally {
+      this.#generations--;
     }
-    const done = await generation.result;
-    return { text: done.text, usage: done.usage, model: this.model, finishReason: done.stopReason, adapter };
   }
 
   embed(texts: string[]): Promise<Float32Array[]> {
@@ -218,4 +258,8 @@ export class LocalBackend implements Backend {
     }
     if (first !== undefined) throw first;
   }
+}
+
+function finishReasonOf(stop: StopReason): FinishReason {
+  return stop === 'maxTokens' || stop === 'contextFull' ? 'length' : 'stop';
 }

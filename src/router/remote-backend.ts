@@ -5,6 +5,8 @@ import OpenAI from 'openai';
 import { UnderstudyError, invalidArgument } from '../errors.js';
 import * as v from '../validate.js';
 import { timedHealth, type Backend, type BackendAnswer, type BackendCall, type Health, type Usage } from './backend.js';
+import { finishReasonOf, messagesBody, readChatAnswer, readCompletionAnswer, requestBody, usageOf } from './remote-body.js';
+import { toolsActive, type FinishReason } from './tool-calls.js';
 import { checkCall } from './backend-call.js';
 import { AnswerTooLarge, boundedFetch, maxAnswerBytes, withLimits } from './bounded-fetch.js';
 import { checkClock, realClock, type Clock } from './clock.js';
@@ -109,14 +111,18 @@ export class RemoteBackend implements Backend {
     const { retries, retryDelayMs, maxRetryDelayMs } = this.#options;
     for (let attempt = 0; ; attempt++) {
       let delivered = false;
-      const timer = new AttemptTimer(call, this.#options, Boolean(call.onText), this.#where);
+      // An answer that may be tool calls is asked for whole: its text is only
+      // known to be text (and worth delivering) once the answer is complete.
+      const streaming = Boolean(call.onText) && !toolsActive(call.tools, call.toolChoice);
+      const timer = new AttemptTimer(call, this.#options, streaming, this.#where);
       try {
         const attemptCall = { ...call, signal: timer.signal };
         const limits = { maxBytes: maxAnswerBytes(call.params.maxTokens), where: this.#where, onBytes: () => timer.heard() };
-        const answer = await withLimits(limits, () => (call.onText
+        const answer = await withLimits(limits, () => (streaming
           ? this.#stream(attemptCall, (t) => { delivered = true; call.onText!(t); })
           : this.#once(attemptCall)));
         this.#failures = 0;
+        if (!streaming && call.onText && !answer.toolCalls && answer.text) call.onText(answer.text);
         return answer;
       } catch (err) {
         const failure = call.signal?.aborted ? aborted(err)
@@ -163,44 +169,31 @@ export class RemoteBackend implements Backend {
   }
 
   #body(call: BackendCall) {
-    const p = call.params;
-    return {
-      model: this.model,
-      temperature: p.temperature,
-      max_tokens: p.maxTokens,
-      top_p: p.topP,
-      ...(p.stop.length ? { stop: p.stop } : {}),
-      ...(p.seed === undefined ? {} : { seed: p.seed }),
-    };
+    return requestBody(call, this.model);
   }
 
   async #once(call: BackendCall): Promise<BackendAnswer> {
     const options = call.signal ? { signal: call.signal } : {};
     if (call.kind === 'chat') {
-      const res = await this.#client.chat.completions.create({ ...this.#body(call), messages: call.messages! as never, stream: false }, options);
-      const choice = res?.choices?.[0];
-      const text = choice?.message?.content;
-      if (typeof text !== 'string') throw new Error('the answer has no choices[0].message.content');
-      return { text, usage: usageOf(res.usage), model: res.model || this.model, finishReason: choice!.finish_reason ?? undefined };
+      const res = await this.#client.chat.completions.create({ ...this.#body(call), messages: messagesBody(call.messages!), stream: false } as never, options);
+      return readChatAnswer(res, this.model);
     }
-    const res = await this.#client.completions.create({ ...this.#body(call), prompt: call.prompt!, stream: false }, options);
-    const choice = res?.choices?.[0];
-    if (typeof choice?.text !== 'string') throw new Error('the answer has no choices[0].text');
-    return { text: choice.text, usage: usageOf(res.usage), model: res.model || this.model, finishReason: choice.finish_reason ?? undefined };
+    const res = await this.#client.completions.create({ ...this.#body(call), prompt: call.prompt!, stream: false } as never, options);
+    return readCompletionAnswer(res, this.model);
   }
 
   async #stream(call: BackendCall, onText: (t: string) => void): Promise<BackendAnswer> {
     const options = call.signal ? { signal: call.signal } : {};
     const extra = { stream: true as const, stream_options: { include_usage: true } };
     const stream = call.kind === 'chat'
-      ? await this.#client.chat.completions.create({ ...this.#body(call), messages: call.messages! as never, ...extra }, options)
-      : await this.#client.completions.create({ ...this.#body(call), prompt: call.prompt!, ...extra }, options);
+      ? await this.#client.chat.completions.create({ ...this.#body(call), messages: messagesBody(call.messages!), ...extra } as never, options)
+      : await this.#client.completions.create({ ...this.#body(call), prompt: call.prompt!, ...extra } as never, options);
     let text = '';
     let usage: Usage | undefined;
     let model = this.model;
-    let finishReason: string | undefined;
+    let finishReason: FinishReason | undefined;
     let finished = false;
-    for await (const chunk of untilAborted(stream as AsyncIterable<Record<string, any>>, call.signal)) {
+    for await (const chunk of untilAborted(stream as unknown as AsyncIterable<Record<string, any>>, call.signal)) {
       if (chunk.model) model = chunk.model;
       if (chunk.usage) usage = usageOf(chunk.usage);
       const choice = chunk.choices?.[0];
@@ -210,7 +203,7 @@ export class RemoteBackend implements Backend {
         onText(piece);
       }
       if (choice?.finish_reason) {
-        finishReason = choice.finish_reason;
+        finishReason = finishReasonOf(choice.finish_reason, false);
         finished = true;
       }
     }
@@ -244,12 +237,6 @@ function tooLarge(err: unknown): AnswerTooLarge | undefined {
     if (e instanceof AnswerTooLarge) return e;
   }
   return undefined;
-}
-
-function usageOf(raw: { prompt_tokens?: number; completion_tokens?: number; total_tokens?: number } | null | undefined): Usage {
-  const prompt = Number(raw?.prompt_tokens) || 0;
-  const completion = Number(raw?.completion_tokens) || 0;
-  return { promptTokens: prompt, completionTokens: completion, totalTokens: Number(raw?.total_tokens) || prompt + completion };
 }
 
 function safeOrigin(url: unknown): string {

@@ -4,6 +4,11 @@ import { createHash } from 'node:crypto';
 import { checkMessages, type ChatMessage } from '../llama/chat.js';
 import * as v from '../validate.js';
 import type { ResolvedSettings } from './config.js';
+import { checkStructure, structureHash, type ResponseFormat, type Structure } from './structured-request.js';
+import { toolCallText, type ToolChoice, type ToolSpec } from './tool-calls.js';
+
+export type { ResponseFormat, Structure } from './structured-request.js';
+export type { ToolCall, ToolChoice, ToolSpec, FinishReason } from './tool-calls.js';
 
 export type Route = 'cache' | 'semantic-cache' | 'local' | 'remote';
 /** 'auto' lets the policy choose; 'cache' answers only from a cache (CACHE_MISS otherwise). */
@@ -22,10 +27,16 @@ export interface SamplingRequest {
   /** false: neither read nor write the caches for this call. */
   cache?: boolean;
   signal?: AbortSignal;
+  /** The shape the answer must have: JSON, or JSON valid for a schema. */
+  responseFormat?: ResponseFormat;
 }
 
 export interface ChatRequest extends SamplingRequest {
   messages: ChatMessage[];
+  /** Functions the model may call; an answer that calls them has `toolCalls`. */
+  tools?: ToolSpec[];
+  /** Whether (and which) tool to call; default 'auto' when tools are given. */
+  toolChoice?: ToolChoice;
 }
 
 export interface CompleteRequest extends SamplingRequest {
@@ -41,7 +52,7 @@ export interface Params {
   seed?: number;
 }
 
-export interface NormalRequest {
+export interface NormalRequest extends Structure {
   kind: 'chat' | 'complete';
   task: string;
   messages?: ChatMessage[];
@@ -60,8 +71,8 @@ export function normalize(kind: 'chat' | 'complete', request: unknown, settings:
   let messages: ChatMessage[] | undefined;
   let prompt: string | undefined;
   if (kind === 'chat') {
-    // Copied to plain { role, content } pairs: extra fields must not leak into keys or logs.
-    messages = checkMessages(r.messages).map((m) => ({ role: m.role, content: m.content }));
+    // checkMessages copies the known fields only: extra ones must not leak into keys or logs.
+    messages = checkMessages(r.messages);
   } else {
     prompt = v.string(r.prompt, 'prompt');
   }
@@ -75,7 +86,9 @@ export function normalize(kind: 'chat' | 'complete', request: unknown, settings:
     stop: v.stringArray(r.stop, 'stop'),
     ...(seed === undefined ? {} : { seed }),
   };
+  const structure = checkStructure(r, kind);
   return {
+    ...structure,
     kind,
     task: r.task === undefined ? deriveTask(messages) : checkTask(r.task),
     messages,
@@ -108,9 +121,18 @@ export function deriveTask(messages: ChatMessage[] | undefined): string {
  */
 export function cacheKey(request: NormalRequest, model: string): string {
   const p = request.params;
-  const input = request.kind === 'chat' ? request.messages!.map((m) => [m.role, m.content]) : request.prompt;
-  const canonical = JSON.stringify([1, request.kind, request.task, model, input, p.temperature, p.maxTokens, p.topP, p.stop, p.seed ?? null]);
-  return createHash('sha256').update(canonical).digest('base64url');
+  const input = request.kind === 'chat' ? request.messages!.map(messageKey) : request.prompt;
+  const fields: unknown[] = [1, request.kind, request.task, model, input, p.temperature, p.maxTokens, p.topP, p.stop, p.seed ?? null];
+  // Only when asked for, so the keys of plain calls stay those already on disk.
+  const structure = structureHash(request);
+  if (structure) fields.push(structure);
+  return createHash('sha256').update(JSON.stringify(fields)).digest('base64url');
+}
+
+/** A message as the cache key sees it: role and content, and its tool fields when it has any. */
+function messageKey(m: ChatMessage): unknown[] {
+  if (m.toolCalls === undefined && m.toolCallId === undefined && m.name === undefined) return [m.role, m.content];
+  return [m.role, m.content, m.toolCalls?.map((c) => [c.id, c.name, c.arguments]) ?? null, m.toolCallId ?? null, m.name ?? null];
 }
 
 /** Sampling settings a semantic hit must share with the entry it finds. */
@@ -119,7 +141,10 @@ export function paramsSignature(request: NormalRequest, model: string): string {
   // The system prompt is not embedded (see embeddingText), so it must match exactly.
   const system = request.messages?.filter((m) => m.role === 'system').map((m) => m.content) ?? [];
   const systemHash = system.length ? createHash('sha256').update(JSON.stringify(system)).digest('base64url') : null;
-  return JSON.stringify([request.kind, model, systemHash, p.temperature, p.maxTokens, p.topP, p.stop, p.seed ?? null]);
+  const signature: unknown[] = [request.kind, model, systemHash, p.temperature, p.maxTokens, p.topP, p.stop, p.seed ?? null];
+  const structure = structureHash(request);
+  if (structure) signature.push(structure);
+  return JSON.stringify(signature);
 }
 
 /**
@@ -129,7 +154,9 @@ export function paramsSignature(request: NormalRequest, model: string): string {
  */
 export function embeddingText(request: NormalRequest): string {
   if (request.kind === 'complete') return request.prompt!;
-  return request.messages!.filter((m) => m.role !== 'system').map((m) => `${m.role}: ${m.content}`).join('\n');
+  // A tool call is what the assistant said: two calls with other arguments are other conversations.
+  return request.messages!.filter((m) => m.role !== 'system')
+    .map((m) => `${m.role}: ${m.content}${m.toolCalls?.length ? toolCallText(m.toolCalls) : ''}`).join('\n');
 }
 
 /** Whether an answer to this request may be cached and reused. */

@@ -7,6 +7,7 @@ import type { Clock } from './clock.js';
 import type { RouterSettings } from './config.js';
 import type { EmbedFunction } from './embedder.js';
 import type { Route } from './request.js';
+import type { FinishReason, ToolCall } from './tool-calls.js';
 
 export interface RouterOptions extends RouterSettings {
   /** A backend to use as the local model instead of loading `model`; false for none. */
@@ -28,7 +29,12 @@ export interface RouterOptions extends RouterSettings {
 }
 
 export interface RouterResult {
+  /** The answer; when it calls tools, their canonical text (`{"name":..., "arguments":{...}}`, or an array of those). */
   text: string;
+  /** The tool calls the answer makes (chat calls with tools only). */
+  toolCalls?: ToolCall[];
+  /** 'tool_calls' when toolCalls is set; 'length' when maxTokens (or the context) cut the answer off; else 'stop'. Cached answers: 'stop' or 'tool_calls'. */
+  finishReason: FinishReason;
   route: Route;
   /** True when no backend was asked: a cache answered (or an identical call in flight). */
   cached: boolean;

@@ -28,6 +28,7 @@ import * as v from '../validate.js';
 import { errorText } from '../validate.js';
 import { RouterStream } from './stream.js';
 import { Warnings } from './warnings.js';
+import { embeddingModelName, embedWith, type EmbedResult } from './router-embed.js';
 
 // The option and result shapes live in router-types.ts (a part can take them
 // without the class); they stay part of this module's face.
@@ -116,6 +117,24 @@ export class Router extends EventEmitter<RouterEventArgs> {
     return this.#embedder !== undefined;
   }
 
+  /** The name of what embed() embeds with: the embedding model's, the local model's, or 'custom' for an embedder function; undefined without one. */
+  get embeddingModel(): string | undefined {
+    return embeddingModelName(this.#embedder, this.settings.embeddingModel, this.local);
+  }
+
+  /**
+   * Unit-length embeddings of `texts`, with the router's embedder (the one the
+   * semantic cache and readiness use). NO_BACKEND when the router has none.
+   */
+  async embed(texts: string[], options?: { signal?: AbortSignal }): Promise<EmbedResult> {
+    this.#open();
+    const embedder = this.#embedder;
+    if (!embedder) {
+      throw new UnderstudyError('NO_BACKEND', 'no embedder: set UNDERSTUDY_EMBEDDING_MODEL, load a local model, or pass the embedder option');
+    }
+    return this.#track(embedWith(embedder, this.embeddingModel!, texts, options, this.local, this.settings.embeddingModel));
+  }
+
   /** Answers a conversation. With `stream: true`, returns a stream of text pieces. */
   chat(request: Streamed<ChatRequest>): RouterStream<RouterResult>;
   chat(request: ChatRequest & { stream?: false }): Promise<RouterResult>;
@@ -143,7 +162,8 @@ export class Router extends EventEmitter<RouterEventArgs> {
     // The stream's own abort joins the request's signal after the request is
     // checked: the caller's object is never copied (a Proxy's traps would run).
     const controller = new AbortController();
-    return new RouterStream<RouterResult>((push) => this.#track(this.#path.call(kind, request, push, controller.signal)), () => controller.abort());
+    return new RouterStream<RouterResult>((push, start) => this.#track(this.#path.call(kind, request, push, controller.signal, start)),
+      () => controller.abort());
   }
 
   #track<T>(promise: Promise<T>): Promise<T> {

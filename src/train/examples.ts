@@ -4,6 +4,7 @@
 import { UnderstudyError } from '../errors.js';
 import type { TrainingExample } from '../llama/training-data.js';
 import type { DatasetRow } from '../router/dataset.js';
+import { localMessages } from '../router/local-prompt.js';
 import * as v from '../validate.js';
 
 /** A held-out request, as the round worker replays it (greedily). */
@@ -40,7 +41,13 @@ function checkRow(row: DatasetRow): void {
       if (!v.isPlainObject(m)) throw badRow(row, `messages[${i}] is ${v.describeValue(m)}, not a { role, content } object`);
       if (typeof m.role !== 'string' || m.role.length === 0) throw badRow(row, `messages[${i}].role is ${v.describeValue(m.role)}, not a non-empty string`);
       if (typeof m.content !== 'string') throw badRow(row, `messages[${i}].content is ${v.describeValue(m.content)}, not a string`);
+      if (m.toolCalls !== undefined && !namedList(m.toolCalls, (c) => typeof c.arguments === 'string')) {
+        throw badRow(row, `messages[${i}].toolCalls is ${v.describeValue(m.toolCalls)}, not an array of { id, name, arguments } calls`);
+      }
     });
+    if (row.tools !== undefined && !namedList(row.tools, () => true)) {
+      throw badRow(row, `its tools are ${v.describeValue(row.tools)}, not an array of { name, ... } tools`);
+    }
   } else if (typeof row.prompt !== 'string') {
     throw missingInput(row);
   }
@@ -60,9 +67,16 @@ function checkParams(row: DatasetRow): { maxTokens: number; stop: string[] } {
   return { maxTokens: maxTokens as number, stop: [...stop] };
 }
 
-// Copied to plain { role, content } pairs: nothing else a stored message might carry reaches the trainer.
+/** An array of objects that each have a string `name` and pass `ok`. */
+function namedList(value: unknown, ok: (item: Record<string, unknown>) => boolean): boolean {
+  return Array.isArray(value) && value.every((x) => v.isPlainObject(x) && typeof x.name === 'string' && ok(x));
+}
+
+// The turns exactly as the local backend renders them when serving (local-prompt.ts): tools
+// described in the system turn, tool calls and results as text; plain { role, content } pairs,
+// so nothing else a stored message might carry reaches the trainer.
 function plainMessages(row: DatasetRow): Array<{ role: string; content: string }> {
-  return row.messages!.map((m) => ({ role: m.role, content: m.content }));
+  return localMessages({ messages: row.messages!, tools: row.tools, toolChoice: row.toolChoice });
 }
 
 /**

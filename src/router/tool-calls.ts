@@ -1,0 +1,76 @@
+// Tool calls: their shapes, and the one canonical text that stands for a
+// tool-call answer wherever the router keeps text (the answer cache, the
+// dataset, readiness comparisons, training). One call is
+// `{"name":"fn","arguments":{...}}`; several are a JSON array of those. The
+// local model is trained to write that text and serving parses it back, so
+// both sides must agree on it: this file is the only place that spells it.
+import { randomBytes } from 'node:crypto';
+import type { MessageToolCall } from '../llama/chat.js';
+import { parseStructured } from './similarity.js';
+
+/** A tool call as answers carry it: `arguments` is JSON text, as OpenAI sends it. */
+export type ToolCall = MessageToolCall;
+
+/** A function the model may call. `parameters` is the JSON schema of its arguments (an object). */
+export interface ToolSpec {
+  name: string;
+  description?: string;
+  parameters?: Record<string, unknown>;
+  strict?: boolean;
+}
+
+/** 'auto': the model chooses; 'none': no call; 'required': some call; { name }: that tool. */
+export type ToolChoice = 'auto' | 'none' | 'required' | { name: string };
+
+/** Why an answer ended. */
+export type FinishReason = 'stop' | 'length' | 'tool_calls';
+
+/** A call's arguments as a value: the parsed JSON when it parses, else the text as it came. */
+function argumentsValue(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
+  }
+}
+
+/** The canonical text of tool calls (see the top of this file). */
+export function toolCallText(calls: readonly ToolCall[]): string {
+  const items = calls.map((c) => ({ name: c.name, arguments: argumentsValue(c.arguments) }));
+  return JSON.stringify(items.length === 1 ? items[0] : items);
+}
+
+/** A fresh call id, in OpenAI's style. */
+export function toolCallId(): string {
+  return `call_${randomBytes(12).toString('base64url')}`;
+}
+
+/**
+ * The tool calls `text` holds: a canonical call or array of calls (bare or in
+ * a ```json fence), every one naming a tool of `tools` with object arguments
+ * (missing arguments read as {}). Anything else, including a call of an
+ * unknown tool, is not a tool call: undefined. Each call gets a fresh id.
+ */
+export function parseToolCalls(text: string, tools: readonly ToolSpec[] | undefined): ToolCall[] | undefined {
+  if (!tools || tools.length === 0) return undefined;
+  const value = parseStructured(text.trim());
+  if (value === undefined) return undefined;
+  const items: unknown[] = Array.isArray(value) ? value : [value];
+  if (items.length === 0) return undefined;
+  const names = new Set(tools.map((t) => t.name));
+  const calls: ToolCall[] = [];
+  for (const item of items) {
+    if (typeof item !== 'object' || item === null || Array.isArray(item)) return undefined;
+    const { name, arguments: args, ...rest } = item as Record<string, unknown>;
+    if (typeof name !== 'string' || !names.has(name) || Object.keys(rest).length > 0) return undefined;
+    const value = args === undefined ? {} : args;
+    if (typeof value !== 'object' || value === null || Array.isArray(value)) return undefined;
+    calls.push({ id: toolCallId(), name, arguments: JSON.stringify(value) });
+  }
+  return calls;
+}
+
+/** Whether a call with these tools may answer with tool calls. */
+export function toolsActive(tools: readonly ToolSpec[] | undefined, choice: ToolChoice | undefined): boolean {
+  return tools !== undefined && tools.length > 0 && choice !== 'none';
+}
