@@ -8,6 +8,7 @@ import { chatCommand } from './chat.js';
 import { embedCommand } from './embed.js';
 import { generateCommand } from './generate.js';
 import { doctorCommand, infoCommand, tokenizeCommand } from './inspect.js';
+import { serveCommand } from './serve.js';
 import { trainCommand } from './train.js';
 import { adaptersCommand } from './adapters.js';
 import { HELP, UsageError } from './usage.js';
@@ -24,6 +25,7 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   dataset: datasetCommand,
   train: trainCommand,
   adapters: adaptersCommand,
+  serve: serveCommand,
 };
 
 export async function main(argv: string[]): Promise<number> {
@@ -42,7 +44,9 @@ export async function main(argv: string[]): Promise<number> {
     return await command(rest);
   } catch (err) {
     // Whatever an error says, the keys in the environment are not repeated on stderr.
-    const redact = makeRedactor([process.env.UNDERSTUDY_API_KEY, process.env.OPENAI_API_KEY].map((k) => k?.trim()).filter((k) => k && k.length >= 4));
+    // Nor the server's key, from the environment or the command line.
+    const keys = [process.env.UNDERSTUDY_API_KEY, process.env.OPENAI_API_KEY, process.env.UNDERSTUDY_SERVER_KEY, ...flagValues(rest, '--api-key')];
+    const redact = makeRedactor(keys.map((k) => k?.trim()).filter((k) => k && k.length >= 4));
     if (err instanceof UsageError) {
       process.stderr.write(redact(`understudy: ${err.message}\nRun \`understudy --help\` for usage.\n`));
       return 2;
@@ -55,4 +59,14 @@ export async function main(argv: string[]): Promise<number> {
     process.stderr.write(redact(`understudy: error [INTERNAL]: ${message}\n`));
     return 1;
   }
+}
+
+/** Every value given to `flag` (`--flag VALUE` or `--flag=VALUE`). */
+function flagValues(args: string[], flag: string): string[] {
+  const out: string[] = [];
+  args.forEach((arg, i) => {
+    if (arg === flag && i + 1 < args.length) out.push(args[i + 1]!);
+    else if (arg.startsWith(`${flag}=`)) out.push(arg.slice(flag.length + 1));
+  });
+  return out;
 }

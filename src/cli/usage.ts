@@ -44,6 +44,26 @@ Usage:
       Lists the tasks in the dataset, their rows and readiness.
   understudy dataset export --out FILE [--task NAME] [--cache-dir DIR]
       Writes the dataset as JSONL in chat format, for training.
+  understudy serve [--host H] [--port P] [--api-key KEY] [--body-limit BYTES]
+                   [--request-timeout MS] [--grace MS] [--model PATH]
+                   [--cache-dir DIR] [--threads N] [--offline]
+      An OpenAI-compatible HTTP server over the router: /v1/chat/completions,
+      /v1/completions, /v1/embeddings, /v1/models, /health and /metrics
+      (Prometheus). Configured like ask; training rounds run in the background.
+      Prints "understudy: listening on http://HOST:PORT" on stderr once ready.
+      --host H             address to listen on (UNDERSTUDY_HOST; default
+                           127.0.0.1, this machine only)
+      --port P             port (UNDERSTUDY_PORT; default 8080; 0 = a free one)
+      --api-key KEY        key every route but /health needs, as "Authorization:
+                           Bearer KEY" or "X-Api-Key: KEY". Prefer the variable
+                           UNDERSTUDY_SERVER_KEY: other users can see a command
+                           line in \`ps\`.
+      --body-limit BYTES   largest request body (default 4 MiB; larger is 413)
+      --request-timeout MS longest an answer may take (default 600000; then 504)
+      --grace MS           on SIGINT/SIGTERM, how long requests in flight may
+                           finish before they are aborted (default 10000); the
+                           router's data is then written out and it exits 0.
+                           A second signal exits at once (130).
   understudy train --model PATH --data FILE.jsonl --out ADAPTER.gguf [options]
       Trains a LoRA adapter on FILE.jsonl, one {"messages": [...]} (what dataset
       export writes) or {"prompt": "...", "completion": "..."} per line, and writes
