@@ -5,7 +5,6 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { answerHeaders, control, type ServerContext } from './context.js';
 import { callHeaders, chatRequest, completeRequest, includeUsage } from './openai-request.js';
 import { chatCompletion, textCompletion } from './openai-response.js';
-import { chatCall, chatStream, completeCall, completeStream, streamInfo } from './router-face.js';
 import { SSE_HEADERS, sseBody } from './sse.js';
 
 type Body = Record<string, any>;
@@ -19,16 +18,16 @@ export async function answer(ctx: ServerContext, kind: 'chat' | 'complete', requ
     const headers = callHeaders(request.headers);
     if (body.stream !== true) {
       const result = kind === 'chat'
-        ? await chatCall(router, chatRequest(body, headers, call.signal))
-        : await completeCall(router, completeRequest(body, headers, call.signal));
+        ? await router.chat({ ...chatRequest(body, headers, call.signal), stream: false })
+        : await router.complete({ ...completeRequest(body, headers, call.signal), stream: false });
       answerHeaders(reply, result);
       return kind === 'chat' ? chatCompletion(result) : textCompletion(result);
     }
     const stream = kind === 'chat'
-      ? chatStream(router, chatRequest(body, headers, call.signal))
-      : completeStream(router, completeRequest(body, headers, call.signal));
-    // A failure before the first piece still gets a real status.
-    const info = await streamInfo(stream);
+      ? router.chat({ ...chatRequest(body, headers, call.signal), stream: true })
+      : router.complete({ ...completeRequest(body, headers, call.signal), stream: true });
+    // Settles just before the first piece: a failure before it still gets a real status.
+    const info = await stream.info;
     answerHeaders(reply, info);
     reply.headers(SSE_HEADERS);
     streaming = true;

@@ -110,18 +110,22 @@ function installHooks(app: FastifyInstance, ctx: ServerContext, apiKey: string |
     });
   }
   if (log) {
-    app.addHook('onResponse', async (request, reply) => {
-      // The path only: a query string may hold anything.
-      const path = request.url.split('?')[0]!.slice(0, 200);
-      const route = reply.getHeader('x-understudy-route') ?? '-';
-      const task = reply.getHeader('x-understudy-task') ?? '-';
-      const left = reply.raw.writableFinished ? '' : ' client-closed';
-      const line = `${request.method} ${path} ${reply.statusCode} ${reply.elapsedTime.toFixed(1)}ms route=${String(route)} task=${String(task)}${left}`;
-      try {
-        log(ctx.redact(line));
-      } catch {
-        // A failing log sink must not fail the server.
-      }
+    app.addHook('onRequest', async (request, reply) => {
+      // On the response's 'close', which comes once for every request, also
+      // for one cut short (fastify's onResponse does not run for those).
+      reply.raw.once('close', () => {
+        // The path only: a query string may hold anything.
+        const path = request.url.split('?')[0]!.slice(0, 200);
+        const route = reply.getHeader('x-understudy-route') ?? '-';
+        const task = reply.getHeader('x-understudy-task') ?? '-';
+        // 499: the client left before the answer was finished (nginx's convention, as in metrics.ts).
+        const status = reply.raw.writableFinished ? reply.statusCode : 499;
+        try {
+          log(ctx.redact(`${request.method} ${path} ${status} ${reply.elapsedTime.toFixed(1)}ms route=${String(route)} task=${String(task)}`));
+        } catch {
+          // A failing log sink must not fail the server.
+        }
+      });
     });
   }
 }

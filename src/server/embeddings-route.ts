@@ -2,10 +2,8 @@
 // vector's float32 bytes (little-endian), which is what the official client
 // asks for when its caller does not say, and decodes itself.
 import type { FastifyInstance } from 'fastify';
-import { UnderstudyError } from '../errors.js';
 import { control, type ServerContext } from './context.js';
 import { HttpRequestError } from './openai-errors.js';
-import { embedder } from './router-face.js';
 import { embeddingBodySchema } from './schemas.js';
 
 function base64(vector: Float32Array): string {
@@ -15,13 +13,11 @@ function base64(vector: Float32Array): string {
 export function embeddingsRoute(app: FastifyInstance, ctx: ServerContext): void {
   app.post('/v1/embeddings', { schema: { body: embeddingBodySchema } }, async (request, reply) => {
     const router = ctx.state.get();
-    const embed = embedder(router);
-    if (!embed) throw new UnderstudyError('NO_BACKEND', 'no embedder: this router cannot make embeddings');
     const body = request.body as { input: string | string[]; encoding_format?: string | null; dimensions?: number | null };
     const texts = typeof body.input === 'string' ? [body.input] : body.input;
     const call = control(ctx, reply);
     try {
-      const { vectors, model, promptTokens } = await embed(texts, { signal: call.signal });
+      const { vectors, model, promptTokens } = await router.embed(texts, { signal: call.signal });
       const size = vectors[0]?.length ?? 0;
       if (body.dimensions != null && body.dimensions !== size) {
         throw new HttpRequestError('INVALID_ARGUMENT',

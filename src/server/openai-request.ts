@@ -1,11 +1,8 @@
 // OpenAI request bodies (already checked against schemas.ts) as router
 // requests. What the router checks itself (task names, tool names, schemas)
 // is left to it: its INVALID_ARGUMENT comes back as a 400 naming the parameter.
-import type { RouteChoice } from '../index.js';
+import type { ChatMessage, ChatRequest, CompleteRequest, ResponseFormat, RouteChoice, ToolChoice, ToolSpec } from '../index.js';
 import { HttpRequestError } from './openai-errors.js';
-import type {
-  ResponseFormat, ServerChatRequest, ServerCompleteRequest, ServerMessage, Structure, ToolChoice, ToolSpec,
-} from './router-face.js';
 
 /** What the headers add to a call: a forced route and the task. */
 export interface CallHeaders {
@@ -86,8 +83,8 @@ function contentText(content: unknown): string {
   return '';
 }
 
-function message(m: Body): ServerMessage {
-  const out: ServerMessage = { role: m.role === 'developer' ? 'system' : m.role, content: contentText(m.content) };
+function message(m: Body): ChatMessage {
+  const out: ChatMessage = { role: m.role === 'developer' ? 'system' : m.role, content: contentText(m.content) };
   if (Array.isArray(m.tool_calls) && m.tool_calls.length) {
     out.toolCalls = m.tool_calls.map((c: Body) => ({ id: c.id, name: c.function.name, arguments: c.function.arguments }));
   }
@@ -96,8 +93,8 @@ function message(m: Body): ServerMessage {
   return out;
 }
 
-export function chatRequest(body: Body, headers: CallHeaders, signal: AbortSignal): ServerChatRequest {
-  const structure: Structure = {};
+export function chatRequest(body: Body, headers: CallHeaders, signal: AbortSignal): ChatRequest {
+  const structure: Pick<ChatRequest, 'responseFormat' | 'tools' | 'toolChoice'> = {};
   const format = responseFormat(body.response_format);
   if (format) structure.responseFormat = format;
   const offered = tools(body.tools);
@@ -107,10 +104,11 @@ export function chatRequest(body: Body, headers: CallHeaders, signal: AbortSigna
   return { messages: (body.messages as Body[]).map(message), ...sampling(body, headers, signal), ...structure };
 }
 
-export function completeRequest(body: Body, headers: CallHeaders, signal: AbortSignal): ServerCompleteRequest {
+export function completeRequest(body: Body, headers: CallHeaders, signal: AbortSignal): CompleteRequest {
   if (body.echo === true) throw new HttpRequestError('INVALID_ARGUMENT', 'Expected false for echo (echo is not supported) but received true of type boolean', 'echo');
   const prompt = Array.isArray(body.prompt) ? body.prompt[0] : body.prompt;
-  return { prompt, ...sampling(body, headers, signal) };
+  const format = responseFormat(body.response_format);
+  return { prompt, ...sampling(body, headers, signal), ...(format ? { responseFormat: format } : {}) };
 }
 
 /** Whether the caller asked for a final usage chunk. */

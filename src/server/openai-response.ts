@@ -1,8 +1,7 @@
 // Router answers in OpenAI's response shapes: chat.completion,
 // chat.completion.chunk, text_completion, and the usage object.
 import { randomBytes } from 'node:crypto';
-import type { Usage } from '../index.js';
-import type { FinishReason, ServedResult, ToolCall } from './router-face.js';
+import type { FinishReason, RouterResult, ToolCall, Usage } from '../index.js';
 
 export const newId = (prefix: 'chatcmpl' | 'cmpl') => `${prefix}-${randomBytes(12).toString('base64url')}`;
 
@@ -12,15 +11,11 @@ export function usage(u: Usage) {
   return { prompt_tokens: u.promptTokens, completion_tokens: u.completionTokens, total_tokens: u.totalTokens };
 }
 
-export function finishReason(result: ServedResult): FinishReason {
-  return result.finishReason ?? (result.toolCalls?.length ? 'tool_calls' : 'stop');
-}
-
 export function openaiToolCalls(calls: ToolCall[]) {
   return calls.map((c, index) => ({ index, id: c.id, type: 'function' as const, function: { name: c.name, arguments: c.arguments } }));
 }
 
-export function chatCompletion(result: ServedResult) {
+export function chatCompletion(result: RouterResult) {
   const calls = result.toolCalls?.length ? result.toolCalls : undefined;
   const message = calls
     ? { role: 'assistant', content: null, refusal: null, tool_calls: openaiToolCalls(calls).map(({ index: _, ...c }) => c) }
@@ -30,18 +25,18 @@ export function chatCompletion(result: ServedResult) {
     object: 'chat.completion',
     created: created(),
     model: result.model,
-    choices: [{ index: 0, message, logprobs: null, finish_reason: finishReason(result) }],
+    choices: [{ index: 0, message, logprobs: null, finish_reason: result.finishReason }],
     usage: usage(result.usage),
   };
 }
 
-export function textCompletion(result: ServedResult) {
+export function textCompletion(result: RouterResult) {
   return {
     id: newId('cmpl'),
     object: 'text_completion',
     created: created(),
     model: result.model,
-    choices: [{ index: 0, text: result.text, logprobs: null, finish_reason: finishReason(result) }],
+    choices: [{ index: 0, text: result.text, logprobs: null, finish_reason: result.finishReason }],
     usage: usage(result.usage),
   };
 }

@@ -124,6 +124,7 @@ export const completionBodySchema = {
   properties: {
     ...sampling,
     prompt: { description: 'string or array of one string', anyOf: [{ type: 'string' }, { type: 'array', items: { type: 'string' }, minItems: 1, maxItems: 1 }] },
+    response_format: responseFormat,
     echo: nullable('boolean'),
     suffix: { type: 'null', description: 'null (suffix is not supported)' },
   },

@@ -7,8 +7,7 @@ import { Readable } from 'node:stream';
 import type { RouterStream, RouterResult } from '../index.js';
 import type { CallControl } from './call-control.js';
 import { httpError } from './openai-errors.js';
-import { Chunks, finishReason } from './openai-response.js';
-import type { ServedResult } from './router-face.js';
+import { Chunks } from './openai-response.js';
 
 export const SSE_HEADERS = {
   'content-type': 'text/event-stream; charset=utf-8',
@@ -34,9 +33,9 @@ async function* events(stream: RouterStream<RouterResult>, o: SseOptions): Async
     for await (const piece of stream) {
       if (piece) yield event(chunks.text(piece));
     }
-    const result: ServedResult = await stream.result;
+    const result = await stream.result;
     if (result.toolCalls?.length) yield event(chunks.toolCalls(result.toolCalls));
-    yield event(chunks.finish(finishReason(result)));
+    yield event(chunks.finish(result.finishReason));
     if (o.includeUsage) yield event(chunks.usage(result.usage));
     yield 'data: [DONE]\n\n';
   } catch (err) {

@@ -1,0 +1,235 @@
+// Every status of the server's error table over raw HTTP, each with its exact
+// OpenAI-shaped body {"error": {message, type, code, param}}: bad JSON, bad
+// parameters, a prompt too long for the context, unknown paths, a cache miss,
+// a body over the limit, a full queue (429 + Retry-After), the remote's
+// failures with nothing to fall back on (a forced remote route), the request
+// timeout, a router still loading (or failed to load), and anything else (500).
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createRouter, MockBackend, UnderstudyError, type Router } from '../src/index.js';
+import type { ErrorCode } from '../src/errors.js';
+import { startServer, type UnderstudyServer } from '../src/server/app.js';
+import { within } from './helpers.js';
+import { fixtureRouterOptions, http, startServerFixture, type ServerFixture } from './server-fixture.js';
+
+let f: ServerFixture;
+const extra: { close(): Promise<unknown> }[] = [];
+const dirs: string[] = [];
+
+test.before(async () => {
+  // timeout 1 s: a remote that does not answer fails fast with REMOTE_TIMEOUT.
+  f = await startServerFixture({ router: { timeout: 1 } });
+});
+test.after(async () => {
+  for (const x of extra.reverse()) await x.close();
+  await f?.close();
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+test.before.each(() => {
+  f.teacher.faults.length = 0;
+});
+
+const chat = (content: string, more: Record<string, unknown> = {}) => ({ model: 'x', messages: [{ role: 'user', content }], ...more });
+const err = (message: string, type: string, code: string, param: string | null = null) => ({ error: { message, type, code, param } });
+
+async function another(router: Router | Promise<Router>, options: Parameters<typeof startServer>[1] = {}): Promise<UnderstudyServer> {
+  const server = await startServer(router, { port: 0, ...options });
+  extra.push(server);
+  return server;
+}
+
+/** A router whose only backend is a mock failing with the code its last user message names. */
+async function failingRouter(): Promise<Router> {
+  const dir = mkdtempSync(join(tmpdir(), 'understudy-server-mock-'));
+  dirs.push(dir);
+  const local = new MockBackend({
+    answer: (call) => {
+      const code = call.messages!.at(-1)!.content as ErrorCode;
+      throw new UnderstudyError(code, `the mock fails with ${code}`);
+    },
+  });
+  const router = await createRouter({ local, remote: false, cacheDir: dir, quiet: true, env: {}, trainLocal: false });
+  extra.push(router);
+  return router;
+}
+
+test('400: a body that is not JSON', async () => {
+  const r = await http(`${f.url}/v1/chat/completions`, { body: '{"model": "x", "messages": [' });
+  assert.is(r.status, 400);
+  assert.equal(r.json, err('the request body is not valid JSON', 'invalid_request_error', 'INVALID_ARGUMENT'));
+});
+
+test('400: schema failures name the parameter as the client spelled it', async () => {
+  const cases: [unknown, string, string][] = [
+    [chat('hi', { temperature: 3 }), 'Expected number <= 2 for temperature but received 3 of type number', 'temperature'],
+    [chat('hi', { max_tokens: '5' }), 'Expected integer for max_tokens but received "5" of type string', 'max_tokens'],
+    [{ model: 'x', messages: [{ role: 'robot', content: 'hi' }] }, 'Expected one of "system", "developer", "user", "assistant", "tool" for messages[0].role but received "robot" of type string', 'messages[0].role'],
+    [chat('hi', { stop: 7 }), 'Expected string or array of strings for stop but received 7 of type number', 'stop'],
+    [{ model: 'x' }, 'Missing required parameter: messages', 'messages'],
+    [chat('hi', { n: 2 }), 'Expected 1 for n (one choice per request is supported) but received 2 of type number', 'n'],
+  ];
+  for (const [body, message, param] of cases) {
+    const r = await http(`${f.url}/v1/chat/completions`, { body: body as object });
+    assert.is(r.status, 400, message);
+    assert.equal(r.json, err(message, 'invalid_request_error', 'INVALID_ARGUMENT', param));
+  }
+  // The router's own check (a task name) comes back the same way.
+  const r = await http(`${f.url}/v1/chat/completions`, { body: chat('hi', { metadata: { task: 'no spaces allowed' } }) });
+  assert.is(r.status, 400);
+  assert.equal(r.json, err('Expected task name of 1 to 100 letters, digits or . : / @ - _ for task but received "no spaces allowed" of type string',
+    'invalid_request_error', 'INVALID_ARGUMENT', 'task'));
+  const route = await http(`${f.url}/v1/chat/completions`, { body: chat('hi'), headers: { 'x-understudy-route': 'elsewhere' } });
+  assert.is(route.status, 400);
+  assert.equal(route.json, err(`Expected 'auto', 'local', 'remote' or 'cache' for X-Understudy-Route but received "elsewhere"`,
+    'invalid_request_error', 'INVALID_ARGUMENT', 'X-Understudy-Route'));
+});
+
+test('400 context_length_exceeded: a prompt longer than the local context, with no remote', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'understudy-server-local-'));
+  dirs.push(dir);
+  const router = await createRouter(fixtureRouterOptions(f.teacher, dir, [], { remote: false, contextSize: 64 }));
+  extra.push(router);
+  const server = await another(router);
+  const r = await http(`${server.url}/v1/chat/completions`, { body: chat('word '.repeat(200)) });
+  assert.is(r.status, 400);
+  assert.is(r.json.error.type, 'invalid_request_error');
+  assert.is(r.json.error.code, "context_length_exceeded", r.json.error.message);
+  assert.is(r.json.error.param, null);
+  assert.match(r.json.error.message, /the prompt has \d+ tokens but the context holds \d+: shorten the prompt/, r.json.error.message);
+});
+
+test('404: an unknown path or method, and a cache miss on a forced cache route', async () => {
+  const path = await http(`${f.url}/v1/nothing-here?x=1`);
+  assert.is(path.status, 404);
+  assert.equal(path.json, err('no route for GET /v1/nothing-here', 'invalid_request_error', 'NOT_FOUND'));
+  const method = await http(`${f.url}/v1/chat/completions`);
+  assert.is(method.status, 404);
+  assert.equal(method.json, err('no route for GET /v1/chat/completions', 'invalid_request_error', 'NOT_FOUND'));
+  const miss = await http(`${f.url}/v1/chat/completions`, { body: chat('never asked before'), headers: { 'x-understudy-route': 'cache' } });
+  assert.is(miss.status, 404);
+  assert.equal(miss.json, err('route "cache" was asked for but no cached answer matches this chat call of task default',
+    'invalid_request_error', 'CACHE_MISS'));
+});
+
+test('413: a body over the limit', async () => {
+  const server = await another(f.router, { bodyLimit: 1024 });
+  const r = await http(`${server.url}/v1/chat/completions`, { body: chat('x'.repeat(2000)) });
+  assert.is(r.status, 413);
+  assert.equal(r.json, err("the request body is larger than the server's limit of 1024 bytes", 'invalid_request_error', 'PAYLOAD_TOO_LARGE'));
+});
+
+test('429 with Retry-After: QUEUE_FULL and BUSY; 500 for anything else; 503 NO_BACKEND', async () => {
+  const server = await another(await failingRouter());
+  for (const code of ['QUEUE_FULL', 'BUSY'] as const) {
+    const r = await http(`${server.url}/v1/chat/completions`, { body: chat(code) });
+    assert.is(r.status, 429);
+    assert.is(r.headers.get('retry-after'), '1');
+    assert.equal(r.json, err(`the mock fails with ${code}`, 'rate_limit_error', code));
+  }
+  const other = await http(`${server.url}/v1/chat/completions`, { body: chat('IO_ERROR') });
+  assert.is(other.status, 500);
+  assert.is(other.headers.get('retry-after'), null);
+  assert.equal(other.json, err('the mock fails with IO_ERROR', 'server_error', 'IO_ERROR'));
+  const remote = await http(`${server.url}/v1/chat/completions`, { body: chat('hi'), headers: { 'x-understudy-route': 'remote' } });
+  assert.is(remote.status, 503);
+  assert.equal(remote.json, err('route "remote" was asked for but the remote API is off or not configured', 'api_error', 'NO_BACKEND'));
+});
+
+test("502/503/504: the teacher's faults on a forced remote route (no fallback)", async () => {
+  const remote = { 'x-understudy-route': 'remote' };
+  const cases: [Parameters<typeof f.teacher.faults.push>[0], number, string, RegExp][] = [
+    [{ kind: 'status', status: 400 }, 502, 'REMOTE_REJECTED', /answered HTTP 400: teacher fault: status 400$/],
+    [{ kind: 'malformed' }, 502, 'REMOTE_BAD_RESPONSE', /sent a response that could not be read: /],
+    [{ kind: 'status', status: 503 }, 503, 'REMOTE_UNAVAILABLE', /answered HTTP 503: teacher fault: status 503$/],
+    [{ kind: 'drop' }, 503, 'REMOTE_UNAVAILABLE', /^cannot reach /],
+    [{ kind: 'delay', ms: 5000 }, 504, 'REMOTE_TIMEOUT', / did not answer in time \(1 s\)$/],
+  ];
+  for (const [fault, status, code, message] of cases) {
+    f.teacher.faults.length = 0;
+    f.teacher.faults.push(fault);
+    const r = await within(http(`${f.url}/v1/chat/completions`, { body: chat(`fault ${fault.kind}`), headers: remote }));
+    assert.is(r.status, status, `${fault.kind}: ${r.text}`);
+    assert.is(r.json.error.code, code);
+    assert.is(r.json.error.type, 'api_error');
+    assert.is(r.json.error.param, null);
+    assert.match(r.json.error.message, message, r.json.error.message);
+  }
+});
+
+test('504 TIMEOUT: the request timeout aborts the call; on a stream already answering, an error event ends it', async () => {
+  const server = await another(f.router, { requestTimeoutMs: 300 });
+  f.teacher.faults.push({ kind: 'delay', ms: 3000 });
+  const r = await http(`${server.url}/v1/chat/completions`, { body: chat('too slow'), headers: { 'x-understudy-route': 'remote' } });
+  assert.is(r.status, 504);
+  assert.equal(r.json, err('the answer was not finished within the request timeout of 300 ms, so the call was aborted', 'api_error', 'TIMEOUT'));
+
+  // Pieces every 50 ms without end: the headers went out, so the timeout is an event.
+  f.teacher.faults.push({ kind: 'trickle', everyMs: 50 });
+  const s = await http(`${server.url}/v1/chat/completions`, { body: chat('trickle', { stream: true }), headers: { 'x-understudy-route': 'remote' } });
+  assert.is(s.status, 200);
+  assert.is(s.headers.get('content-type'), 'text/event-stream; charset=utf-8');
+  const events = s.text.split('\n\n').filter(Boolean);
+  assert.ok(events.some((e) => e.includes('"drip ')), s.text);
+  assert.is(events.at(-1), `data: ${JSON.stringify(err('the answer was not finished within the request timeout of 300 ms, so the call was aborted', 'api_error', 'TIMEOUT'))}`);
+  assert.not.ok(s.text.includes('[DONE]'));
+});
+
+test('503 while the router loads (health says loading), 200 once it has; 503 with the reason when it failed', async () => {
+  let resolve!: (r: Router) => void;
+  const server = await another(new Promise<Router>((r) => (resolve = r)));
+  const health = await http(`${server.url}/health`);
+  assert.is(health.status, 503);
+  assert.equal(health.json, { status: 'loading' });
+  const early = await http(`${server.url}/v1/chat/completions`, { body: chat('hi') });
+  assert.is(early.status, 503);
+  assert.equal(early.json, err('the router is still loading: try again shortly', 'api_error', 'NOT_READY'));
+  const models = await http(`${server.url}/v1/models`);
+  assert.is(models.status, 503);
+  assert.is(models.json.error.code, 'NOT_READY');
+
+  resolve(f.router);
+  await new Promise((r) => setImmediate(r));
+  assert.is((await http(`${server.url}/health`)).status, 200);
+  assert.equal((await http(`${server.url}/health`)).json, { status: 'ok' });
+  const ready = await http(`${server.url}/v1/chat/completions`, { body: chat('now ready'), headers: { 'x-understudy-route': 'remote' } });
+  assert.is(ready.status, 200);
+  assert.is(ready.json.choices[0].message.content, 'Answer: now ready');
+
+  const failed = await another(Promise.reject(new UnderstudyError('MODEL_NOT_FOUND', 'no model at /nowhere.gguf')));
+  await new Promise((r) => setImmediate(r));
+  const h = await http(`${failed.url}/health`);
+  assert.is(h.status, 503);
+  assert.equal(h.json, { status: 'failed', message: 'the router failed to start: MODEL_NOT_FOUND: no model at /nowhere.gguf' });
+  const c = await http(`${failed.url}/v1/chat/completions`, { body: chat('hi') });
+  assert.is(c.status, 503);
+  assert.equal(c.json, err('the router failed to start: MODEL_NOT_FOUND: no model at /nowhere.gguf', 'api_error', 'NOT_READY'));
+});
+
+test('503 CLOSED: close() lets calls finish for its grace, then aborts them (a stream ends with an error event)', async () => {
+  const server = await startServer(f.router, { port: 0 });
+  f.teacher.faults.push({ kind: 'delay', ms: 5000 }, { kind: 'trickle', everyMs: 50 });
+  const remote = { 'x-understudy-route': 'remote' };
+  const before = f.teacher.requests.length;
+  const slow = http(`${server.url}/v1/chat/completions`, { body: chat('slow one'), headers: remote });
+  // The stream has begun (its headers are out) before the server closes.
+  const res = await fetch(`${server.url}/v1/chat/completions`, {
+    method: 'POST', headers: { 'content-type': 'application/json', ...remote }, body: JSON.stringify(chat('trickling', { stream: true })),
+  });
+  assert.is(res.status, 200);
+  while (f.teacher.requests.length < before + 2) await new Promise((r) => setTimeout(r, 10));
+  await within(server.close({ graceMs: 200 }));
+  const closed = err('the server is shutting down: the call was aborted', 'api_error', 'CLOSED');
+  const r = await within(slow);
+  assert.is(r.status, 503);
+  assert.equal(r.json, closed);
+  const text = await within(res.text());
+  assert.ok(text.endsWith(`data: ${JSON.stringify(closed)}\n\n`), text);
+  // It no longer listens.
+  const after = await fetch(`${server.url}/health`).then(() => 'answered', () => 'refused');
+  assert.is(after, 'refused');
+});
+
+test.run();
