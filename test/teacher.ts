@@ -26,8 +26,14 @@ export interface TeacherRequest {
   receivedAt: number;
 }
 
+/** An answer that calls tools: arguments as objects (the teacher writes them as JSON text, as OpenAI does). */
+export interface TeacherToolAnswer {
+  toolCalls: { name: string; arguments: Record<string, unknown> }[];
+}
+
 export interface TeacherOptions {
-  answer?: (req: { messages?: { role: string; content: string }[]; prompt?: string; model: string; body: any }) => string;
+  /** A string answers with text; `{ toolCalls }` answers with tool calls (finish_reason 'tool_calls'). */
+  answer?: (req: { messages?: { role: string; content: string }[]; prompt?: string; model: string; body: any }) => string | TeacherToolAnswer;
   model?: string;
   chunkSize?: number;
 }
@@ -103,21 +109,26 @@ export async function startTeacher(options: TeacherOptions = {}): Promise<Teache
       : undefined;
     const prompt = Array.isArray(body.prompt) ? body.prompt.join('\n') : typeof body.prompt === 'string' ? body.prompt : undefined;
 
-    let text = String(answer({ messages, prompt, model, body }));
-    let finish = 'stop';
+    const given = answer({ messages, prompt, model, body });
+    const calls = typeof given === 'object' && given !== null && kind === 'chat'
+      ? given.toolCalls.map((c, i) => ({ id: `call_teacher_${counter + 1}_${i}`, type: 'function', function: { name: c.name, arguments: JSON.stringify(c.arguments) } }))
+      : undefined;
+    let text = calls ? '' : String(given);
+    let finish = calls ? 'tool_calls' : 'stop';
     const limit = body.max_completion_tokens ?? body.max_tokens;
     if (Number.isInteger(limit) && limit > 0 && words(text) > limit) {
       text = firstWords(text, limit);
       finish = 'length';
     }
     const promptTokens = messages ? messages.reduce((n: number, m: { content: string }) => n + words(m.content), 0) : words(prompt ?? '');
-    const usage = { prompt_tokens: promptTokens, completion_tokens: words(text), total_tokens: promptTokens + words(text) };
+    const completionTokens = calls ? calls.length * 5 : words(text);
+    const usage = { prompt_tokens: promptTokens, completion_tokens: completionTokens, total_tokens: promptTokens + completionTokens };
     const id = `${kind === 'chat' ? 'chatcmpl' : 'cmpl'}-teacher-${++counter}`;
     const object = kind === 'chat' ? 'chat.completion' : 'text_completion';
 
     if (body.stream !== true) {
       const choice = kind === 'chat'
-        ? { index: 0, message: { role: 'assistant', content: text }, finish_reason: finish, logprobs: null }
+        ? { index: 0, message: { role: 'assistant', content: calls ? null : text, ...(calls ? { tool_calls: calls } : {}) }, finish_reason: finish, logprobs: null }
         : { index: 0, text, finish_reason: finish, logprobs: null };
       const json = JSON.stringify({ id, object, created: CREATED, model, choices: [choice], usage });
       if (fault?.kind === 'cut-stream') {
@@ -140,12 +151,18 @@ export async function startTeacher(options: TeacherOptions = {}): Promise<Teache
     for (let i = 0; i < chars.length; i += chunkSize) pieces.push(chars.slice(i, i + chunkSize).join(''));
     if (pieces.length === 0) pieces.push('');
 
-    const events: unknown[] = pieces.map((piece, i) => ({
-      id, object: chunkObject, created: CREATED, model, ...extra,
-      choices: [kind === 'chat'
-        ? { index: 0, delta: i === 0 ? { role: 'assistant', content: piece } : { content: piece }, finish_reason: null, logprobs: null }
-        : { index: 0, text: piece, finish_reason: null, logprobs: null }],
-    }));
+    const events: unknown[] = calls
+      // Tool calls stream as one delta holding them all, each with its index.
+      ? [{
+        id, object: chunkObject, created: CREATED, model, ...extra,
+        choices: [{ index: 0, delta: { role: 'assistant', content: null, tool_calls: calls.map((c, i) => ({ index: i, ...c })) }, finish_reason: null, logprobs: null }],
+      }]
+      : pieces.map((piece, i) => ({
+        id, object: chunkObject, created: CREATED, model, ...extra,
+        choices: [kind === 'chat'
+          ? { index: 0, delta: i === 0 ? { role: 'assistant', content: piece } : { content: piece }, finish_reason: null, logprobs: null }
+          : { index: 0, text: piece, finish_reason: null, logprobs: null }],
+      }));
     events.push({
       id, object: chunkObject, created: CREATED, model, ...extra,
       choices: [kind === 'chat' ? { index: 0, delta: {}, finish_reason: finish, logprobs: null } : { index: 0, text: '', finish_reason: finish, logprobs: null }],
