@@ -84,6 +84,21 @@ async function chat(content: string, headers: Record<string, string> = {}, extra
   return { status: res.status, route: res.headers.get('x-understudy-route'), body: (await res.json()) as any };
 }
 
+async function scrape(): Promise<Sample[]> {
+  return parseMetrics(await (await fetch(`${server.url}/metrics`)).text()).samples;
+}
+
+test('training rounds are counted by decision', async () => {
+  // Before any call, nothing to train on: the round is skipped (and says why).
+  const report = await router.train();
+  assert.match(report.reason, /^not enough data: no training rows yet/);
+  const samples = await scrape();
+  assert.is(value(samples, 'understudy_training_rounds_total', { decision: 'skipped' }), 1);
+  for (const decision of ['promoted', 'kept', 'failed', 'aborted']) {
+    assert.is(value(samples, 'understudy_training_rounds_total', { decision }), 0, decision);
+  }
+});
+
 test('the counters equal what was done, readiness is the router\'s, and no key shows', async () => {
   const remote = await chat('What is a cat?', { 'x-understudy-task': 'qa' });
   assert.is(remote.status, 200);
@@ -133,7 +148,10 @@ test('the counters equal what was done, readiness is the router\'s, and no key s
   assert.is(value(samples, 'understudy_http_requests_total', { endpoint: chatPath, route: '', status: '400' }), 1);
   // An unknown path is not a label value (it could be anything, a key among it).
   assert.is(value(samples, 'understudy_http_requests_total', { endpoint: 'unmatched', status: '404' }), 1);
-  assert.is(samples.filter((s) => s.name === 'understudy_http_requests_total').reduce((n, s) => n + s.value, 0), 6);
+  // Six requests, besides the scrapes of /metrics (which count too).
+  const http = samples.filter((s) => s.name === 'understudy_http_requests_total');
+  assert.is(http.filter((s) => s.labels.endpoint !== '/metrics').reduce((n, s) => n + s.value, 0), 6);
+  assert.is(value(samples, 'understudy_http_requests_total', { endpoint: '/metrics', status: '200' }), 1);
   assert.is(types.get('understudy_http_request_duration_seconds'), 'histogram');
   assert.is(value(samples, 'understudy_http_request_duration_seconds_count', { endpoint: chatPath, route: 'cache' }), 2);
   assert.is(value(samples, 'understudy_http_request_duration_seconds_bucket', { endpoint: chatPath, route: 'cache', le: '+Inf' }), 2);
@@ -148,6 +166,34 @@ test('the counters equal what was done, readiness is the router\'s, and no key s
   // prom-client's default process metrics come along.
   assert.ok(value(samples, 'process_cpu_seconds_total') !== undefined);
   assert.ok(value(samples, 'nodejs_eventloop_lag_seconds') !== undefined);
+});
+
+
+test('a client that leaves mid-stream is counted as 499, its aborted call as a failure', async () => {
+  // The teacher sends a word at a time until the client leaves.
+  teacher.faults.push({ kind: 'trickle', everyMs: 20 });
+  const controller = new AbortController();
+  const res = await fetch(`${server.url}/v1/chat/completions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'x-understudy-task': 'trickle', 'x-understudy-route': 'remote' },
+    body: JSON.stringify({ messages: [{ role: 'user', content: 'Tell me everything.' }], stream: true }),
+    signal: controller.signal,
+  });
+  assert.is(res.status, 200);
+  const reader = res.body!.getReader();
+  await reader.read();
+  controller.abort();
+  // The server learns of the close on its own time: wait for it to be counted (bounded, so a miss fails).
+  const labels = { endpoint: '/v1/chat/completions', route: 'remote', task: 'trickle', status: '499' };
+  let samples = await scrape();
+  for (let i = 0; i < 250 && value(samples, 'understudy_failures_total', { code: 'ABORTED' }) === undefined; i++) {
+    await new Promise((r) => setTimeout(r, 20));
+    samples = await scrape();
+  }
+  assert.is(value(samples, 'understudy_http_requests_total', labels), 1);
+  assert.is(value(samples, 'understudy_failures_total', { code: 'ABORTED' }), 1);
+  // An aborted call is no answer.
+  assert.is(value(samples, 'understudy_answers_total', { route: 'remote' }), 1);
 });
 
 test('closing the server removes its listeners from the router', async () => {

@@ -130,7 +130,11 @@ export function installMetrics(app: FastifyInstance, getRouter: () => Router | u
     record(request, reply, reply.statusCode, reply.elapsedTime / 1000);
     done();
   });
+  // A router still loading is looked for until it is there, so that what it does before the
+  // first request or scrape (a training round at start-up) is counted too.
+  const poll = attach() ? undefined : setInterval(() => attach() && clearInterval(poll), 50).unref();
   app.addHook('onClose', (_instance, done) => {
+    clearInterval(poll);
     detach?.();
     detach = undefined;
     done();
