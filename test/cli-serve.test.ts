@@ -7,6 +7,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { createServer, type AddressInfo } from 'node:net';
 import { createRouter } from '../src/index.js';
 import { cli, storiesModel } from './helpers.js';
 import { API_KEY, freshDir } from './router-fixture.js';
@@ -64,9 +65,9 @@ function chat(url: string, content: string, headers: Record<string, string>) {
   });
 }
 
-function understudy(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+function understudy(args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [cli, ...args], { env: { PATH: process.env.PATH! }, encoding: 'utf8', timeout: 60_000 }, (err, stdout, stderr) => {
+    execFile(process.execPath, [cli, ...args], { env: { PATH: process.env.PATH!, ...env }, encoding: 'utf8', timeout: 60_000 }, (err, stdout, stderr) => {
       resolve({ code: err ? Number((err as { code?: unknown }).code ?? 1) : 0, stdout, stderr });
     });
   });
@@ -143,10 +144,24 @@ test('bad flags and variables stop serve before it loads anything', async () => 
   assert.equal(key, { code: 2, stdout: '', stderr: `understudy: --api-key is 3 characters long; a key needs at least 4 (leave it unset for a server that takes no key)\n${HINT}` });
   const extra = await understudy(['serve', 'hello']);
   assert.equal(extra, { code: 2, stdout: '', stderr: `understudy: serve takes no arguments, got "hello"\n${HINT}` });
+  const variable = await understudy(['serve'], { UNDERSTUDY_PORT: 'http' });
+  assert.equal(variable, { code: 1, stdout: '', stderr: 'understudy: error [INVALID_CONFIG]: UNDERSTUDY_PORT must be an integer from 0 to 65535, got "http"\n' });
   const unknown = await understudy(['serve', '--bogus']);
   assert.is(unknown.code, 2);
   // Node's own wording after the option's name varies between versions.
   assert.match(unknown.stderr, /^understudy: Unknown option '--bogus'/);
+});
+
+test('a port that is taken is error [IO_ERROR] naming it', async () => {
+  const taken = createServer();
+  await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+  const port = (taken.address() as AddressInfo).port;
+  try {
+    const r = await understudy(['serve', '--port', String(port)], { UNDERSTUDY_CACHE_DIR: freshDir('cli-serve') });
+    assert.equal(r, { code: 1, stdout: '', stderr: `understudy: error [IO_ERROR]: cannot listen on 127.0.0.1:${port}: the port is in use\n` });
+  } finally {
+    taken.close();
+  }
 });
 
 test.run();

@@ -52,12 +52,20 @@ export async function serveCommand(argv: string[]): Promise<number> {
   const options = serveOptions(argv);
   const stop = stopOnSignal();
   try {
+    // The server gets the router's promise before the router starts loading: a port
+    // that is taken then costs no model load (and leaves no load running).
+    let provide!: (router: Promise<Router>) => void;
+    const promised = new Promise<Router>((resolve) => (provide = resolve));
+    let quiet = false;
+    const server = await startServer(promised, { ...options.server, log: (line) => quiet || process.stderr.write(`${line}\n`) })
+      .catch((err: unknown) => {
+        throw listenError(err, options.server.host!, options.server.port!);
+      });
     // Rounds run in the background as the router's settings say (UNDERSTUDY_TRAIN_EVERY...).
     const loading = createRouter(options.router);
     // Awaited below; until then a failure to load must not be an unhandled rejection.
     loading.catch(() => undefined);
-    let quiet = false;
-    const server = await startServer(loading, { ...options.server, log: (line) => quiet || process.stderr.write(`${line}\n`) });
+    provide(loading);
     let router: Router | undefined;
     try {
       router = await Promise.race([loading, stop.signalled.then(() => undefined)]);
@@ -77,6 +85,18 @@ export async function serveCommand(argv: string[]): Promise<number> {
   } finally {
     stop.remove();
   }
+}
+
+/** A socket's refusal to listen (port taken, address not here, no permission) as a coded error naming the address. */
+function listenError(err: unknown, host: string, port: number): unknown {
+  const code = (err as { code?: unknown } | null)?.code;
+  const why = code === 'EADDRINUSE' ? 'the port is in use'
+    : code === 'EADDRNOTAVAIL' ? 'the address is not one of this machine\'s'
+    : code === 'EACCES' ? 'permission denied (ports below 1024 need privileges)'
+    : code === 'ENOTFOUND' || code === 'EAI_AGAIN' ? 'the host name does not resolve'
+    : undefined;
+  if (why === undefined) return err;
+  return new UnderstudyError('IO_ERROR', `cannot listen on ${host}:${port}: ${why}`, { cause: err });
 }
 
 /** The first SIGINT/SIGTERM settles `signalled`; a second exits at once. */
