@@ -6,9 +6,12 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Ajv } from 'ajv';
+import Database from 'better-sqlite3';
 import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { createRouter, type Router } from '../src/index.js';
+import { createRouter, LocalBackend, type Router } from '../src/index.js';
+import { Dataset } from '../src/router/dataset.js';
+import { DATASET_SCHEMA } from '../src/router/store.js';
 import { cacheKey, normalize } from '../src/router/request.js';
 import { resolveSettings } from '../src/router/config.js';
 import { localMessages } from '../src/router/local-prompt.js';
@@ -136,9 +139,36 @@ test('the dataset row keeps tools, tool choice and the canonical answer; the exp
     tool_calls: [{ id: 'call_0', type: 'function', function: { name: 'get_weather', arguments: '{"city":"Paris","days":2}' } }],
   });
   // Training renders the row as serving renders the call.
-  const example = rowExample(row!);
+  const example = rowExample(row!) as { messages: unknown };
   assert.equal(example.messages, [...localMessages({ messages: row!.messages!, tools: row!.tools, toolChoice: row!.toolChoice }),
     { role: 'assistant', content: row!.answer }]);
+});
+
+test('a dataset.db from before tools gets the column on open: old rows read without tools, new ones with', () => {
+  const db = new Database(':memory:');
+  db.exec(DATASET_SCHEMA);
+  db.prepare(`INSERT INTO dataset (task, kind, input, answer, params, usage, model, source, latency_ms, created_at)
+    VALUES ('old', 'chat', '[{"role":"user","content":"hi"}]', 'hello', '{"maxTokens":8,"stop":[]}', '{}', 'm', 'call', 1, 1)`).run();
+  const dataset = new Dataset(db);
+  const [old] = [...dataset.rows('old')];
+  assert.is(old!.answer, 'hello');
+  assert.is(old!.tools, undefined);
+  dataset.append({
+    task: 'new', kind: 'chat', messages: [USER], answer: '{"name":"get_weather","arguments":{}}', tools: [WEATHER], toolChoice: { name: 'get_weather' },
+    responseFormat: { type: 'json_object' }, params: { temperature: 0, maxTokens: 8, topP: 1, stop: [] }, usage: { promptTokens: 1, completionTokens: 1, totalTokens: 2 },
+    model: 'm', source: 'call', latencyMs: 1,
+  });
+  const [row] = [...dataset.rows('new')];
+  assert.equal([row!.tools, row!.toolChoice, row!.responseFormat], [[WEATHER], { name: 'get_weather' }, { type: 'json_object' }]);
+  // Opening it again does not add the column twice.
+  new Dataset(db);
+  db.close();
+});
+
+test('finishReason length when the remote stops at maxTokens', async () => {
+  const r = await remote.chat({ task: 'plain', messages: [{ role: 'user', content: 'one two three four five' }], maxTokens: 2, cache: false });
+  assert.is(r.finishReason, 'length');
+  assert.is(r.text, 'It is');
 });
 
 test('a streamed call with tools: no text pieces for a tool call; info names the route before the result', async () => {
@@ -193,7 +223,7 @@ const BAD: [string, Record<string, unknown>, string][] = [
 for (const [what, extra, message] of BAD) {
   test(`INVALID_ARGUMENT: ${what}`, async () => {
     const before = teacher.requests.length;
-    const err = await rejection(remote.chat({ task: 'bad', messages: [USER], ...extra } as never));
+    const err = await rejection(remote.chat({ task: 'bad', messages: [USER], ...extra } as Parameters<Router['chat']>[0] & { stream?: false }));
     assert.is(err.code, 'INVALID_ARGUMENT');
     assert.is(err.message, message);
     assert.is(teacher.requests.length, before);
@@ -201,7 +231,7 @@ for (const [what, extra, message] of BAD) {
 }
 
 test('INVALID_ARGUMENT: tools on a complete call', async () => {
-  const err = await rejection(remote.complete({ prompt: 'x', tools: [WEATHER] } as never));
+  const err = await rejection(remote.complete({ prompt: 'x', tools: [WEATHER] } as { prompt: string }));
   assert.is(err.code, 'INVALID_ARGUMENT');
   assert.is(err.message, 'Expected no tools for a complete call (tools are for chat calls) but received some');
 });
@@ -248,6 +278,14 @@ test('a local tool call with toolChoice required: stories260K\'s arguments valid
     }
     assert.is(r.text, JSON.stringify({ name: call.name, arguments: args }));
   }
+  // Generations waiting for one of the 2 sequences: the third of three submitted at once.
+  const backend = local.local as LocalBackend;
+  const call = { kind: 'chat' as const, task: 'q', messages: [USER], params: { temperature: 0, maxTokens: 4, topP: 1, stop: [] } };
+  assert.is(backend.queueDepth(), 0);
+  const running = [backend.answer(call), backend.answer(call), backend.answer(call)];
+  assert.is(backend.queueDepth(), 1);
+  await within(Promise.all(running));
+  assert.is(backend.queueDepth(), 0);
   // The weather schema itself, on a call that may only pick get_weather.
   const r = await within(local.chat({ task: 'weather', messages: [USER], tools: [WEATHER], toolChoice: { name: 'get_weather' }, maxTokens: 120 }));
   assert.ok(validate(JSON.parse(r.toolCalls![0]!.arguments)), r.text);
