@@ -46,7 +46,7 @@ export class CallPath {
   async call(kind: 'chat' | 'complete', raw: unknown, onText: OnText, stop: AbortSignal | undefined, onStart?: OnStart): Promise<RouterResult> {
     const started = performance.now();
     try {
-      return await this.#route(kind, raw, once(onText, onStart), started, stop);
+      return await this.#route(kind, raw, announcing(onText, onStart), started, stop);
     } catch (err) {
       // The caller's own exception (a getter of their request threw) is theirs to
       // handle: passed through unchanged, not disguised as a NATIVE_ERROR of ours.
@@ -247,7 +247,7 @@ export class CallPath {
 }
 
 /** A streaming caller's piece function that also announces who answers (once, before the first piece). */
-function once(onText: OnText, onStart: OnStart): OnText {
+function announcing(onText: OnText, onStart: OnStart): OnText {
   if (!onText) return undefined;
   let announced = false;
   const push = (t: string) => onText(t);
