@@ -7,9 +7,9 @@
 // and closing the server removes its listeners from the router.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import type { Router } from '../src/index.js';
+import { createRouter, MockBackend, type Router } from '../src/index.js';
 import { startServer, type UnderstudyServer } from '../src/server/app.js';
-import { API_KEY, routerFor } from './router-fixture.js';
+import { API_KEY, freshDir, routerFor } from './router-fixture.js';
 import { startTeacher, type Teacher } from './teacher.js';
 
 interface Sample {
@@ -202,6 +202,37 @@ test('closing the server removes its listeners from the router', async () => {
   await server.close();
   assert.is(router.listenerCount('call'), listenersBefore.call);
   assert.is(router.listenerCount('failure'), listenersBefore.failure);
+});
+
+test('a router without a remote or a learner: its local queue depth, nothing saved, no training metric', async () => {
+  let depth = 3;
+  const local = new (class extends MockBackend {
+    queueDepth(): number {
+      return depth;
+    }
+  })({ model: 'mock-local' });
+  const bare = await createRouter({ local, useApi: false, embedder: false, cacheDir: freshDir('metrics'), quiet: true, env: {} });
+  const other = await startServer(bare, { port: 0 });
+  try {
+    const res = await fetch(`${other.url}/v1/chat/completions`, {
+      method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ messages: [{ role: 'user', content: 'hi' }] }),
+    });
+    assert.is(res.status, 200);
+    const read = async () => parseMetrics(await (await fetch(`${other.url}/metrics`)).text()).samples;
+    let samples = await read();
+    assert.is(value(samples, 'understudy_queue_depth'), 3);
+    assert.is(value(samples, 'understudy_answers_total', { route: 'local' }), 1);
+    assert.is(value(samples, 'understudy_local_share'), 1);
+    // With no remote there is no remote call to save.
+    assert.is(value(samples, 'understudy_remote_calls_saved_total'), 0);
+    assert.not.ok(samples.some((s) => s.name === 'understudy_training_rounds_total'));
+    depth = 0;
+    samples = await read();
+    assert.is(value(samples, 'understudy_queue_depth'), 0);
+  } finally {
+    await other.close();
+    await bare.close();
+  }
 });
 
 test.run();

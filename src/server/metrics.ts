@@ -81,8 +81,7 @@ export function installMetrics(app: FastifyInstance, getRouter: () => Router | u
     name: 'understudy_queue_depth', help: "Local generations waiting for a free sequence", registers,
     collect() {
       // A capability: a backend without it (a remote-only router, a caller's own backend) has no queue to show.
-      const local = attach()?.local as { queueDepth?: () => unknown } | undefined;
-      const depth = local?.queueDepth?.();
+      const depth: unknown = attach()?.local?.queueDepth?.();
       this.set(typeof depth === 'number' && Number.isFinite(depth) ? depth : 0);
     },
   });
