@@ -144,6 +144,9 @@ test('bad flags and variables stop serve before it loads anything', async () => 
   assert.equal(key, { code: 2, stdout: '', stderr: `understudy: --api-key is 3 characters long; a key needs at least 4 (leave it unset for a server that takes no key)\n${HINT}` });
   const extra = await understudy(['serve', 'hello']);
   assert.equal(extra, { code: 2, stdout: '', stderr: `understudy: serve takes no arguments, got "hello"\n${HINT}` });
+  // The key from the command line is kept out of whatever is printed (here, a key pasted twice).
+  const pasted = await understudy(['serve', '--api-key', SERVER_KEY, SERVER_KEY]);
+  assert.equal(pasted, { code: 2, stdout: '', stderr: `understudy: serve takes no arguments, got "[REDACTED]"\n${HINT}` });
   const variable = await understudy(['serve'], { UNDERSTUDY_PORT: 'http' });
   assert.equal(variable, { code: 1, stdout: '', stderr: 'understudy: error [INVALID_CONFIG]: UNDERSTUDY_PORT must be an integer from 0 to 65535, got "http"\n' });
   const unknown = await understudy(['serve', '--bogus']);
