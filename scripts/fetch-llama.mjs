@@ -20,8 +20,9 @@ export const PIN = {
   commit: 'de3ff815ea7d559ee917f063901b8986f038abc6',
 };
 // Bumped whenever DROP or the KEEP_* lists change, so that a vendor/ trimmed by an
-// older version of this script is fetched again (2: tools/completion kept).
-export const TRIM = 2;
+// older version of this script is fetched again (2: tools/completion kept;
+// 3: tools/server, mtmd and ui kept for llama-server).
+export const TRIM = 3;
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const target = join(root, 'vendor', 'llama.cpp');
@@ -43,14 +44,25 @@ const stamp = join(target, '.understudy-source.json');
 // benchmark run, and vocabularies that llama.cpp's own tokenizer test does not use.
 const DROP = [
   '.git', '.github', '.devops', 'docs', 'media', 'gguf-py', 'benches', 'conversion', 'pocs',
-  'grammars', 'prompts', 'requirements', 'licenses', 'app', 'scripts',
+  'grammars', 'prompts', 'requirements', 'licenses', 'app',
+  // llama-server's Python tests and benchmarks, mtmd's sample media
+  'tools/server/tests', 'tools/server/bench', 'tools/server/README-dev.md', 'tools/mtmd/tests',
+  'tools/mtmd/test-1.jpeg', 'tools/mtmd/test-2.mp3', 'tools/mtmd/test-3.mp4',
   ...['cann', 'hexagon', 'sycl', 'opencl', 'vulkan', 'webgpu', 'openvino', 'et', 'zdnn',
     'zendnn', 'virtgpu', 'rpc', 'musa'].map((b) => `ggml/src/ggml-${b}`),
   'models/ggml-vocab-aquila.gguf', 'models/ggml-vocab-baichuan.gguf',
   'models/ggml-vocab-gpt-neox.gguf', 'models/ggml-vocab-nomic-bert-moe.gguf',
 ];
-// completion is llama.cpp's llama-completion, which the LoRA tests run with --lora.
-const KEEP_TOOLS = new Set(['CMakeLists.txt', 'llama-bench', 'batched-bench', 'quantize', 'completion']);
+// completion is llama.cpp's llama-completion, which the LoRA tests run with --lora;
+// server is llama-server, which the server benchmark compares ours with; it links
+// mtmd (multimodal input) and ui (the web page it serves).
+const KEEP_TOOLS = new Set(['CMakeLists.txt', 'llama-bench', 'batched-bench', 'quantize', 'completion', 'server', 'mtmd', 'ui']);
+// Of the web UI only the templates that embed its assets stay: we build it
+// without assets (LLAMA_BUILD_UI and LLAMA_USE_PREBUILT_UI off in CMakeLists.txt),
+// so neither its Svelte sources nor npm are needed. The cmake script that
+// writes the embedding is the one file of scripts/ we keep.
+const KEEP_UI = new Set(['CMakeLists.txt', 'ui.cpp.in', 'ui.h.in']);
+const KEEP_SCRIPTS = new Set(['ui-assets.cmake']);
 const KEEP_EXAMPLES = new Set(['simple']);
 // tests/CMakeLists.txt stays: it names the vocabularies llama.cpp's own tokenizer
 // test runs on, which our tokenizer test reads.
@@ -103,7 +115,8 @@ function keepUnchangedTimes(fresh, old) {
 
 function trim(dir) {
   for (const p of DROP) rmSync(join(dir, p), { recursive: true, force: true });
-  for (const [sub, keep] of [['tools', KEEP_TOOLS], ['examples', KEEP_EXAMPLES], ['tests', KEEP_TESTS]]) {
+  const keeps = [['tools', KEEP_TOOLS], ['tools/ui', KEEP_UI], ['scripts', KEEP_SCRIPTS], ['examples', KEEP_EXAMPLES], ['tests', KEEP_TESTS]];
+  for (const [sub, keep] of keeps) {
     for (const name of readdirSync(join(dir, sub))) {
       if (!keep.has(name)) rmSync(join(dir, sub, name), { recursive: true, force: true });
     }
