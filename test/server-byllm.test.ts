@@ -7,6 +7,7 @@
 // calls show the grammar holds stories260K to the schema.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { createHash } from 'node:crypto';
 import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { Ajv } from 'ajv';
@@ -229,11 +230,12 @@ test('stream: pieces, a finish chunk, then the usage chunk include_usage asked f
   assert.is(text, TAGLINE);
 });
 
-test('metadata: proxy mode nulls and byLLM metadata are accepted; the task is derived from the system prompt', async () => {
+test('metadata: proxy mode nulls and byLLM metadata are accepted; a plain call\'s task is derived from the system prompt alone', async () => {
   const { json, task, route } = await postJson(withMetadata);
   assert.is(route, 'remote');
   assert.is(json.choices[0].message.content, TAGLINE);
-  assert.is(task, deriveTask(withMetadata.messages));
+  const system = withMetadata.messages.find((m: any) => m.role === 'system').content;
+  assert.is(task, `system-${createHash('sha256').update(system).digest('hex').slice(0, 12)}`);
 });
 
 test('metadata.task names the task: X-Understudy-Task says it, and the dataset row is logged under it', async () => {
@@ -252,6 +254,21 @@ test('a finish_tool answer is logged as its call, with the tools it was offered'
   assert.is(logged.name, 'finish_tool');
   assert.equal(logged.arguments, { final_output: PLAN });
   assert.equal((rows[0] as any).tools.map((t: any) => t.name), ['get_forecast', 'finish_tool']);
+});
+
+test('one system prompt for every function: the return schema and the tools tell their tasks apart', async () => {
+  const plain = (await postJson(withMetadata)).task!;
+  const typedTask = (await postJson(typed)).task!;
+  const loopFirst = (await postJson(toolsCall)).task!;
+  const loopNext = (await postJson(toolsResult)).task!;
+  const finishTask = (await postJson(finishOnly)).task!;
+  assert.is(typed.messages[0].content, withMetadata.messages[0].content);
+  assert.is(plain, deriveTask(withMetadata.messages));
+  assert.match(typedTask, new RegExp(`^${plain}-[0-9a-f]{12}$`));
+  // One function's tool loop stays one task; another set of tools is another.
+  assert.is(loopNext, loopFirst);
+  assert.is.not(finishTask, loopFirst);
+  assert.match(loopFirst, new RegExp(`^${deriveTask(toolsCall.messages)}-[0-9a-f]{12}$`));
 });
 
 test.run();

@@ -90,7 +90,7 @@ export function normalize(kind: 'chat' | 'complete', request: unknown, settings:
   return {
     ...structure,
     kind,
-    task: r.task === undefined ? deriveTask(messages) : checkTask(r.task),
+    task: r.task === undefined ? deriveTask(messages, structure) : checkTask(r.task),
     messages,
     prompt,
     params,
@@ -108,11 +108,49 @@ export function checkTask(task: unknown): string {
   return task;
 }
 
-/** Calls with the same system prompt are the same kind of call. */
-export function deriveTask(messages: ChatMessage[] | undefined): string {
+/**
+ * Calls with the same system prompt are the same kind of call, unless they ask
+ * for answers of different shapes. Some clients (Jac's byLLM) send one system
+ * prompt for every function, and tell their functions apart only by the
+ * schema of the return and the tools offered: those are hashed in too, so
+ * each function gets its own readiness. A call without a schema or active
+ * tools keeps the name it always had, so tasks already on disk stay theirs.
+ */
+export function deriveTask(messages: ChatMessage[] | undefined, structure: Structure = {}): string {
   const system = messages?.filter((m) => m.role === 'system').map((m) => m.content).join('\n');
-  if (!system) return 'default';
-  return `system-${createHash('sha256').update(system).digest('hex').slice(0, 12)}`;
+  const base = system ? `system-${createHash('sha256').update(system).digest('hex').slice(0, 12)}` : 'default';
+  const shape = shapeText(structure);
+  if (shape === null) return base;
+  return `${base}-${createHash('sha256').update(shape).digest('hex').slice(0, 12)}`;
+}
+
+/**
+ * What tells calls of one system prompt apart: the json_schema's name and
+ * schema, and the active tools' names and parameters (sorted by name), as
+ * canonical JSON (object keys sorted, so the order a client writes them in
+ * does not matter). Descriptions are left out: they are prose that a client
+ * may reword without changing the function. null when there is none.
+ */
+function shapeText(s: Structure): string | null {
+  const format = s.responseFormat?.type === 'json_schema' ? s.responseFormat : undefined;
+  const tools = s.tools && s.toolChoice !== 'none' ? s.tools : undefined;
+  if (!format && !tools) return null;
+  const shape = {
+    schema: format ? { name: format.name ?? null, schema: format.schema } : null,
+    tools: tools ? [...tools].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
+      .map((t) => ({ name: t.name, parameters: t.parameters ?? null })) : null,
+  };
+  return canonicalJson(shape);
+}
+
+/** JSON with every object's keys sorted: one text for one value. */
+export function canonicalJson(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) => {
+    if (v === null || typeof v !== 'object' || Array.isArray(v)) return v;
+    const sorted: Record<string, unknown> = {};
+    for (const k of Object.keys(v).sort()) sorted[k] = (v as Record<string, unknown>)[k];
+    return sorted;
+  });
 }
 
 /**
