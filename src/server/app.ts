@@ -97,18 +97,7 @@ export async function startServer(router: Router | Promise<Router>, options?: Se
 }
 
 function installHooks(app: FastifyInstance, ctx: ServerContext, apiKey: string | undefined, log: ((line: string) => void) | undefined): void {
-  const auth = makeAuth(apiKey);
-  if (auth) {
-    app.addHook('onRequest', async (request, reply) => {
-      if (request.url.split('?')[0] === '/health') return;
-      try {
-        auth(request);
-      } catch (err) {
-        const { status, body } = httpError(err);
-        return reply.code(status).send(body);
-      }
-    });
-  }
+  // First: a request refused by auth gets its log line too.
   if (log) {
     app.addHook('onRequest', async (request, reply) => {
       // On the response's 'close', which comes once for every request, also
@@ -126,6 +115,18 @@ function installHooks(app: FastifyInstance, ctx: ServerContext, apiKey: string |
           // A failing log sink must not fail the server.
         }
       });
+    });
+  }
+  const auth = makeAuth(apiKey);
+  if (auth) {
+    app.addHook('onRequest', async (request, reply) => {
+      if (request.url.split('?')[0] === '/health') return;
+      try {
+        auth(request);
+      } catch (err) {
+        const { status, body } = httpError(err);
+        return reply.code(status).send(body);
+      }
     });
   }
 }
