@@ -23,6 +23,7 @@ import {
   routerHitTable, SEMANTIC_GOAL_P99_MS, semanticTable, servingTable, writeResults,
   type ComparisonRow, type ExtraRow, type ParallelRow, type ServingRow,
 } from './report.js';
+import { printServer, runServerBench, type ServerBenchOptions, type ServerBenchResult } from './server-section.js';
 import { printStall, runStallBench } from './stall-section.js';
 import { printTrain, runTrainBench, type TrainSectionResult } from './train-section.js';
 import { HIT_REQUEST, runRouterBench, type RouterBenchOptions, type RouterBenchResult } from './router.js';
@@ -32,8 +33,8 @@ const PARALLEL_SHAPE = { nPrompt: 128, nGen: 128 };
 const LAG_SEQUENCES = 16;
 const SKIPPABLE = ['parallel', 'embeddings', 'node-llama-cpp', 'router'] as const;
 // 'models': llama-bench, node-llama-cpp and ours on each model (everything but the router).
-// 'train' and 'distill' run only when asked for (--only train / distill): they take minutes.
-const SECTIONS = ['models', 'router', 'stall', 'train', 'distill'] as const;
+// 'train', 'distill' and 'server' run only when asked for (--only train / distill / server): they take minutes.
+const SECTIONS = ['models', 'router', 'stall', 'train', 'distill', 'server'] as const;
 const DEFAULT_SECTIONS = ['models', 'router', 'stall'];
 const ROUTER_SIZES = [10_000, 100_000];
 // The distillation run: UNDERSTUDY_TRAIN_EVERY values (one run each) and the most calls a run sends.
@@ -42,6 +43,9 @@ const DISTILL_CALLS = 1500;
 const DISTILL_AFTER = 200;
 // Prompts embedded one per call and batches of 8, per model: TinyLlama takes ~0.5 s a prompt on 2 cores.
 const ROUTER_EMBED: Record<ModelKey, { singles: number; batches: number }> = { stories: { singles: 300, batches: 40 }, tinyllama: { singles: 30, batches: 4 } };
+// The server section's local generation: requests at once (= slots), tokens each, cells per slot, prompt length in words.
+const SERVER_LOCAL = { sequences: 8, maxTokens: 64, perSequence: 512, promptWords: 24 };
+const SERVER_HITS_IN_FLIGHT = 16;
 
 const USAGE = `usage: npm run bench -- [options]
   --threads N     CPU threads for every side (default: os.availableParallelism() = ${os.availableParallelism()})
@@ -49,7 +53,7 @@ const USAGE = `usage: npm run bench -- [options]
   --models LIST   comma-separated: stories,tinyllama (default both)
   --npl LIST      parallel sequences to measure, e.g. 1,4,16 (default ${DEFAULT_NPL.stories.join(',')} on stories260K, ${DEFAULT_NPL.tinyllama.join(',')} on tinyllama)
   --skip LIST     leave out some of: ${SKIPPABLE.join(', ')}
-  --only LIST     run only these sections: ${SECTIONS.join(', ')} (models: everything but the router; stall: the semantic index's event-loop stalls at 50k entries; train: LoRA training tokens/s against our prompt processing; distill: the distillation loop on stories260K and a loopback teacher; train and distill run only when named)
+  --only LIST     run only these sections: ${SECTIONS.join(', ')} (models: everything but the router; stall: the semantic index's event-loop stalls at 50k entries; train: LoRA training tokens/s against our prompt processing; distill: the distillation loop on stories260K and a loopback teacher; server: our HTTP server against in-process calls and llama-server, on tinyllama unless --models says otherwise; train, distill and server run only when named)
   --router-sizes LIST  semantic-index sizes, e.g. 10000 (default ${ROUTER_SIZES.join(',')}; --quick: ${ROUTER_SIZES[0]})
   --router-calls N     timed exact-cache hits (default 20000, after a tenth as many warm-up calls)
   --distill-every LIST  UNDERSTUDY_TRAIN_EVERY values for the distill section, one run each (default ${DISTILL_EVERY.join(',')})
@@ -94,12 +98,14 @@ async function main(): Promise<void> {
   for (const s of only) if (!(SECTIONS as readonly string[]).includes(s)) throw new Error(`--only: unknown "${s}" (known: ${SECTIONS.join(', ')})`);
   // The distill section always uses stories260K: alone, it needs no other model.
   const distillOnly = only.size === 1 && only.has('distill');
-  const keys = parseModelList(values.models ?? (quick || distillOnly ? 'stories' : 'stories,tinyllama'));
+  const serverOnly = only.size === 1 && only.has('server');
+  const keys = parseModelList(values.models ?? (quick || distillOnly ? 'stories' : serverOnly ? 'tinyllama' : 'stories,tinyllama'));
   const runModels = only.has('models');
   const runRouter = only.has('router') && !skip.has('router');
   const runStall = only.has('stall');
   const runTrain = only.has('train');
   const runDistill = only.has('distill');
+  const runServer = only.has('server');
   const distillEvery = values['distill-every'] === undefined ? DISTILL_EVERY : intList(values['distill-every'], 'distill-every');
   const distillCalls = positiveInt(values['distill-calls'], 'distill-calls', DISTILL_CALLS);
   const distillSeeds = values['distill-seeds'] === undefined ? [1] : intList(values['distill-seeds'], 'distill-seeds');
@@ -109,7 +115,7 @@ async function main(): Promise<void> {
   const date = new Date();
   // A run of the router (or of training) alone gets its own file, so it does not overwrite the day's full run.
   // The distill section writes <name>-distill.json and .svg itself.
-  const suffix = runModels || distillOnly ? '' : only.size === 1 && runTrain ? '-train' : '-router';
+  const suffix = runModels || distillOnly ? '' : only.size === 1 && runTrain ? '-train' : serverOnly ? '-server' : '-router';
   const name = values.name ?? `${gpu ? 'gpu' : 'cpu'}-${os.hostname()}-${date.toISOString().slice(0, 10)}${suffix}`;
   if (!/^[\w.-]+$/.test(name)) throw new Error(`--name may hold letters, digits, '.', '_' and '-' only, got "${name}"`);
 
@@ -245,6 +251,12 @@ async function main(): Promise<void> {
   const distill: DistillSectionResult | null = runDistill
     ? await runDistillBench({ modelPath: (await resolveModels(['stories'], log))[0]!.path, trainEvery: distillEvery, maxCalls: distillCalls, afterCalls: distillAfter, seeds: distillSeeds }, phase, log)
     : null;
+  // Its local part runs on the first --models model (tinyllama unless named).
+  const serverOptions: ServerBenchOptions = {
+    threads, gpu, reps, hits: { calls: routerCalls, warmup: Math.ceil(routerCalls / 10), inFlight: SERVER_HITS_IN_FLIGHT },
+    local: { model: models[0]!.path, label: models[0]!.label, ...SERVER_LOCAL },
+  };
+  const server: ServerBenchResult | null = runServer ? await runServerBench(serverOptions, phase, log) : null;
 
   if (rows.length > 0) {
     console.log(`\n${comparisonTable(rows)}\n`);
@@ -269,6 +281,7 @@ async function main(): Promise<void> {
   if (stall) printStall(stall);
   if (train) printTrain(train);
   if (distill) printDistill(distill);
+  if (server) printServer(server, serverOptions);
   const contention = monitor.stop();
   const contended = Object.entries(contention).filter(([, c]) => c.contended > 0.05 * c.samples);
   if (contended.length > 0) {
@@ -323,6 +336,7 @@ async function main(): Promise<void> {
     router: router ? { settings: { ...routerOptions, hitRequest: HIT_REQUEST }, ...router } : null,
     stall,
     train,
+    server: server ? { settings: serverOptions, ...server } : null,
     // The distill section's figures are in their own file (every call's record makes it large).
     distill: distillFiles,
     results,
