@@ -4,16 +4,27 @@
 import { UnderstudyError } from '../errors.js';
 import type { TrainingExample } from '../llama/training-data.js';
 import type { DatasetRow } from '../router/dataset.js';
-import { localMessages } from '../router/local-prompt.js';
+import { localGrammar, localMessages } from '../router/local-prompt.js';
+import { toolsActive, type ToolSpec } from '../router/tool-calls.js';
 import * as v from '../validate.js';
 
-/** A held-out request, as the round worker replays it (greedily). */
+/** A held-out request, as the round worker replays it (greedily), the way serving would answer it. */
 export interface HeldOutCall {
   kind: 'chat' | 'complete';
   messages?: Array<{ role: string; content: string }>;
   prompt?: string;
   maxTokens: number;
   stop: string[];
+  /** The grammar serving holds the answer to (local-prompt.ts `localGrammar`): a schema's, a JSON object's, or a tool call's. */
+  grammar?: string;
+  /** The active tools: an answer that calls one is read back as its canonical text, as serving does. */
+  tools?: ToolSpec[];
+  /**
+   * Why the local model is never asked this call: its shape cannot be turned
+   * into a grammar, so serving sends such calls to the remote. The worker
+   * leaves it out of the comparison (null), as a prompt too long for the context.
+   */
+  unanswerable?: string;
 }
 
 function badRow(row: DatasetRow, why: string): UnderstudyError {
@@ -104,6 +115,31 @@ export function heldOutCall(row: DatasetRow, maxTokens = 256): HeldOutCall {
   checkRow(row);
   const params = checkParams(row);
   const limit = Math.min(params.maxTokens, cap);
-  if (row.kind === 'chat') return { kind: 'chat', messages: plainMessages(row), maxTokens: limit, stop: params.stop };
-  return { kind: 'complete', prompt: row.prompt!, maxTokens: limit, stop: params.stop };
+  const call: HeldOutCall = row.kind === 'chat'
+    ? { kind: 'chat', messages: plainMessages(row), maxTokens: limit, stop: params.stop }
+    : { kind: 'complete', prompt: row.prompt!, maxTokens: limit, stop: params.stop };
+  return { ...call, ...servingShape(row) };
+}
+
+/**
+ * What serving applies to the answer of a row's call besides the prompt: the
+ * grammar, and the tools its answer is parsed against. Left out for a plain
+ * row, so its held-out call is the one it always was.
+ */
+function servingShape(row: DatasetRow): Pick<HeldOutCall, 'grammar' | 'tools' | 'unanswerable'> {
+  const tools = row.kind === 'chat' && toolsActive(row.tools, row.toolChoice) ? row.tools : undefined;
+  let grammar: string | undefined;
+  try {
+    grammar = localGrammar({
+      ...(row.responseFormat === undefined ? {} : { responseFormat: row.responseFormat }),
+      ...(row.kind === 'chat' && row.tools !== undefined ? { tools: row.tools } : {}),
+      ...(row.kind === 'chat' && row.toolChoice !== undefined ? { toolChoice: row.toolChoice } : {}),
+    });
+  } catch (err) {
+    if (err instanceof UnderstudyError && (err.code === 'INVALID_ARGUMENT' || err.code === 'INVALID_GRAMMAR')) {
+      return { unanswerable: err.message };
+    }
+    throw badRow(row, `its shape cannot be read (${v.errorText(err)})`);
+  }
+  return { ...(grammar === undefined ? {} : { grammar }), ...(tools ? { tools: tools.map((t) => ({ ...t })) } : {}) };
 }

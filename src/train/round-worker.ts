@@ -18,6 +18,7 @@ import { UnderstudyError, abortedError, type ErrorCode } from '../errors.js';
 import type { Context } from '../llama/context.js';
 import { loadModel, type Model } from '../llama/model.js';
 import { tokenizeExamples, type TrainingExample } from '../llama/training-data.js';
+import { parseToolCalls, toolCallText } from '../router/tool-calls.js';
 import { errorText } from '../validate.js';
 import type { HeldOutCall } from './examples.js';
 
@@ -98,19 +99,25 @@ export function fitting(model: Model, examples: TrainingExample[], cap: number, 
  * call is left out of the comparison (null), the others still count. Anything
  * else (aborted, out of memory, a decode failure) fails the round.
  */
-const UNANSWERABLE: ReadonlySet<string> = new Set(['CONTEXT_OVERFLOW', 'INVALID_ARGUMENT', 'INVALID_DATASET']);
+const UNANSWERABLE: ReadonlySet<string> = new Set(['CONTEXT_OVERFLOW', 'INVALID_ARGUMENT', 'INVALID_DATASET', 'INVALID_GRAMMAR']);
 
-/** Greedy answers to `calls`, batched over the context's sequences; null for a call that cannot be made. */
+/**
+ * Greedy answers to `calls`, batched over the context's sequences; null for a
+ * call that cannot be made. Each is answered as serving would: under the
+ * call's grammar, and a tool call read back as its canonical text.
+ */
 export async function answerAll(context: Pick<Context, 'clearCache' | 'chat' | 'complete'>, calls: HeldOutCall[], template: string | undefined,
   signal: AbortSignal): Promise<Array<string | null>> {
   context.clearCache();
   return Promise.all(calls.map(async (call) => {
-    const options = { temperature: 0, maxTokens: call.maxTokens, stop: call.stop, signal };
+    if (call.unanswerable !== undefined) return null;
+    const options = { temperature: 0, maxTokens: call.maxTokens, stop: call.stop, signal, ...(call.grammar === undefined ? {} : { grammar: call.grammar }) };
     try {
       const done = call.kind === 'chat'
         ? await context.chat(call.messages!, { ...options, ...(template ? { template } : {}) }).result
         : await context.complete(call.prompt!, options);
-      return done.text;
+      const toolCalls = call.tools ? parseToolCalls(done.text, call.tools) : undefined;
+      return toolCalls ? toolCallText(toolCalls) : done.text;
     } catch (err) {
       if (err instanceof UnderstudyError && UNANSWERABLE.has(err.code) && !signal.aborted) return null;
       throw err;
