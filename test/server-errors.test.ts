@@ -81,6 +81,28 @@ test('400: schema failures name the parameter as the client spelled it', async (
   assert.is(r.status, 400);
   assert.equal(r.json, err('Expected task name of 1 to 100 letters, digits or . : / @ - _ for task but received "no spaces allowed" of type string',
     'invalid_request_error', 'INVALID_ARGUMENT', 'task'));
+  // ...and its names are spelled as OpenAI's (tools[0].name is tools[0].function.name there).
+  const tool = await http(`${f.url}/v1/chat/completions`, { body: chat('hi', { tools: [{ type: 'function', function: { name: 'bad name!' } }] }) });
+  assert.is(tool.status, 400);
+  assert.equal(tool.json, err('Expected name of 1 to 64 letters, digits, _ or - for tools[0].name but received "bad name!" of type string',
+    'invalid_request_error', 'INVALID_ARGUMENT', 'tools[0].function.name'));
+  const choice = await http(`${f.url}/v1/chat/completions`, {
+    body: chat('hi', { tools: [{ type: 'function', function: { name: 'f' } }], tool_choice: { type: 'function', function: { name: 'g' } } }),
+  });
+  assert.is(choice.status, 400);
+  assert.equal(choice.json, err('Expected name of one of the tools (f) for toolChoice.name but received "g" of type string',
+    'invalid_request_error', 'INVALID_ARGUMENT', 'tool_choice.function.name'));
+  // Unknown fields pass; unsupported content parts and a body that is not an object do not.
+  const extras = await http(`${f.url}/v1/chat/completions`, { body: chat('extras', { user: 'u1', logit_bias: {}, store: false, parallel_tool_calls: true, some_new_field: [1] }) });
+  assert.is(extras.status, 200);
+  assert.is(extras.json.choices[0].message.content, 'Answer: extras');
+  const image = await http(`${f.url}/v1/chat/completions`, { body: { model: 'x', messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url: 'x' } }] }] } });
+  assert.is(image.status, 400);
+  assert.equal(image.json, err('Expected string, array of text parts or null for messages[0].content but received an array of type object',
+    'invalid_request_error', 'INVALID_ARGUMENT', 'messages[0].content'));
+  const array = await http(`${f.url}/v1/chat/completions`, { body: '[]' });
+  assert.is(array.status, 400);
+  assert.equal(array.json, err('Expected object for body but received an array of type object', 'invalid_request_error', 'INVALID_ARGUMENT', 'body'));
   const route = await http(`${f.url}/v1/chat/completions`, { body: chat('hi'), headers: { 'x-understudy-route': 'elsewhere' } });
   assert.is(route.status, 400);
   assert.equal(route.json, err(`Expected 'auto', 'local', 'remote' or 'cache' for X-Understudy-Route but received "elsewhere"`,

@@ -78,19 +78,25 @@ export function httpError(err: unknown, redact: (text: string) => string = (t) =
 }
 
 // The router names its parameters as its own API does; the client sent OpenAI's.
-const OPENAI_NAMES: Record<string, string> = {
-  maxTokens: 'max_tokens',
-  topP: 'top_p',
-  responseFormat: 'response_format',
-  toolChoice: 'tool_choice',
-  toolCalls: 'tool_calls',
-  toolCallId: 'tool_call_id',
-};
+const OPENAI_NAMES: [RegExp, string][] = [
+  [/^tools\[(\d+)\]\.(name|description|parameters|strict)\b/, 'tools[$1].function.$2'],
+  [/^responseFormat\.(schema|name|strict)\b/, 'response_format.json_schema.$1'],
+  [/^responseFormat\b/, 'response_format'],
+  [/^toolChoice\.name\b/, 'tool_choice.function.name'],
+  [/^toolChoice\b/, 'tool_choice'],
+  [/^maxTokens\b/, 'max_tokens'],
+  [/^topP\b/, 'top_p'],
+  [/\.toolCalls\[(\d+)\]\.(name|arguments)\b/, '.tool_calls[$1].function.$2'],
+  [/\.toolCalls\b/, '.tool_calls'],
+  [/\.toolCallId\b/, '.tool_call_id'],
+];
 
 /** The parameter a router INVALID_ARGUMENT names ("Expected ... for maxTokens but received ..."), in OpenAI's spelling. */
 function paramOf(err: UnderstudyError): string | null {
   if (err.code !== 'INVALID_ARGUMENT' && err.code !== 'INVALID_GRAMMAR') return null;
   const m = /^Expected .+? for ([\w.[\]]+) but received /.exec(err.message);
   if (!m) return null;
-  return m[1]!.replace(/^[A-Za-z]+/, (head) => OPENAI_NAMES[head] ?? head).replace(/\.([A-Za-z]+)/g, (_, name: string) => `.${OPENAI_NAMES[name] ?? name}`);
+  let param = m[1]!;
+  for (const [pattern, openai] of OPENAI_NAMES) param = param.replace(pattern, openai);
+  return param;
 }
