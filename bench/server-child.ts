@@ -8,12 +8,15 @@
 //   --mode local  a router over the local model alone; N completions at once,
 //                 timed in-process; prints the result and exits.
 //   --mode serve  a router over the local model alone, served until SIGTERM.
+//   --mode bare   for scale: a bare fastify app whose one POST route answers a
+//                 fixed body as large as a hit's, served until SIGTERM.
 //
 // Lines on stdout: `BENCH-RESULT {json}` (child.ts's prefix) and `BENCH-SERVE <url>`.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import Fastify from 'fastify';
 import { createRouter, MockBackend, type Router, type RouterOptions } from '../src/index.js';
 import { startServer } from '../src/server/app.js';
 import { invokedDirectly, RESULT_PREFIX } from './child.js';
@@ -97,12 +100,30 @@ async function serve(router: Router, cleanup: () => void): Promise<void> {
   process.stdout.write(`${SERVE_PREFIX}${server.url}\n`);
 }
 
+/** What HTTP costs with no router behind it: fastify parsing the JSON body and sending a JSON answer. */
+async function bare(): Promise<void> {
+  const app = Fastify({ logger: false });
+  const answer = {
+    id: 'chatcmpl-0000000000000000', object: 'chat.completion', created: 0, model: 'mock',
+    choices: [{ index: 0, message: { role: 'assistant', content: `Echo: ${HIT_REQUEST.messages[1]!.content}`, refusal: null }, logprobs: null, finish_reason: 'stop' }],
+    usage: { prompt_tokens: 22, completion_tokens: 14, total_tokens: 36 },
+  };
+  app.post('/v1/chat/completions', async (_request, reply) => {
+    reply.header('x-understudy-route', 'cache');
+    return answer;
+  });
+  const url = await app.listen({ host: '127.0.0.1', port: 0 });
+  process.on('SIGTERM', () => void app.close().then(() => process.exit(0)));
+  process.stdout.write(`${SERVE_PREFIX}${url}\n`);
+}
+
 async function main(): Promise<void> {
   const { values } = parseArgs({ options: { mode: { type: 'string' }, options: { type: 'string' } } });
   if (!values.mode || !values.options) {
-    console.error('usage: node --import tsx bench/server-child.ts --mode hits|local|serve --options JSON (server-section.ts does this)');
+    console.error('usage: node --import tsx bench/server-child.ts --mode hits|local|serve|bare --options JSON (server-section.ts does this)');
     process.exit(2);
   }
+  if (values.mode === 'bare') return bare();
   const dir = mkdtempSync(join(tmpdir(), 'understudy-bench-server-'));
   const cleanup = () => rmSync(dir, { recursive: true, force: true });
   const options = JSON.parse(values.options);

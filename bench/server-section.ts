@@ -52,6 +52,8 @@ export interface ServerBenchResult {
     addedMs: { p50: number; p99: number };
     /** HTTP over in-process requests per second, N in flight. */
     throughputRatio: number;
+    /** For scale: the same requests to a bare fastify route answering a fixed body (HTTP and JSON alone). */
+    bareHttp: HitSide;
   };
   local: null | {
     label: string;
@@ -150,7 +152,30 @@ function freePort(): Promise<number> {
 /** The hit call as an OpenAI request: the same messages, task and max tokens. */
 const HIT_BODY = { model: 'bench', messages: HIT_REQUEST.messages, max_tokens: HIT_REQUEST.maxTokens, metadata: { task: HIT_REQUEST.task } };
 
+/** Sequential then concurrent calls of `call` (which counts its own failures). */
+async function load(o: HitsChildOptions, call: () => Promise<unknown>): Promise<HitSide> {
+  return { sequential: await drive(o.calls, o.warmup, 1, call), concurrent: await drive(o.calls, o.warmup, o.inFlight, call) };
+}
+
+async function measureBare(o: HitsChildOptions): Promise<HitSide> {
+  const c = child('bare', {});
+  try {
+    const client = new BenchClient(await c.waitFor(SERVE_PREFIX), o.inFlight);
+    try {
+      return await load(o, async () => {
+        const r = await client.request('POST', '/v1/chat/completions', HIT_BODY);
+        if (r.status !== 200) throw new Error(`bench (server): the bare route answered ${r.status}`);
+      });
+    } finally {
+      client.close();
+    }
+  } finally {
+    await c.stop();
+  }
+}
+
 async function measureHits(o: HitsChildOptions, log: (m: string) => void): Promise<ServerBenchResult['hits']> {
+  const bareHttp = await measureBare(o);
   const c = child('hits', o);
   try {
     const inProcess = JSON.parse(await c.waitFor(RESULT_PREFIX)) as HitsChildResult;
@@ -166,15 +191,15 @@ async function measureHits(o: HitsChildOptions, log: (m: string) => void): Promi
         const r = await client.request('POST', '/v1/chat/completions', HIT_BODY);
         if (r.status !== 200 || r.headers['x-understudy-route'] !== 'cache') misses++;
       };
-      const sequential = await drive(o.calls, o.warmup, 1, call);
-      const concurrent = await drive(o.calls, o.warmup, o.inFlight, call);
+      const http = await load(o, call);
+      const { sequential, concurrent } = http;
       if (misses > 0) throw new Error(`bench (server): ${misses} HTTP calls were not exact-cache hits`);
-      const http = { sequential, concurrent };
       const addedMs = { p50: sequential.ms.p50 - inProcess.sequential.ms.p50, p99: sequential.ms.p99 - inProcess.sequential.ms.p99 };
       log(`  exact hits, one at a time: in-process p50 ${(inProcess.sequential.ms.p50 * 1000).toFixed(0)} µs / p99 ${(inProcess.sequential.ms.p99 * 1000).toFixed(0)} µs; ` +
         `HTTP p50 ${(sequential.ms.p50 * 1000).toFixed(0)} µs / p99 ${(sequential.ms.p99 * 1000).toFixed(0)} µs`);
-      log(`  exact hits, ${o.inFlight} in flight: in-process ${inProcess.concurrent.perSecond.toFixed(0)}/s, HTTP ${concurrent.perSecond.toFixed(0)}/s`);
-      return { inProcess, http, addedMs, throughputRatio: concurrent.perSecond / inProcess.concurrent.perSecond };
+      log(`  exact hits, ${o.inFlight} in flight: in-process ${inProcess.concurrent.perSecond.toFixed(0)}/s, HTTP ${concurrent.perSecond.toFixed(0)}/s; ` +
+        `bare fastify: p50 ${(bareHttp.sequential.ms.p50 * 1000).toFixed(0)} µs, ${bareHttp.concurrent.perSecond.toFixed(0)}/s`);
+      return { inProcess, http, addedMs, throughputRatio: concurrent.perSecond / inProcess.concurrent.perSecond, bareHttp };
     } finally {
       client.close();
     }
@@ -327,14 +352,14 @@ export function printServer(r: ServerBenchResult, o: ServerBenchOptions): void {
   const h = r.hits;
   console.log(`\nserver: exact-cache hits (router.chat() on a warm cache, mock remote) in-process and through POST /v1/chat/completions over keep-alive HTTP (client in another process); ` +
     `${o.hits.calls} calls each after ${o.hits.warmup} warm-up\n`);
-  console.log('| | in-process | HTTP | HTTP − in-process |\n| --- | ---: | ---: | ---: |');
-  const s = h.inProcess.sequential, hs = h.http.sequential;
-  console.log(`| one at a time: p50 | ${us(s.ms.p50)} | ${us(hs.ms.p50)} | ${us(h.addedMs.p50)} |`);
-  console.log(`| one at a time: p99 | ${us(s.ms.p99)} | ${us(hs.ms.p99)} | ${us(h.addedMs.p99)} |`);
-  console.log(`| one at a time: requests/s | ${s.perSecond.toFixed(0)} | ${hs.perSecond.toFixed(0)} | ratio ${(hs.perSecond / s.perSecond).toFixed(3)} |`);
-  const c = h.inProcess.concurrent, hc = h.http.concurrent;
-  console.log(`| ${c.inFlight} in flight: requests/s | ${c.perSecond.toFixed(0)} | ${hc.perSecond.toFixed(0)} | ratio ${h.throughputRatio.toFixed(3)} |`);
-  console.log(`| ${c.inFlight} in flight: p50 / p99 | ${us(c.ms.p50)} / ${us(c.ms.p99)} | ${us(hc.ms.p50)} / ${us(hc.ms.p99)} | |`);
+  console.log('| | in-process | HTTP | HTTP − in-process | bare fastify route (scale) |\n| --- | ---: | ---: | ---: | ---: |');
+  const s = h.inProcess.sequential, hs = h.http.sequential, bs = h.bareHttp.sequential;
+  console.log(`| one at a time: p50 | ${us(s.ms.p50)} | ${us(hs.ms.p50)} | ${us(h.addedMs.p50)} | ${us(bs.ms.p50)} |`);
+  console.log(`| one at a time: p99 | ${us(s.ms.p99)} | ${us(hs.ms.p99)} | ${us(h.addedMs.p99)} | ${us(bs.ms.p99)} |`);
+  console.log(`| one at a time: requests/s | ${s.perSecond.toFixed(0)} | ${hs.perSecond.toFixed(0)} | ratio ${(hs.perSecond / s.perSecond).toFixed(3)} | ${bs.perSecond.toFixed(0)} |`);
+  const c = h.inProcess.concurrent, hc = h.http.concurrent, bc = h.bareHttp.concurrent;
+  console.log(`| ${c.inFlight} in flight: requests/s | ${c.perSecond.toFixed(0)} | ${hc.perSecond.toFixed(0)} | ratio ${h.throughputRatio.toFixed(3)} | ${bc.perSecond.toFixed(0)} |`);
+  console.log(`| ${c.inFlight} in flight: p50 / p99 | ${us(c.ms.p50)} / ${us(c.ms.p99)} | ${us(hc.ms.p50)} / ${us(hc.ms.p99)} | | ${us(bc.ms.p50)} / ${us(bc.ms.p99)} |`);
   console.log(`\nadded latency p99 ${us(h.addedMs.p99)}: ${h.addedMs.p99 < ADDED_P99_GOAL_MS ? 'meets' : 'misses'} the ${ADDED_P99_GOAL_MS} ms goal`);
   const l = r.local;
   if (!l) return;
