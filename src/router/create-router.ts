@@ -50,7 +50,9 @@ export async function createRouter(options?: RouterOptions): Promise<Router> {
     if (embedder) embed = functionEmbedder(embedder);
     else if (embedder !== false && settings.embeddingModel) embed = await naming(settings, 'embeddingModel', modelEmbedder(settings.embeddingModel, gpuLayersFor(settings.device), threads.embedding));
     else if (embedder !== false && localBackend?.embed) embed = functionEmbedder(localBackend.embed.bind(localBackend),
-      local === undefined && settings.model ? embedderId(settings.model) : `local:${localBackend.model}`);
+      local === undefined && settings.model ? embedderId(settings.model) : `local:${localBackend.model}`,
+      // The local model's own tokenizer counts what it embeds (a LocalBackend has one; a caller's backend may not).
+      tokenCounter(localBackend));
     if (embed) owned.push(embed);
     // Made now, so the first call does not pay for creating the embedding context.
     if (embed && !embedder) await embed.embed(['warm up']);
@@ -98,4 +100,10 @@ function openAiBackend(settings: ResolvedSettings, clock: Clock): RemoteBackend 
     cooldownMs: settings.cooldownMs,
     clock,
   });
+}
+
+/** A backend's token counter, when it has one (LocalBackend does; a caller's backend may not). */
+function tokenCounter(backend: object): ((texts: string[]) => number) | undefined {
+  const count = (backend as { countTokens?: unknown }).countTokens;
+  return typeof count === 'function' ? (texts) => count.call(backend, texts) as number : undefined;
 }

@@ -18,6 +18,12 @@ export interface Embedder {
   close(): Promise<void>;
   /** CPU threads of the embedding context, for a model's embedder. */
   threads?: number;
+  /**
+   * Tokens of `texts` by the embedding model's tokenizer, as embed() reads
+   * them (before any truncation), for usage reports. Absent for an embedder
+   * that has no tokenizer (a caller's function).
+   */
+  countTokens?(texts: string[]): number;
 }
 
 /**
@@ -37,6 +43,7 @@ export async function modelEmbedder(path: string, gpuLayers: GpuLayers, threads?
   }
   return {
     embed: (texts) => context.embed(texts, { truncate: true }),
+    countTokens: (texts) => texts.reduce((n, t) => n + model.tokenize(t).length, 0),
     id: embedderId(path),
     threads: context.info().threads,
     close: async () => {
@@ -46,8 +53,8 @@ export async function modelEmbedder(path: string, gpuLayers: GpuLayers, threads?
   };
 }
 
-export function functionEmbedder(embed: EmbedFunction, id = 'function'): Embedder {
-  return { embed, id, close: async () => {} };
+export function functionEmbedder(embed: EmbedFunction, id = 'function', countTokens?: (texts: string[]) => number): Embedder {
+  return { embed, id, close: async () => {}, ...(countTokens ? { countTokens } : {}) };
 }
 
 /** A model file's identity as an embedder: its resolved path, size and mtime (another file there is another embedder). */

@@ -11,22 +11,12 @@ export interface EmbedResult {
   vectors: Float32Array[];
   /** The embedder's name (router.embeddingModel). */
   model: string;
-  /** Tokens of the texts, by the embedding model's tokenizer when the router can reach it; else 0. */
+  /** Tokens of the texts, by the embedding model's tokenizer (a separate one, or the local model's); 0 for a caller's function. */
   promptTokens: number;
 }
 
 /** Most texts one embed() call takes (OpenAI's own limit per request). */
 export const MAX_EMBED_TEXTS = 2048;
-
-/** A backend that can count tokens with its model's tokenizer (LocalBackend). */
-interface TokenCounter {
-  countTokens(texts: string[]): number;
-}
-
-/** Whether the embedder is the local model's (so its tokenizer counts the tokens embedded). */
-function embedsWithLocal(embedder: Embedder, embeddingModelSetting: string | undefined): boolean {
-  return !embeddingModelSetting && embedder.id !== 'function';
-}
 
 export function embeddingModelName(embedder: Embedder | undefined, embeddingModelSetting: string | undefined, local: Backend | undefined): string | undefined {
   if (!embedder) return undefined;
@@ -45,13 +35,15 @@ function checkTexts(texts: unknown): string[] {
   return out;
 }
 
-export async function embedWith(embedder: Embedder, model: string, rawTexts: unknown, rawOptions: unknown, local: Backend | undefined,
-  embeddingModelSetting: string | undefined): Promise<EmbedResult> {
+// The last two parameters are no longer read (the embedder counts its own
+// tokens); they stay until router.ts stops passing them.
+export async function embedWith(embedder: Embedder, model: string, rawTexts: unknown, rawOptions: unknown, _local?: unknown,
+  _embeddingModelSetting?: unknown): Promise<EmbedResult> {
   const texts = checkTexts(rawTexts);
   const signal = v.abortSignal(v.options(rawOptions as { signal?: unknown } | undefined).signal);
   if (signal?.aborted) throw abortedError('the embedding call');
-  const counter = embedsWithLocal(embedder, embeddingModelSetting) ? local as (Backend & Partial<TokenCounter>) | undefined : undefined;
-  const promptTokens = typeof counter?.countTokens === 'function' ? counter.countTokens(texts) : 0;
+  // The embedder's own tokenizer: the embedding model's, or the local model's when it embeds.
+  const promptTokens = embedder.countTokens ? embedder.countTokens(texts) : 0;
   // An embedder cannot be stopped midway; an abort stops the wait for it.
   const vectors = await untilAborted(embedder.embed(texts), signal);
   if (!Array.isArray(vectors) || vectors.length !== texts.length || !vectors.every((x) => x instanceof Float32Array)) {
