@@ -44,13 +44,14 @@ test('auth on: a missing key and a wrong one get 401; /health stays open', async
   const missing = await call(`${guarded.url}/v1/chat/completions`, { body: chat('hi') });
   assert.is(missing.status, 401);
   assert.equal(missing.json, unauthorized('Missing API key: send it as "Authorization: Bearer KEY" or "X-Api-Key: KEY"'));
-  for (const headers of [
+  const wrongs: Record<string, string>[] = [
     { authorization: 'Bearer wrong-key' },
     { authorization: `Bearer ${SERVER_KEY}x` },
     { authorization: `Bearer ${SERVER_KEY.slice(0, -1)}` },
     { 'x-api-key': 'wrong-key' },
     { authorization: `Basic ${SERVER_KEY}` },
-  ]) {
+  ];
+  for (const headers of wrongs) {
     const r = await call(`${guarded.url}/v1/models`, { headers });
     assert.is(r.status, 401, JSON.stringify(headers));
     const expected = headers.authorization?.startsWith('Basic') ? 'Missing API key: send it as "Authorization: Bearer KEY" or "X-Api-Key: KEY"' : 'Incorrect API key provided';

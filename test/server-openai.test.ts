@@ -6,10 +6,12 @@
 // independent validator.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import Ajv from 'ajv';
+import { Ajv } from 'ajv';
 import OpenAI from 'openai';
 import { within } from './helpers.js';
 import { startServerFixture, type ServerFixture } from './server-fixture.js';
+
+type ChatChunk = OpenAI.Chat.Completions.ChatCompletionChunk;
 
 let f: ServerFixture;
 let client: OpenAI;
@@ -41,7 +43,7 @@ test('chat: the remote answer, its model and usage, and where it came from in th
 
 test('chat streamed: the deltas join to the answer, the role comes first and the finish last', async () => {
   const stream = await within(client.chat.completions.create({ model: 'x', messages: user('streamed chat'), stream: true }));
-  const chunks = [];
+  const chunks: ChatChunk[] = [];
   for await (const chunk of stream) chunks.push(chunk);
   assert.is(chunks[0]!.choices[0]!.delta.role, 'assistant');
   const text = chunks.map((c) => c.choices[0]?.delta.content ?? '').join('');
@@ -55,7 +57,7 @@ test('chat streamed with include_usage: a final chunk without choices carries th
   const stream = await within(client.chat.completions.create({
     model: 'x', messages: user('count my words please'), stream: true, stream_options: { include_usage: true },
   }));
-  const chunks = [];
+  const chunks: ChatChunk[] = [];
   for await (const chunk of stream) chunks.push(chunk);
   const last = chunks.at(-1)!;
   assert.equal(last.choices, []);
@@ -100,7 +102,7 @@ test('completions: plain and streamed', async () => {
   assert.equal(plain.usage, { prompt_tokens: 2, completion_tokens: 3, total_tokens: 5 });
 
   const stream = await within(client.completions.create({ model: 'x', prompt: 'stream this', stream: true, stream_options: { include_usage: true } }));
-  const chunks = [];
+  const chunks: OpenAI.Completions.Completion[] = [];
   for await (const chunk of stream) chunks.push(chunk);
   assert.is(chunks.map((c) => c.choices[0]?.text ?? '').join(''), 'Answer: stream this');
   assert.is(chunks.at(-2)!.choices[0]!.finish_reason, 'stop');
@@ -186,7 +188,7 @@ test('a tool call, answered locally under a grammar: its arguments validate agai
   const stream = await within(client.chat.completions.create({
     model: 'x', messages: user('And in Rome?'), max_tokens: 200, tools, tool_choice: { type: 'function', function: { name: 'get_weather' } }, stream: true,
   }, { headers: { 'X-Understudy-Route': 'local' } }));
-  const chunks = [];
+  const chunks: ChatChunk[] = [];
   for await (const chunk of stream) chunks.push(chunk);
   const calls = chunks.flatMap((c) => c.choices[0]?.delta.tool_calls ?? []);
   assert.is(calls.length, 1);
