@@ -4,23 +4,8 @@
 // promoted, as a long-running router would.
 import type { Router } from '../router/router.js';
 import { createRouter } from '../train/attach.js';
+import { ROUTER_FLAGS, routerOptions } from './router-flags.js';
 import { parse, toNumber, UsageError } from './usage.js';
-
-const ROUTER_FLAGS = {
-  model: { type: 'string', short: 'm' },
-  'cache-dir': { type: 'string' },
-  offline: { type: 'boolean' },
-  threads: { type: 'string', short: 't' },
-} as const;
-
-function routerOptions(values: Record<string, unknown>) {
-  return {
-    ...(typeof values.model === 'string' ? { model: values.model } : {}),
-    ...(typeof values['cache-dir'] === 'string' ? { cacheDir: values['cache-dir'] } : {}),
-    ...(values.offline ? { useApi: false } : {}),
-    ...(values.threads !== undefined ? { threads: toNumber(values.threads, '--threads', true) } : {}),
-  };
-}
 
 export async function askCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parse(argv, {
