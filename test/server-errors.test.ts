@@ -96,6 +96,15 @@ test('400: schema failures name the parameter as the client spelled it', async (
   const extras = await http(`${f.url}/v1/chat/completions`, { body: chat('extras', { user: 'u1', logit_bias: {}, store: false, parallel_tool_calls: true, some_new_field: [1] }) });
   assert.is(extras.status, 200);
   assert.is(extras.json.choices[0].message.content, 'Answer: extras');
+  // null is the same as left out (some clients send every field).
+  const nulls = await http(`${f.url}/v1/chat/completions`, {
+    body: {
+      model: null, messages: [{ role: 'user', content: 'nulls', name: null, tool_call_id: null, tool_calls: null }], max_tokens: null, temperature: null,
+      top_p: null, stop: null, seed: null, n: null, stream: null, stream_options: null, metadata: null, response_format: null, tools: null, tool_choice: null,
+    },
+  });
+  assert.is(nulls.status, 200, nulls.text);
+  assert.is(nulls.json.choices[0].message.content, 'Answer: nulls');
   const image = await http(`${f.url}/v1/chat/completions`, { body: { model: 'x', messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url: 'x' } }] }] } });
   assert.is(image.status, 400);
   assert.equal(image.json, err('Expected string, array of text parts or null for messages[0].content but received an array of type object',

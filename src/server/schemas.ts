@@ -1,6 +1,7 @@
 // JSON schemas of the request bodies, checked by fastify (ajv) before a route
 // runs. They check types and ranges only; unknown fields pass, as OpenAI's
-// clients send new ones all the time. `description` is what a failure says was
+// clients send new ones all the time, and null is the same as left out
+// (some clients send every field). `description` is what a failure says was
 // expected (validation.ts reads it), where ajv's own words would
 // not help ("must match a schema in anyOf").
 const nullable = (type: string, extra: Record<string, unknown> = {}) => ({ type: [type, 'null'], ...extra });
@@ -39,9 +40,9 @@ const message = {
       description: 'string, array of text parts or null',
       anyOf: [{ type: 'string' }, { type: 'array', items: textPart }, { type: 'null' }],
     },
-    name: { type: 'string' },
+    name: nullable('string'),
     tool_calls: nullable('array', { items: toolCall }),
-    tool_call_id: { type: 'string' },
+    tool_call_id: nullable('string'),
   },
 };
 
@@ -55,8 +56,8 @@ const tool = {
       required: ['name'],
       properties: {
         name: { type: 'string', minLength: 1 },
-        description: { type: 'string' },
-        parameters: { type: 'object' },
+        description: nullable('string'),
+        parameters: nullable('object'),
         strict: nullable('boolean'),
       },
     },
@@ -84,7 +85,7 @@ const responseFormat = {
     json_schema: {
       type: 'object',
       required: ['schema'],
-      properties: { name: { type: 'string' }, description: { type: 'string' }, schema: { type: 'object' }, strict: nullable('boolean') },
+      properties: { name: nullable('string'), description: nullable('string'), schema: { type: 'object' }, strict: nullable('boolean') },
     },
   },
   if: { properties: { type: { const: 'json_schema' } } },
@@ -93,7 +94,7 @@ const responseFormat = {
 
 /** Sampling fields chat and completions share. */
 const sampling = {
-  model: { type: 'string' },
+  model: nullable('string'),
   max_tokens: nullable('integer', { minimum: 1 }),
   temperature: nullable('number', { minimum: 0, maximum: 2 }),
   top_p: nullable('number', { minimum: 0, maximum: 1 }),
@@ -102,7 +103,7 @@ const sampling = {
   n: nullable('integer', { minimum: 1 }),
   stream: nullable('boolean'),
   stream_options: nullable('object', { properties: { include_usage: nullable('boolean') } }),
-  metadata: nullable('object', { properties: { task: { type: 'string' } } }),
+  metadata: nullable('object', { properties: { task: nullable('string') } }),
 };
 
 export const chatBodySchema = {
@@ -134,7 +135,7 @@ export const embeddingBodySchema = {
   type: 'object',
   required: ['input'],
   properties: {
-    model: { type: 'string' },
+    model: nullable('string'),
     input: {
       description: 'string or array of strings',
       anyOf: [{ type: 'string' }, { type: 'array', minItems: 1, items: { type: 'string' } }],
