@@ -3,6 +3,7 @@
 // other routes answer 503 NOT_READY. This file puts the parts together: the
 // hooks (auth, one log line per request), the error shape, the routes.
 import Fastify, { type FastifyInstance } from 'fastify';
+import { UnderstudyError } from '../errors.js';
 import type { Router } from '../index.js';
 import { makeRedactor } from '../router/redact.js';
 import * as v from '../validate.js';
@@ -67,10 +68,13 @@ export async function startServer(router: Router | Promise<Router>, options?: Se
     timeoutMs: o.requestTimeoutMs,
     redact,
     startedAt: Math.floor(Date.now() / 1000),
+    closing: false,
   };
   const app = Fastify({
     logger: false,
     bodyLimit: o.bodyLimit,
+    // Our own 503 while closing (installHooks), in OpenAI's shape rather than fastify's.
+    return503OnClosing: false,
     // Types as sent: "5" is not a number, as at OpenAI. `verbose` gives the
     // failing value to the error message (validation.ts).
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, useDefaults: false, allErrors: false, verbose: true } },
@@ -117,6 +121,11 @@ function installHooks(app: FastifyInstance, ctx: ServerContext, apiKey: string |
       });
     });
   }
+  app.addHook('onRequest', async (_request, reply) => {
+    if (!ctx.closing) return;
+    const { status, body } = httpError(new UnderstudyError('CLOSED', 'the server is shutting down'));
+    return reply.code(status).send(body);
+  });
   const auth = makeAuth(apiKey);
   if (auth) {
     app.addHook('onRequest', async (request, reply) => {
@@ -133,6 +142,7 @@ function installHooks(app: FastifyInstance, ctx: ServerContext, apiKey: string |
 
 async function closeServer(app: FastifyInstance, ctx: ServerContext, options: { graceMs?: number } | undefined): Promise<void> {
   const graceMs = v.number(v.options(options).graceMs, 'graceMs', 10_000, 0, 2 ** 31 - 1);
+  ctx.closing = true;
   const closed = app.close();
   const wait = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms).unref());
   await Promise.race([closed, wait(graceMs)]);

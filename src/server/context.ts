@@ -12,6 +12,8 @@ export interface ServerContext {
   readonly redact: (text: string) => string;
   /** Seconds since the epoch when the server started (the `created` of /v1/models). */
   readonly startedAt: number;
+  /** Set by close(): requests that still arrive (on open keep-alive connections) get 503 CLOSED. */
+  closing: boolean;
 }
 
 export function control(ctx: ServerContext, reply: FastifyReply): CallControl {
