@@ -48,3 +48,6 @@ export { answerSimilarity, answerSimilarities } from './router/similarity.js';
 export type { EmbedFunction } from './router/embedder.js';
 export type { ReadinessState } from './router/readiness.js';
 export type { DatasetRow } from './router/dataset.js';
+// The OpenAI-compatible HTTP server over a router (`understudy serve`).
+export { startServer } from './server/app.js';
+export type { ServerOptions, UnderstudyServer } from './server/app.js';

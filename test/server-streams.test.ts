@@ -402,13 +402,9 @@ test('graceful close: streams in flight finish, new requests are refused, then t
   await gracefulClose(false);
 });
 
-// SKIPPED until src/server/app.ts's closeServer closes the connections that
-// go idle while it waits: a keep-alive client's socket outlives its finished
-// stream, so close() now waits out the whole grace (fastify closes only the
-// connections idle when close starts). Measured: with graceMs 60000 close
-// returned after ~61 s; closing idle connections once the streams end made it
-// return at once. Un-skip with the fix.
-test.skip('graceful close with keep-alive clients (the official openai client) returns once their streams finished', async () => {
+// A keep-alive client's socket outlives its finished stream; close() must not
+// wait out the grace for it (fastify closes only the connections idle when close starts).
+test('graceful close with keep-alive clients (the official openai client) returns once their streams finished', async () => {
   await gracefulClose(true);
 });
 

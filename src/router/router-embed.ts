@@ -35,10 +35,7 @@ function checkTexts(texts: unknown): string[] {
   return out;
 }
 
-// The last two parameters are no longer read (the embedder counts its own
-// tokens); they stay until router.ts stops passing them.
-export async function embedWith(embedder: Embedder, model: string, rawTexts: unknown, rawOptions: unknown, _local?: unknown,
-  _embeddingModelSetting?: unknown): Promise<EmbedResult> {
+export async function embedWith(embedder: Embedder, model: string, rawTexts: unknown, rawOptions: unknown): Promise<EmbedResult> {
   const texts = checkTexts(rawTexts);
   const signal = v.abortSignal(v.options(rawOptions as { signal?: unknown } | undefined).signal);
   if (signal?.aborted) throw abortedError('the embedding call');

@@ -132,7 +132,7 @@ export class Router extends EventEmitter<RouterEventArgs> {
     if (!embedder) {
       throw new UnderstudyError('NO_BACKEND', 'no embedder: set UNDERSTUDY_EMBEDDING_MODEL, load a local model, or pass the embedder option');
     }
-    return this.#track(embedWith(embedder, this.embeddingModel!, texts, options, this.local, this.settings.embeddingModel));
+    return this.#track(embedWith(embedder, this.embeddingModel!, texts, options));
   }
 
   /** Answers a conversation. With `stream: true`, returns a stream of text pieces. */

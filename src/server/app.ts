@@ -144,6 +144,10 @@ async function closeServer(app: FastifyInstance, ctx: ServerContext, options: { 
   const graceMs = v.number(v.options(options).graceMs, 'graceMs', 10_000, 0, 2 ** 31 - 1);
   ctx.closing = true;
   const closed = app.close();
+  // Fastify closes the keep-alive connections idle now; those of answers still
+  // running go idle later and would hold close() until the grace ran out.
+  const closeIdle = () => setImmediate(() => app.server.closeIdleConnections());
+  for (const call of ctx.calls) void call.closed.then(closeIdle);
   const wait = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms).unref());
   await Promise.race([closed, wait(graceMs)]);
   // Grace is over: what is still running is aborted and answers with CLOSED (503, or an error event).

@@ -13,6 +13,9 @@ export class CallControl {
   readonly #calls: Set<CallControl>;
   #timer: NodeJS.Timeout;
   #why: Why | undefined;
+  #closed!: () => void;
+  /** Settles when the response is over: sent whole, or cut short. */
+  readonly closed = new Promise<void>((resolve) => (this.#closed = resolve));
 
   constructor(reply: FastifyReply, timeoutMs: number, calls: Set<CallControl>) {
     this.#timeoutMs = timeoutMs;
@@ -25,6 +28,7 @@ export class CallControl {
       // 'close' before the last byte went out: the client left.
       if (!res.writableFinished) this.abort('disconnect');
       this.done();
+      this.#closed();
     });
   }
 
