@@ -11,6 +11,7 @@ import { createServer, type AddressInfo } from 'node:net';
 import { createRouter } from '../src/index.js';
 import { cli, storiesModel } from './helpers.js';
 import { API_KEY, freshDir } from './router-fixture.js';
+import { until } from './server-fixture.js';
 import { startTeacher, type Teacher } from './teacher.js';
 
 const HINT = 'Run `understudy --help` for usage.\n';
@@ -54,7 +55,7 @@ function serve(args: string[], env: Record<string, string>): Promise<Served> {
 
 /** Resolves once `stderr()` matches `pattern` (the child said it did something). */
 async function said(served: Served, pattern: RegExp): Promise<void> {
-  while (!pattern.test(served.stderr())) await new Promise((r) => setTimeout(r, 20));
+  await until(() => pattern.test(served.stderr()), `serve's stderr to match ${pattern}`);
 }
 
 function chat(url: string, content: string, headers: Record<string, string>) {
@@ -98,7 +99,7 @@ test('serve answers through the router with its key, and SIGTERM finishes the re
     teacher.faults.push({ kind: 'delay', ms: 1500 });
     const seen = teacher.requests.length;
     const inFlight = chat(served.url, 'Where do dogs sleep?', auth);
-    while (teacher.requests.length === seen) await new Promise((r) => setTimeout(r, 20));
+    await until(() => teacher.requests.length > seen, 'the teacher to receive the request');
     served.child.kill('SIGTERM');
     const late = await inFlight;
     assert.is(late.status, 200);
@@ -124,7 +125,7 @@ test('a second signal exits 130 without waiting for a request that does not fini
     teacher.faults.push({ kind: 'stall' });
     const seen = teacher.requests.length;
     const stuck = chat(served.url, 'Anyone there?', {}).catch((err: Error) => err);
-    while (teacher.requests.length === seen) await new Promise((r) => setTimeout(r, 20));
+    await until(() => teacher.requests.length > seen, 'the teacher to receive the request');
     served.child.kill('SIGTERM');
     await said(served, /understudy: SIGTERM: stopping/);
     served.child.kill('SIGTERM');
@@ -135,11 +136,30 @@ test('a second signal exits 130 without waiting for a request that does not fini
   }
 });
 
+test('SIGINT stops serve as SIGTERM does: exit 0', async () => {
+  const served = await serve([], { UNDERSTUDY_CACHE_DIR: freshDir('cli-serve'), UNDERSTUDY_API_BASE: teacher.url, UNDERSTUDY_API_KEY: API_KEY, UNDERSTUDY_TRAIN_LOCAL: 'false' });
+  try {
+    assert.is((await fetch(`${served.url}/health`)).status, 200);
+    served.child.kill('SIGINT');
+    assert.equal(await served.exit, { code: 0, signal: null }, served.stderr());
+    assert.match(served.stderr(), /^understudy: SIGINT: stopping \(requests in flight may finish; SIGINT again exits at once\)$/m);
+  } finally {
+    served.child.kill('SIGKILL');
+  }
+});
+
 test('bad flags and variables stop serve before it loads anything', async () => {
   const port = await understudy(['serve', '--port', '70000']);
   assert.equal(port, { code: 2, stdout: '', stderr: `understudy: --port expects an integer from 0 to 65535, got "70000"\n${HINT}` });
   const grace = await understudy(['serve', '--grace=-1']);
   assert.equal(grace, { code: 2, stdout: '', stderr: `understudy: --grace expects an integer from 0 to 2147483647, got "-1"\n${HINT}` });
+  // The server's own bounds (a Node timer's limit): a value startServer would refuse is a usage error naming the flag.
+  const body = await understudy(['serve', '--body-limit', '2147483648']);
+  assert.equal(body, { code: 2, stdout: '', stderr: `understudy: --body-limit expects an integer from 1 to 2147483647, got "2147483648"\n${HINT}` });
+  const timeout = await understudy(['serve', '--request-timeout', '0']);
+  assert.equal(timeout, { code: 2, stdout: '', stderr: `understudy: --request-timeout expects an integer from 1 to 2147483647, got "0"\n${HINT}` });
+  const timeoutHigh = await understudy(['serve', '--request-timeout=9999999999']);
+  assert.equal(timeoutHigh, { code: 2, stdout: '', stderr: `understudy: --request-timeout expects an integer from 1 to 2147483647, got "9999999999"\n${HINT}` });
   const key = await understudy(['serve', '--api-key', 'abc']);
   assert.equal(key, { code: 2, stdout: '', stderr: `understudy: --api-key is 3 characters long; a key needs at least 4 (leave it unset for a server that takes no key)\n${HINT}` });
   const extra = await understudy(['serve', 'hello']);

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createRouter, type Router, type RouterOptions } from '../src/index.js';
 import { startServer, type ServerOptions, type UnderstudyServer } from '../src/server/app.js';
-import { storiesModel } from './helpers.js';
+import { storiesModel, within } from './helpers.js';
 import { startTeacher, type Teacher, type TeacherOptions } from './teacher.js';
 
 /** The remote's key: it must never come back from the server. */
@@ -102,4 +102,17 @@ export async function http(url: string, init: { method?: string; body?: string |
     json = undefined;
   }
   return { status: res.status, headers: res.headers, text, json };
+}
+
+/** Polls `ready` every 20 ms until it holds; fails after `ms` (and stops polling), so a wait never hangs the run. */
+export async function until(ready: () => boolean, what: string, ms = 30_000): Promise<void> {
+  let stop = false;
+  const poll = (async () => {
+    while (!stop && !ready()) await new Promise((r) => setTimeout(r, 20));
+  })();
+  try {
+    await within(poll, ms, what);
+  } finally {
+    stop = true;
+  }
 }

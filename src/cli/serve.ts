@@ -25,6 +25,8 @@ const SERVE_FLAGS = {
 } as const;
 
 const DEFAULT_GRACE_MS = 10_000;
+/** The largest body limit, request timeout and grace startServer takes (a Node timer's limit). */
+const MAX_INT32 = 2 ** 31 - 1;
 
 type Env = Record<string, string | undefined>;
 
@@ -35,9 +37,10 @@ export function serveOptions(argv: string[], env: Env = process.env) {
   const host = stringSetting(values.host, '--host', env, 'UNDERSTUDY_HOST') ?? '127.0.0.1';
   const port = integerSetting(values.port, '--port', env, 'UNDERSTUDY_PORT', 0, 65535) ?? 8080;
   const apiKey = keySetting(values['api-key'], env);
-  const bodyLimit = integerSetting(values['body-limit'], '--body-limit', {}, '', 1, Number.MAX_SAFE_INTEGER);
-  const requestTimeoutMs = integerSetting(values['request-timeout'], '--request-timeout', {}, '', 1, 2 ** 31 - 1);
-  const graceMs = integerSetting(values.grace, '--grace', {}, '', 0, 2 ** 31 - 1) ?? DEFAULT_GRACE_MS;
+  // The bounds are startServer's own, so a value it would refuse is a usage error naming the flag.
+  const bodyLimit = integerSetting(values['body-limit'], '--body-limit', {}, '', 1, MAX_INT32);
+  const requestTimeoutMs = integerSetting(values['request-timeout'], '--request-timeout', {}, '', 1, MAX_INT32);
+  const graceMs = integerSetting(values.grace, '--grace', {}, '', 0, MAX_INT32) ?? DEFAULT_GRACE_MS;
   const server: ServerOptions = {
     host,
     port,
