@@ -8,6 +8,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Ajv } from 'ajv';
 import OpenAI from 'openai';
+import type { AdapterInfo } from '../src/router/learner.js';
 import { within } from './helpers.js';
 import { startServerFixture, type ServerFixture } from './server-fixture.js';
 
@@ -86,6 +87,48 @@ test('a forced route and the task by header (defaultHeaders), and the task from 
   assert.is(f.router.datasetRows('from-metadata').length, 1);
 });
 
+test('sampling parameters reach the remote as the client sent them', async () => {
+  const remote = { headers: { 'X-Understudy-Route': 'remote' } };
+  const data = await within(client.chat.completions.create({
+    model: 'x', messages: user('sampled chat'), temperature: 0.5, top_p: 0.9, stop: ['zzz', 'yyy'], seed: 42, max_tokens: 50,
+  }, remote));
+  assert.is(data.choices[0]!.message.content, 'Answer: sampled chat');
+  const body = f.teacher.requests.at(-1)!.body;
+  assert.equal(
+    { temperature: body.temperature, top_p: body.top_p, stop: body.stop, seed: body.seed, max_tokens: body.max_tokens },
+    { temperature: 0.5, top_p: 0.9, stop: ['zzz', 'yyy'], seed: 42, max_tokens: 50 },
+  );
+  assert.equal(body.messages, [{ role: 'user', content: 'sampled chat' }]);
+
+  const text = await within(client.completions.create({ model: 'x', prompt: 'sampled prompt', temperature: 1.5, top_p: 0.25, stop: 'qqq', seed: 7, max_tokens: 30 }, remote));
+  assert.is(text.choices[0]!.text, 'Answer: sampled prompt');
+  const tbody = f.teacher.requests.at(-1)!.body;
+  assert.equal(
+    { temperature: tbody.temperature, top_p: tbody.top_p, stop: tbody.stop, seed: tbody.seed, max_tokens: tbody.max_tokens },
+    { temperature: 1.5, top_p: 0.25, stop: ['qqq'], seed: 7, max_tokens: 30 },
+  );
+});
+
+test('max_completion_tokens wins over max_tokens: the answer is cut at 2 words with finish_reason length', async () => {
+  const remote = { headers: { 'X-Understudy-Route': 'remote' } };
+  // The teacher cuts its answer at the limit it receives ("Answer: <3 words>" is 4 words).
+  const chat = await within(client.chat.completions.create({ model: 'x', messages: user('three more words'), max_completion_tokens: 2, max_tokens: 50 }, remote));
+  assert.is(f.teacher.requests.at(-1)!.body.max_tokens, 2);
+  assert.is(chat.choices[0]!.message.content, 'Answer: three');
+  assert.is(chat.choices[0]!.finish_reason, 'length');
+  assert.is(chat.usage!.completion_tokens, 2);
+
+  // The client's completions type has no max_completion_tokens: sent raw.
+  const res = await within(fetch(`${f.url}/v1/completions`, {
+    method: 'POST', headers: { 'content-type': 'application/json', 'x-understudy-route': 'remote' },
+    body: JSON.stringify({ model: 'x', prompt: 'four words right here', max_completion_tokens: 2, max_tokens: 50 }),
+  }).then((r) => r.json() as Promise<OpenAI.Completions.Completion>));
+  assert.is(f.teacher.requests.at(-1)!.body.max_tokens, 2);
+  assert.is(res.choices[0]!.text, 'Answer: four');
+  assert.is(res.choices[0]!.finish_reason, 'length');
+  assert.is(res.usage!.completion_tokens, 2);
+});
+
 test('the exact cache answers a repeated call, and the headers say so', async () => {
   const first = await within(client.chat.completions.create({ model: 'x', messages: user('cache me') }).withResponse());
   const again = await within(client.chat.completions.create({ model: 'x', messages: user('cache me') }).withResponse());
@@ -130,10 +173,30 @@ test("embeddings: the client's default (base64) and float give the router's own 
   assert.equal(Array.from(Float32Array.from(single.data[0]!.embedding)), Array.from(ownSingle.vectors[0]!));
 });
 
-test('models: the remote model and the local one', async () => {
-  const ids = [];
-  for await (const m of client.models.list()) ids.push([m.id, m.owned_by]);
-  assert.equal(ids, [['teacher-1', 'remote'], [f.router.local!.model, 'local']]);
+/** An adapter entry as the learner reports it (only version and status matter to /v1/models). */
+function adapterInfo(version: number, status: AdapterInfo['status']): AdapterInfo {
+  return {
+    version, parent: version > 1 ? version - 1 : null, file: `/nowhere/adapter-${version}.gguf`, baseModel: 'stories260K.gguf', baseName: null,
+    rowsUsed: 10, round: version, tasks: {}, heldOut: { before: null, after: null }, createdAt: '2026-01-01T00:00:00.000Z', status,
+  };
+}
+
+test('models: the remote model and the local one; with a learner, its current adapter', async () => {
+  const list = async () => {
+    const ids = [];
+    for await (const m of client.models.list()) ids.push([m.id, m.owned_by]);
+    return ids;
+  };
+  assert.equal(await list(), [['teacher-1', 'remote'], [f.router.local!.model, 'local']]);
+  // A stub learner (nothing is trained): adapter 2 is current, 1 was before it.
+  f.router.attachLearner(() => ({
+    train: () => Promise.reject(new Error('not in this test')),
+    adapters: () => [adapterInfo(3, 'rolled-back'), adapterInfo(2, 'current'), adapterInfo(1, 'previous')],
+    rollback: () => Promise.reject(new Error('not in this test')),
+    close: async () => undefined,
+  }));
+  const model = f.router.local!.model;
+  assert.equal(await list(), [['teacher-1', 'remote'], [model, 'local'], [`${model}:adapter-2`, 'adapter']]);
 });
 
 const ajv = new Ajv({ strict: true });
