@@ -11,6 +11,8 @@ export interface CachedAnswer {
   answer: string;
   usage: Usage;
   model: string;
+  /** The tool calls beside the answer (answer-shape.ts): '' for text; null for an entry from before the column. */
+  calls: string | null;
 }
 
 export interface NewEntry {
@@ -20,6 +22,8 @@ export interface NewEntry {
   answer: string;
   usage: Usage;
   model: string;
+  /** '' (the default) for a text answer, else the tool calls as answer-shape.ts stores them. */
+  calls?: string;
   embedding?: Float32Array;
 }
 
@@ -30,6 +34,7 @@ interface Row {
   answer: string;
   usage: string;
   model: string;
+  calls: string | null;
   expires_at: number | null;
 }
 
@@ -67,15 +72,18 @@ export class AnswerCache {
 
   constructor(db: Db, options: AnswerCacheOptions) {
     db.exec(CACHE_SCHEMA);
+    // Added after the first release: older entries read back with calls = null.
+    const existing = db.prepare('PRAGMA table_info(entries)').all() as { name: string }[];
+    if (!existing.some((c) => c.name === 'calls')) db.exec('ALTER TABLE entries ADD COLUMN calls TEXT');
     this.#db = db;
     this.#options = options;
     this.#now = options.now ?? Date.now;
-    const columns = 'id, task, signature, answer, usage, model, expires_at';
+    const columns = 'id, task, signature, answer, usage, model, calls, expires_at';
     this.#byKey = db.prepare<[string], Row>(`SELECT ${columns} FROM entries WHERE key = ?`);
     this.#byId = db.prepare<[number], Row>(`SELECT ${columns} FROM entries WHERE id = ?`);
-    this.#insert = db.prepare(`INSERT INTO entries (key, task, signature, answer, usage, model, created_at, used_at, expires_at, embedding)
-      VALUES (@key, @task, @signature, @answer, @usage, @model, @now, @now, @expires, @embedding)
-      ON CONFLICT (key) DO UPDATE SET answer = excluded.answer, usage = excluded.usage, model = excluded.model,
+    this.#insert = db.prepare(`INSERT INTO entries (key, task, signature, answer, usage, model, calls, created_at, used_at, expires_at, embedding)
+      VALUES (@key, @task, @signature, @answer, @usage, @model, @calls, @now, @now, @expires, @embedding)
+      ON CONFLICT (key) DO UPDATE SET answer = excluded.answer, usage = excluded.usage, model = excluded.model, calls = excluded.calls,
         used_at = excluded.used_at, expires_at = excluded.expires_at, embedding = coalesce(excluded.embedding, embedding)
       RETURNING id`);
     this.#touch = db.prepare('UPDATE entries SET used_at = ? WHERE id = ?');
@@ -114,7 +122,7 @@ export class AnswerCache {
         this.#options.onError?.(err);
       }
     }, TOUCH_FLUSH_MS).unref();
-    return { id: row.id, task: row.task, signature: row.signature, answer: row.answer, usage: JSON.parse(row.usage) as Usage, model: row.model };
+    return { id: row.id, task: row.task, signature: row.signature, answer: row.answer, usage: JSON.parse(row.usage) as Usage, model: row.model, calls: row.calls };
   }
 
   /** Files an answer and returns its id; evicts the least recently used past the bound. */
@@ -129,6 +137,7 @@ export class AnswerCache {
       answer: entry.answer,
       usage: JSON.stringify(entry.usage),
       model: entry.model,
+      calls: entry.calls ?? '',
       now: this.#tick(),
       expires: ttl === undefined ? null : now + ttl * 1000,
       embedding: entry.embedding ? Buffer.from(entry.embedding.buffer, entry.embedding.byteOffset, entry.embedding.byteLength) : null,

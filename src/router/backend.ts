@@ -34,6 +34,8 @@ export interface BackendAnswer {
   text: string;
   /** The calls the answer makes, when it makes any. */
   toolCalls?: ToolCall[];
+  /** Text the model wrote beside its tool calls (a remote may send both); only with toolCalls. */
+  content?: string;
   usage: Usage;
   /** The model that answered. */
   model: string;

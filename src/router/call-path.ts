@@ -20,13 +20,12 @@ import type { RouterResult } from './router-types.js';
 import { semanticSignature } from './semantic-guard.js';
 import type { SemanticIndex } from './semantic-index.js';
 import type { StreamInfo } from './stream.js';
-import { parseToolCalls, toolCallText, toolsActive, type FinishReason, type ToolCall } from './tool-calls.js';
+import { toolsActive, type FinishReason } from './tool-calls.js';
+import { accepted, fromEntry, fromResult, storedCalls, type Answered } from './answer-shape.js';
 
 /** Where a streaming caller's pieces go; `announce` tells who answers, once, before the first piece. */
 type OnText = (((t: string) => void) & { announce?: (info: StreamInfo) => void }) | undefined;
 type OnStart = ((info: StreamInfo) => void) | undefined;
-/** What #finish needs of an answer, from a backend or a cache. */
-type Answered = Pick<BackendAnswer, 'text' | 'usage' | 'model' | 'toolCalls' | 'finishReason'>;
 
 export class CallPath {
   #core: RouterCore;
@@ -61,7 +60,7 @@ export class CallPath {
       }
       const event: FailureEvent = { task: typeof task === 'string' ? task : undefined, code: error.code, message: error.message, latencyMs: performance.now() - started };
       this.#core.log(failureLine(event));
-      this.#core.emit('failure', event);
+      this.#emit('failure', event);
       throw error;
     }
   }
@@ -80,7 +79,7 @@ export class CallPath {
 
     if (useCache && key) {
       const hit = this.#cacheGet(key);
-      if (hit) return this.#finish(request, started, stored(request, hit), 'cache', 'exact hit', onText, { cached: true });
+      if (hit) return this.#finish(request, started, fromEntry(request, hit), 'cache', 'exact hit', onText, { cached: true });
       // An identical call already on its way: share its answer rather than pay twice.
       // If it fails (its caller may have aborted it), this call makes its own way.
       const pending = request.route === 'auto' ? this.#inflight.get(key) : undefined;
@@ -90,7 +89,7 @@ export class CallPath {
           return undefined;
         });
         if (first) {
-          return this.#finish(request, started, stored(request, { answer: first.text, usage: first.usage, model: first.model }),
+          return this.#finish(request, started, fromResult(first),
             'cache', 'joined an identical call', onText, { cached: true });
         }
       }
@@ -129,7 +128,7 @@ export class CallPath {
         const near = useCache && embedding ? await this.#semantic.nearest(request.task, embedding, signature) : undefined;
         const entry = near && near.similarity >= settings.cacheThreshold ? this.#cache.byId(near.id) : undefined;
         if (near && entry && entry.signature === signature) {
-          return this.#finish(request, started, stored(request, entry), 'semantic-cache',
+          return this.#finish(request, started, fromEntry(request, entry), 'semantic-cache',
             'semantic hit', onText, { cached: true, similarity: near.similarity });
         }
       } catch (err) {
@@ -160,13 +159,14 @@ export class CallPath {
     const held = toolsActive(request.tools, request.toolChoice);
     const asked = await this.#ask(decision, call, held ? undefined : onText);
     const { route, fallbackFrom } = asked;
-    const answer = withToolCalls(request, asked.answer);
+    const answer = accepted(request, asked.answer, route === 'local' ? this.#core.local! : this.#core.remote!);
     // The dataset row first: an answer must never be cached without being logged.
     if (route === 'remote') this.#learning.logRow(request, answer, started, 'call');
     // Only answers we would give again are reused: not a fallback's, nor a local
     // one the policy did not choose (forced, or while the remote rests).
     const trusted = route === 'remote' ? !fallbackFrom : decision.reason === 'ready' || decision.reason === 'api off';
-    if (key && trusted) this.#remember(request, key, signature, answer, embedding);
+    // An answer cut off by maxTokens is not one to give again: a hit could not say it was cut ('length').
+    if (key && trusted && answer.finishReason !== 'length') this.#remember(request, key, signature, answer, embedding);
     // The adapter that made a local answer: as the backend reports it, else the one current when the call was sent.
     const adapter = route === 'local' ? this.#learning.versionOf(answer, generation) : 0;
     this.#learning.afterCall(call, answer, route === 'local' ? 'local' : 'remote', decision.reason === 'ready', adapter);
@@ -181,6 +181,7 @@ export class CallPath {
     try {
       const id = this.#cache.put({
         key, task: request.task, signature, answer: this.#core.redact(answer.text), usage: answer.usage, model: answer.model,
+        calls: storedCalls(answer, (t) => this.#core.redact(t)),
         ...(embedding ? { embedding } : {}),
       });
       if (embedding) this.#semantic?.add(request.task, id, embedding, signature);
@@ -231,7 +232,7 @@ export class CallPath {
     }
     const finishReason: FinishReason = answer.toolCalls ? 'tool_calls' : answer.finishReason === 'length' ? 'length' : 'stop';
     const result: RouterResult = {
-      text: answer.text, ...(answer.toolCalls ? { toolCalls: answer.toolCalls } : {}), finishReason,
+      text: answer.text, ...(answer.toolCalls ? { toolCalls: answer.toolCalls, ...(answer.content ? { content: answer.content } : {}) } : {}), finishReason,
       route, task: request.task, usage: answer.usage, latencyMs: performance.now() - started, model: answer.model, ...extra,
     };
     const event: CallEvent = {
@@ -241,8 +242,25 @@ export class CallPath {
       ...(extra.adapter === undefined ? {} : { adapter: extra.adapter }),
     };
     this.#core.log(callLine(event));
-    this.#core.emit('call', event);
+    this.#emit('call', event);
     return result;
+  }
+
+  /**
+   * The 'call' and 'failure' events: a listener that throws (a metrics hook
+   * handed a bad number, a user's handler) becomes a warning and never fails
+   * the call, nor turns every later call, cache hits included, into a failure.
+   */
+  #emit<K extends 'call' | 'failure'>(event: K, payload: K extends 'call' ? CallEvent : FailureEvent): void {
+    try {
+      this.#core.emit(event, payload as never);
+    } catch (err) {
+      try {
+        this.#core.warn(`a listener of the '${event}' event failed: ${errorText(err)}`);
+      } catch {
+        // The 'warning' listener threw too; its line was written before the event.
+      }
+    }
   }
 }
 
@@ -258,26 +276,6 @@ function announcing(onText: OnText, onStart: OnStart): OnText {
       onStart?.(info);
     },
   });
-}
-
-/**
- * A backend's answer with its tool calls made explicit: a backend that left
- * them in its text (a caller's own) has them parsed out, and the text of any
- * tool-call answer is the canonical one the caches and the dataset keep.
- */
-function withToolCalls(request: NormalRequest, answer: BackendAnswer): BackendAnswer {
-  if (!toolsActive(request.tools, request.toolChoice)) {
-    // Calls a backend reports although none were offered are not answers this request can take.
-    return answer.toolCalls ? { ...answer, toolCalls: undefined } : answer;
-  }
-  const calls = answer.toolCalls?.length ? answer.toolCalls : parseToolCalls(answer.text, request.tools);
-  return calls ? { ...answer, toolCalls: calls, text: toolCallText(calls), finishReason: 'tool_calls' } : answer;
-}
-
-/** A stored answer (cache entry or an identical call's result) as an answer to `request`: its tool calls read back from the text. */
-function stored(request: NormalRequest, entry: { answer: string; usage: BackendAnswer['usage']; model: string }): Answered {
-  const toolCalls: ToolCall[] | undefined = toolsActive(request.tools, request.toolChoice) ? parseToolCalls(entry.answer, request.tools) : undefined;
-  return { text: entry.answer, usage: entry.usage, model: entry.model, ...(toolCalls ? { toolCalls, finishReason: 'tool_calls' as const } : {}) };
 }
 
 /** A backend's rest after failures, when it has that capability (a caller's backend may not, or may throw). */

@@ -176,7 +176,7 @@ export class RemoteBackend implements Backend {
     const options = call.signal ? { signal: call.signal } : {};
     if (call.kind === 'chat') {
       const res = await this.#client.chat.completions.create({ ...this.#body(call), messages: messagesBody(call.messages!), stream: false } as never, options);
-      return readChatAnswer(res, this.model);
+      return readChatAnswer(res, this.model, toolsActive(call.tools, call.toolChoice));
     }
     const res = await this.#client.completions.create({ ...this.#body(call), prompt: call.prompt!, stream: false } as never, options);
     return readCompletionAnswer(res, this.model);
@@ -197,6 +197,11 @@ export class RemoteBackend implements Backend {
       if (chunk.model) model = chunk.model;
       if (chunk.usage) usage = usageOf(chunk.usage);
       const choice = chunk.choices?.[0];
+      // Only calls that allow no tools are streamed: tool calls in one are a bad answer, not text.
+      const calls = choice?.delta?.tool_calls;
+      if (call.kind === 'chat' && (Array.isArray(calls) ? calls.length > 0 : calls != null)) {
+        throw new Error('the stream calls tools although the call allowed none');
+      }
       const piece = call.kind === 'chat' ? choice?.delta?.content : choice?.text;
       if (typeof piece === 'string' && piece) {
         text += piece;

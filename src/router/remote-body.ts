@@ -5,6 +5,7 @@
 import type { ChatMessage } from '../llama/chat.js';
 import type { BackendAnswer, BackendCall, Usage } from './backend.js';
 import type { ResponseFormat } from './structured-request.js';
+import { cleanUsage } from './usage.js';
 import { toolCallText, type FinishReason, type ToolCall, type ToolChoice, type ToolSpec } from './tool-calls.js';
 
 /** The body of a completion request for `call` (without messages/prompt and stream). */
@@ -87,16 +88,21 @@ export function readToolCalls(raw: unknown): ToolCall[] | undefined {
   });
 }
 
-/** A non-streamed chat answer: content or tool calls (content may then be null). */
-export function readChatAnswer(res: any, fallbackModel: string): BackendAnswer {
+/**
+ * A non-streamed chat answer: content or tool calls (content may then be null;
+ * text beside the calls is kept as `content`). Tool calls when the call allowed
+ * none (`toolsAllowed` false: no tools, or tool_choice "none") are a bad answer.
+ */
+export function readChatAnswer(res: any, fallbackModel: string, toolsAllowed = true): BackendAnswer {
   const choice = res?.choices?.[0];
   const message = choice?.message;
   const toolCalls = readToolCalls(message?.tool_calls);
+  if (toolCalls && !toolsAllowed) throw new Error('the answer calls tools although the call allowed none');
   const content: unknown = message?.content;
   if (!toolCalls && typeof content !== 'string') throw new Error('the answer has no choices[0].message.content');
   return {
     text: toolCalls ? toolCallText(toolCalls) : content as string,
-    ...(toolCalls ? { toolCalls } : {}),
+    ...(toolCalls ? { toolCalls, ...(typeof content === 'string' && content ? { content } : {}) } : {}),
     usage: usageOf(res.usage),
     model: res.model || fallbackModel,
     finishReason: finishReasonOf(choice?.finish_reason, Boolean(toolCalls)),
@@ -110,8 +116,7 @@ export function readCompletionAnswer(res: any, fallbackModel: string): BackendAn
   return { text: choice.text, usage: usageOf(res.usage), model: res.model || fallbackModel, finishReason: finishReasonOf(choice.finish_reason, false) };
 }
 
-export function usageOf(raw: { prompt_tokens?: number; completion_tokens?: number; total_tokens?: number } | null | undefined): Usage {
-  const prompt = Number(raw?.prompt_tokens) || 0;
-  const completion = Number(raw?.completion_tokens) || 0;
-  return { promptTokens: prompt, completionTokens: completion, totalTokens: Number(raw?.total_tokens) || prompt + completion };
+/** The remote's usage in our shape, every count a finite non-negative integer (usage.ts says why). */
+export function usageOf(raw: { prompt_tokens?: unknown; completion_tokens?: unknown; total_tokens?: unknown } | null | undefined): Usage {
+  return cleanUsage({ promptTokens: raw?.prompt_tokens, completionTokens: raw?.completion_tokens, totalTokens: raw?.total_tokens });
 }

@@ -33,7 +33,9 @@ export interface RouterResult {
   text: string;
   /** The tool calls the answer makes (chat calls with tools only). */
   toolCalls?: ToolCall[];
-  /** 'tool_calls' when toolCalls is set; 'length' when maxTokens (or the context) cut the answer off; else 'stop'. Cached answers: 'stop' or 'tool_calls'. */
+  /** Text the model wrote beside its tool calls (a remote may send both); only with toolCalls. */
+  content?: string;
+  /** 'tool_calls' when toolCalls is set; 'length' when maxTokens (or the context) cut the answer off; else 'stop'. Answers cut off ('length') are not cached. */
   finishReason: FinishReason;
   route: Route;
   /** True when no backend was asked: a cache answered (or an identical call in flight). */

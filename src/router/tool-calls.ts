@@ -7,6 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import type { MessageToolCall } from '../llama/chat.js';
 import { parseStructured } from './similarity.js';
+import { argumentsFit } from './tool-arguments.js';
 
 /** A tool call as answers carry it: `arguments` is JSON text, as OpenAI sends it. */
 export type ToolCall = MessageToolCall;
@@ -47,9 +48,10 @@ export function toolCallId(): string {
 
 /**
  * The tool calls `text` holds: a canonical call or array of calls (bare or in
- * a ```json fence), every one naming a tool of `tools` with object arguments
- * (missing arguments read as {}). Anything else, including a call of an
- * unknown tool, is not a tool call: undefined. Each call gets a fresh id.
+ * a ```json fence), every one naming a tool of `tools` with an explicit
+ * `arguments` object valid for that tool's parameters schema. Anything else
+ * (a call of an unknown tool, no `arguments`, arguments the schema refuses) is
+ * not a tool call: undefined, and the answer stays text. Each call gets a fresh id.
  */
 export function parseToolCalls(text: string, tools: readonly ToolSpec[] | undefined): ToolCall[] | undefined {
   if (!tools || tools.length === 0) return undefined;
@@ -57,15 +59,17 @@ export function parseToolCalls(text: string, tools: readonly ToolSpec[] | undefi
   if (value === undefined) return undefined;
   const items: unknown[] = Array.isArray(value) ? value : [value];
   if (items.length === 0) return undefined;
-  const names = new Set(tools.map((t) => t.name));
+  const byName = new Map(tools.map((t) => [t.name, t]));
   const calls: ToolCall[] = [];
   for (const item of items) {
     if (typeof item !== 'object' || item === null || Array.isArray(item)) return undefined;
     const { name, arguments: args, ...rest } = item as Record<string, unknown>;
-    if (typeof name !== 'string' || !names.has(name) || Object.keys(rest).length > 0) return undefined;
-    const value = args === undefined ? {} : args;
-    if (typeof value !== 'object' || value === null || Array.isArray(value)) return undefined;
-    calls.push({ id: toolCallId(), name, arguments: JSON.stringify(value) });
+    const tool = typeof name === 'string' ? byName.get(name) : undefined;
+    if (!tool || Object.keys(rest).length > 0) return undefined;
+    // {"name": "x"} alone is as likely an answer about x as a call of it: a call says its arguments.
+    if (typeof args !== 'object' || args === null || Array.isArray(args)) return undefined;
+    if (!argumentsFit(tool.parameters, args)) return undefined;
+    calls.push({ id: toolCallId(), name: tool.name, arguments: JSON.stringify(args) });
   }
   return calls;
 }

@@ -181,8 +181,10 @@ function listen(router: Router, registers: Registry[], hooks: { call(e: CallEven
     if (e.route === 'semantic-cache') m.cacheHits.inc({ kind: 'semantic' });
     // A local answer after the remote failed saved nothing: the remote was called.
     if (router.remote && e.route !== 'remote' && e.fallbackFrom !== 'remote') m.saved.inc();
-    m.tokens.inc({ direction: 'in', route }, e.usage.promptTokens);
-    m.tokens.inc({ direction: 'out', route }, e.usage.completionTokens);
+    // prom-client's inc() throws on a negative or non-finite amount; a count we cannot trust is left out.
+    const tokens = (n: unknown) => (typeof n === 'number' && Number.isFinite(n) && n >= 0 ? n : 0);
+    m.tokens.inc({ direction: 'in', route }, tokens(e.usage?.promptTokens));
+    m.tokens.inc({ direction: 'out', route }, tokens(e.usage?.completionTokens));
   };
   const onFailure = (e: FailureEvent) => m.failures.inc({ code: /^[A-Z_]{1,40}$/.test(e.code) ? e.code : 'OTHER' });
   router.on('call', onCall);
