@@ -13,7 +13,7 @@ import { createRouter, MockBackend, UnderstudyError, type Router } from '../src/
 import type { ErrorCode } from '../src/errors.js';
 import { startServer, type UnderstudyServer } from '../src/server/app.js';
 import { within } from './helpers.js';
-import { fixtureRouterOptions, http, startServerFixture, type ServerFixture } from './server-fixture.js';
+import { fixtureRouterOptions, http, startServerFixture, until, type ServerFixture } from './server-fixture.js';
 
 let f: ServerFixture;
 const extra: { close(): Promise<unknown> }[] = [];
@@ -33,6 +33,15 @@ test.before.each(() => {
 });
 
 const chat = (content: string, more: Record<string, unknown> = {}) => ({ model: 'x', messages: [{ role: 'user', content }], ...more });
+/** What JSON.parse says of `text` (its wording varies between Node versions). */
+function jsonError(text: string): string {
+  try {
+    JSON.parse(text);
+  } catch (e) {
+    return (e as Error).message;
+  }
+  throw new Error('valid JSON');
+}
 const err = (message: string, type: string, code: string, param: string | null = null) => ({ error: { message, type, code, param } });
 
 async function another(router: Router | Promise<Router>, options: Parameters<typeof startServer>[1] = {}): Promise<UnderstudyServer> {
@@ -118,6 +127,60 @@ test('400: schema failures name the parameter as the client spelled it', async (
     'invalid_request_error', 'INVALID_ARGUMENT', 'X-Understudy-Route'));
 });
 
+test('400: completions refuse what they cannot do (no prompt, several prompts, suffix, echo)', async () => {
+  const cases: [object, string, string][] = [
+    [{ model: 'x' }, 'Missing required parameter: prompt', 'prompt'],
+    [{ model: 'x', prompt: ['one', 'two'] }, 'Expected string or array of one string for prompt but received an array of type object', 'prompt'],
+    [{ model: 'x', prompt: 'hi', suffix: 'the end' }, 'Expected null (suffix is not supported) for suffix but received "the end" of type string', 'suffix'],
+    [{ model: 'x', prompt: 'hi', echo: true }, 'Expected false for echo (echo is not supported) but received true of type boolean', 'echo'],
+  ];
+  const before = f.teacher.requests.length;
+  for (const [body, message, param] of cases) {
+    const r = await http(`${f.url}/v1/completions`, { body });
+    assert.is(r.status, 400, message);
+    assert.equal(r.json, err(message, 'invalid_request_error', 'INVALID_ARGUMENT', param));
+  }
+  assert.is(f.teacher.requests.length, before, 'no refused request reached the remote');
+});
+
+test('400/503: embeddings refuse an empty input, an unknown encoding, other dimensions; no embedder is 503 NO_BACKEND', async () => {
+  const empty = await http(`${f.url}/v1/embeddings`, { body: { model: 'x', input: [] } });
+  assert.is(empty.status, 400);
+  // Its message is left out here: it reads "Expected string or array of strings ... but received an array", which does not say the array must not be empty.
+  const { message: _emptyMessage, ...emptyRest } = empty.json.error;
+  assert.equal(emptyRest, { type: 'invalid_request_error', code: 'INVALID_ARGUMENT', param: 'input' });
+  const hex = await http(`${f.url}/v1/embeddings`, { body: { model: 'x', input: 'a cat', encoding_format: 'hex' } });
+  assert.is(hex.status, 400);
+  assert.equal(hex.json, err('Expected one of "float", "base64" for encoding_format but received "hex" of type string', 'invalid_request_error', 'INVALID_ARGUMENT', 'encoding_format'));
+  // The model's own size, read from the router: any other number is refused (no shortening).
+  const size = (await within(f.router.embed(['a cat']))).vectors[0]!.length;
+  const dims = await http(`${f.url}/v1/embeddings`, { body: { model: 'x', input: 'a cat', dimensions: size + 1 } });
+  assert.is(dims.status, 400);
+  assert.equal(dims.json, err(`Expected ${size} for dimensions (the embedding model's size; shortening is not supported) but received ${size + 1} of type number`,
+    'invalid_request_error', 'INVALID_ARGUMENT', 'dimensions'));
+  const same = await http(`${f.url}/v1/embeddings`, { body: { model: 'x', input: 'a cat', dimensions: size, encoding_format: 'float' } });
+  assert.is(same.status, 200, same.text);
+  assert.is(same.json.data[0].embedding.length, size);
+
+  const dir = mkdtempSync(join(tmpdir(), 'understudy-server-noembed-'));
+  dirs.push(dir);
+  const router = await createRouter({ local: new MockBackend({ answer: () => 'x' }), remote: false, embedder: false, cacheDir: dir, quiet: true, env: {}, trainLocal: false });
+  extra.push(router);
+  const server = await another(router);
+  const none = await http(`${server.url}/v1/embeddings`, { body: { model: 'x', input: 'a cat' } });
+  assert.is(none.status, 503);
+  assert.equal(none.json, err('no embedder: set UNDERSTUDY_EMBEDDING_MODEL, load a local model, or pass the embedder option', 'api_error', 'NO_BACKEND'));
+});
+
+test('400: a chat forced local with a schema no grammar can hold', async () => {
+  const schema = { type: 'object', properties: { code: { type: 'string', pattern: '^[A-Z]{3}$' } }, required: ['code'] };
+  const r = await http(`${f.url}/v1/chat/completions`, {
+    body: chat('a code', { response_format: { type: 'json_schema', json_schema: { name: 'code', schema } } }), headers: { 'x-understudy-route': 'local' },
+  });
+  assert.is(r.status, 400);
+  assert.equal(r.json, err('unsupported schema keyword "pattern" at #/properties/code', 'invalid_request_error', 'INVALID_ARGUMENT'));
+});
+
 test('400 context_length_exceeded: a prompt longer than the local context, with no remote', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'understudy-server-local-'));
   dirs.push(dir);
@@ -126,10 +189,9 @@ test('400 context_length_exceeded: a prompt longer than the local context, with 
   const server = await another(router);
   const r = await http(`${server.url}/v1/chat/completions`, { body: chat('word '.repeat(200)) });
   assert.is(r.status, 400);
-  assert.is(r.json.error.type, 'invalid_request_error');
-  assert.is(r.json.error.code, "context_length_exceeded", r.json.error.message);
-  assert.is(r.json.error.param, null);
-  assert.match(r.json.error.message, /the prompt has \d+ tokens but the context holds \d+: shorten the prompt/, r.json.error.message);
+  // The prompt as the rwkv-world template renders it, in stories260K's tokens; the context llama.cpp made for contextSize 64 holds 256.
+  assert.equal(r.json, err('the prompt has 616 tokens but the context holds 256: shorten the prompt or create the context with a larger contextSize',
+    'invalid_request_error', 'context_length_exceeded'));
 });
 
 test('404: an unknown path or method, and a cache miss on a forced cache route', async () => {
@@ -171,40 +233,45 @@ test('429 with Retry-After: QUEUE_FULL and BUSY; 500 for anything else; 503 NO_B
 
 test("502/503/504: the teacher's faults on a forced remote route (no fallback)", async () => {
   const remote = { 'x-understudy-route': 'remote' };
-  const cases: [Parameters<typeof f.teacher.faults.push>[0], number, string, RegExp][] = [
-    [{ kind: 'status', status: 400 }, 502, 'REMOTE_REJECTED', /answered HTTP 400: teacher fault: status 400$/],
-    [{ kind: 'malformed' }, 502, 'REMOTE_BAD_RESPONSE', /sent a response that could not be read: /],
-    [{ kind: 'status', status: 503 }, 503, 'REMOTE_UNAVAILABLE', /answered HTTP 503: teacher fault: status 503$/],
-    [{ kind: 'drop' }, 503, 'REMOTE_UNAVAILABLE', /^cannot reach /],
-    [{ kind: 'delay', ms: 5000 }, 504, 'REMOTE_TIMEOUT', / did not answer in time \(1 s\)$/],
+  // The router names the remote by its origin.
+  const where = `the remote at ${new URL(f.teacher.url).origin}`;
+  const cases: [Parameters<typeof f.teacher.faults.push>[0], number, string, string][] = [
+    [{ kind: 'status', status: 400 }, 502, 'REMOTE_REJECTED', `${where} answered HTTP 400: teacher fault: status 400`],
+    [{ kind: 'malformed' }, 502, 'REMOTE_BAD_RESPONSE', `${where} sent a response that could not be read: ${jsonError('{"id": "x", "choices": [')}`],
+    [{ kind: 'status', status: 503 }, 503, 'REMOTE_UNAVAILABLE', `${where} answered HTTP 503: teacher fault: status 503`],
+    [{ kind: 'drop' }, 503, 'REMOTE_UNAVAILABLE', `cannot reach ${where}: UND_ERR_SOCKET`],
+    [{ kind: 'delay', ms: 5000 }, 504, 'REMOTE_TIMEOUT', `${where} did not answer in time (1 s)`],
   ];
   for (const [fault, status, code, message] of cases) {
     f.teacher.faults.length = 0;
     f.teacher.faults.push(fault);
     const r = await within(http(`${f.url}/v1/chat/completions`, { body: chat(`fault ${fault.kind}`), headers: remote }));
     assert.is(r.status, status, `${fault.kind}: ${r.text}`);
-    assert.is(r.json.error.code, code);
-    assert.is(r.json.error.type, 'api_error');
-    assert.is(r.json.error.param, null);
-    assert.match(r.json.error.message, message, r.json.error.message);
+    assert.equal(r.json, err(message, 'api_error', code), `${fault.kind}: ${r.text}`);
   }
 });
 
 test('504 TIMEOUT: the request timeout aborts the call; on a stream already answering, an error event ends it', async () => {
-  const server = await another(f.router, { requestTimeoutMs: 300 });
-  f.teacher.faults.push({ kind: 'delay', ms: 3000 });
-  const r = await http(`${server.url}/v1/chat/completions`, { body: chat('too slow'), headers: { 'x-understudy-route': 'remote' } });
+  // A remote-only router with a long remote timeout, so the server's request timeout (1.5 s) is what ends the call.
+  const dir = mkdtempSync(join(tmpdir(), 'understudy-server-timeout-'));
+  dirs.push(dir);
+  const router = await createRouter(fixtureRouterOptions(f.teacher, dir, [], { local: false, timeout: 60 }));
+  extra.push(router);
+  const server = await another(router, { requestTimeoutMs: 1500 });
+  const timedOut = err('the answer was not finished within the request timeout of 1500 ms, so the call was aborted', 'api_error', 'TIMEOUT');
+  f.teacher.faults.push({ kind: 'delay', ms: 10_000 });
+  const r = await within(http(`${server.url}/v1/chat/completions`, { body: chat('too slow'), headers: { 'x-understudy-route': 'remote' } }));
   assert.is(r.status, 504);
-  assert.equal(r.json, err('the answer was not finished within the request timeout of 300 ms, so the call was aborted', 'api_error', 'TIMEOUT'));
+  assert.equal(r.json, timedOut);
 
-  // Pieces every 50 ms without end: the headers went out, so the timeout is an event.
-  f.teacher.faults.push({ kind: 'trickle', everyMs: 50 });
-  const s = await http(`${server.url}/v1/chat/completions`, { body: chat('trickle', { stream: true }), headers: { 'x-understudy-route': 'remote' } });
+  // Pieces every 20 ms without end: the headers went out, so the timeout is an event.
+  f.teacher.faults.push({ kind: 'trickle', everyMs: 20 });
+  const s = await within(http(`${server.url}/v1/chat/completions`, { body: chat('trickle', { stream: true }), headers: { 'x-understudy-route': 'remote' } }));
   assert.is(s.status, 200);
   assert.is(s.headers.get('content-type'), 'text/event-stream; charset=utf-8');
   const events = s.text.split('\n\n').filter(Boolean);
   assert.ok(events.some((e) => e.includes('"drip ')), s.text);
-  assert.is(events.at(-1), `data: ${JSON.stringify(err('the answer was not finished within the request timeout of 300 ms, so the call was aborted', 'api_error', 'TIMEOUT'))}`);
+  assert.is(events.at(-1), `data: ${JSON.stringify(timedOut)}`);
   assert.not.ok(s.text.includes('[DONE]'));
 });
 
@@ -240,23 +307,27 @@ test('503 while the router loads (health says loading), 200 once it has; 503 wit
 });
 
 test('503 CLOSED: close() lets calls finish for its grace, then aborts them (a stream ends with an error event)', async () => {
-  const server = await startServer(f.router, { port: 0 });
+  // In `extra` too, so a failure before the close below still closes it (a second close is harmless).
+  const server = await another(f.router);
   f.teacher.faults.push({ kind: 'delay', ms: 5000 }, { kind: 'trickle', everyMs: 50 });
   const remote = { 'x-understudy-route': 'remote' };
   const before = f.teacher.requests.length;
   const slow = http(`${server.url}/v1/chat/completions`, { body: chat('slow one'), headers: remote });
+  // The teacher takes its faults in the order requests reach it: the slow call must be first.
+  await until(() => f.teacher.requests.length > before, 'the teacher to receive the slow call');
   // The stream has begun (its headers are out) before the server closes.
-  const res = await fetch(`${server.url}/v1/chat/completions`, {
+  const res = await within(fetch(`${server.url}/v1/chat/completions`, {
     method: 'POST', headers: { 'content-type': 'application/json', ...remote }, body: JSON.stringify(chat('trickling', { stream: true })),
-  });
+  }));
   assert.is(res.status, 200);
-  while (f.teacher.requests.length < before + 2) await new Promise((r) => setTimeout(r, 10));
+  assert.is(f.teacher.requests.length, before + 2);
   await within(server.close({ graceMs: 200 }));
   const closed = err('the server is shutting down: the call was aborted', 'api_error', 'CLOSED');
   const r = await within(slow);
   assert.is(r.status, 503);
   assert.equal(r.json, closed);
   const text = await within(res.text());
+  assert.ok(text.includes('"drip '), text);
   assert.ok(text.endsWith(`data: ${JSON.stringify(closed)}\n\n`), text);
   // It no longer listens.
   const after = await fetch(`${server.url}/health`).then(() => 'answered', () => 'refused');
