@@ -136,6 +136,9 @@ test('the counters equal what was done, readiness is the router\'s, and no key s
   // The teacher counts words: 4 in "What is a cat?", 5 in "Answer: What is a cat?".
   assert.is(value(samples, 'understudy_tokens_total', { direction: 'in', route: 'remote' }), 4);
   assert.is(value(samples, 'understudy_tokens_total', { direction: 'out', route: 'remote' }), 5);
+  // Counted, not merely equal (a zero on both sides would pass the equalities below).
+  assert.ok(local.body.usage.prompt_tokens > 0 && local.body.usage.completion_tokens > 0, JSON.stringify(local.body.usage));
+  assert.ok(cached.body.usage.completion_tokens > 0, JSON.stringify(cached.body.usage));
   assert.is(value(samples, 'understudy_tokens_total', { direction: 'in', route: 'local' }), local.body.usage.prompt_tokens);
   assert.is(value(samples, 'understudy_tokens_total', { direction: 'out', route: 'local' }), local.body.usage.completion_tokens);
   assert.is(value(samples, 'understudy_tokens_total', { direction: 'out', route: 'cache' }),
@@ -182,6 +185,8 @@ test('a client that leaves mid-stream is counted as 499, its aborted call as a f
   assert.is(res.status, 200);
   const reader = res.body!.getReader();
   await reader.read();
+  // The stream is open: one request in flight (a scrape is not counted as one).
+  assert.is(value(await scrape(), 'understudy_requests_in_flight'), 1);
   controller.abort();
   // The server learns of the close on its own time: wait for it to be counted (bounded, so a miss fails).
   const labels = { endpoint: '/v1/chat/completions', route: 'remote', task: 'trickle', status: '499' };
