@@ -34,6 +34,14 @@ test('a plain row replays as it always did: no grammar, no tools', () => {
   assert.equal(heldOutCall(row({ kind: 'complete', messages: undefined, prompt: 'Once' })), { kind: 'complete', prompt: 'Once', maxTokens: 64, stop: [] });
 });
 
+/** localGrammar's grammar for `call`, checked to be one: undefined on both sides would compare equal. */
+function grammarOf(call: Parameters<typeof localGrammar>[0]): string {
+  const grammar = localGrammar(call);
+  assert.type(grammar, 'string', JSON.stringify(call));
+  assert.ok(grammar!.length > 0);
+  return grammar!;
+}
+
 test("a json_schema row's held-out call carries serving's grammar; json_object its any-object grammar; a complete row too", () => {
   const responseFormat = { type: 'json_schema' as const, name: 'Color', schema: COLOR, strict: true };
   const call = heldOutCall(row({ responseFormat }));
@@ -41,20 +49,20 @@ test("a json_schema row's held-out call carries serving's grammar; json_object i
   assert.is(call.grammar, localGrammar({ responseFormat }));
   assert.is(call.tools, undefined);
   assert.is(call.unanswerable, undefined);
-  assert.is(heldOutCall(row({ responseFormat: { type: 'json_object' } })).grammar, localGrammar({ responseFormat: { type: 'json_object' } }));
+  assert.is(heldOutCall(row({ responseFormat: { type: 'json_object' } })).grammar, grammarOf({ responseFormat: { type: 'json_object' } }));
   const complete = heldOutCall(row({ kind: 'complete', messages: undefined, prompt: 'Once', responseFormat }));
-  assert.is(complete.grammar, localGrammar({ responseFormat }));
+  assert.is(complete.grammar, grammarOf({ responseFormat }));
 });
 
 test('tools: a required or named choice carries the tool-call grammar and the tools; auto only the tools; none neither', () => {
   const tools = [WEATHER, TIME];
   const required = heldOutCall(row({ tools, toolChoice: 'required' }));
-  assert.is(required.grammar, localGrammar({ tools, toolChoice: 'required' }));
+  assert.is(required.grammar, grammarOf({ tools, toolChoice: 'required' }));
   assert.equal(required.tools, tools);
   // The prompt is serving's, with the tools described.
   assert.equal(required.messages, localMessages({ messages: MESSAGES, tools, toolChoice: 'required' }));
   const named = heldOutCall(row({ tools, toolChoice: { name: 'get_time' } }));
-  assert.is(named.grammar, localGrammar({ tools, toolChoice: { name: 'get_time' } }));
+  assert.is(named.grammar, grammarOf({ tools, toolChoice: { name: 'get_time' } }));
   assert.is.not(named.grammar, required.grammar);
   const auto = heldOutCall(row({ tools }));
   assert.is(auto.grammar, undefined);

@@ -50,7 +50,6 @@ test('with the local model as the embedder: the model\'s own vectors and tokens'
   const direct = await within(r.local!.embed!(TEXTS.slice(0, 2)));
   assert.is(out.vectors.length, 2);
   assert.equal(out.vectors, direct);
-  assert.is(out.vectors[0]!.length, direct[0]!.length);
   const model = await within(loadModel(storiesModel, { gpuLayers: 0 }));
   try {
     assert.is(out.promptTokens, TEXTS.slice(0, 2).reduce((n, t) => n + model.tokenize(t).length, 0));
@@ -74,6 +73,7 @@ test('bad texts and an aborted signal', async () => {
   assert.is(err.code, 'INVALID_ARGUMENT');
   assert.is(err.message, 'Expected non-empty array of strings for texts but received an array of type object');
   err = await rejection(r.embed(['a', 3] as never));
+  assert.is(err.code, 'INVALID_ARGUMENT');
   assert.is(err.message, 'Expected string for texts[1] but received 3 of type number');
   err = await rejection(r.embed(['a'], { signal: AbortSignal.abort() }));
   assert.is(err.code, 'ABORTED');

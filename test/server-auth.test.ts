@@ -58,7 +58,9 @@ test('auth on: a missing key and a wrong one get 401; /health stays open', async
     assert.equal(r.json, unauthorized(expected));
   }
   // Unknown paths too: nothing is told about the server to a caller without the key.
-  assert.is((await call(`${guarded.url}/v1/secret-path`)).status, 401);
+  const unknown = await call(`${guarded.url}/v1/secret-path`);
+  assert.is(unknown.status, 401);
+  assert.equal(unknown.json, unauthorized('Missing API key: send it as "Authorization: Bearer KEY" or "X-Api-Key: KEY"'));
   const health = await call(`${guarded.url}/health`);
   assert.is(health.status, 200);
   assert.equal(health.json, { status: 'ok' });
