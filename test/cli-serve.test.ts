@@ -46,7 +46,7 @@ function serve(args: string[], env: Record<string, string>): Promise<Served> {
   return new Promise((resolve, reject) => {
     child.stderr!.setEncoding('utf8').on('data', (chunk: string) => {
       stderr += chunk;
-      const m = /^understudy: listening on (http:\/\/127\.0\.0\.1:\d+)$/m.exec(stderr);
+      const m = /^understudy: listening on (http:\/\/\S+:\d+)$/m.exec(stderr);
       if (m) resolve({ child, url: m[1]!, stderr: () => stderr, exit });
     });
     void exit.then(({ code }) => reject(new Error(`serve exited (${code}) before listening:\n${stderr}`)));
@@ -82,6 +82,8 @@ test('serve answers through the router with its key, and SIGTERM finishes the re
   });
   try {
     const auth = { authorization: `Bearer ${SERVER_KEY}` };
+    // The default host: this machine only.
+    assert.match(served.url, /^http:\/\/127\.0\.0\.1:\d+$/);
     assert.is((await fetch(`${served.url}/health`)).status, 200);
     const refused = await chat(served.url, 'What is a cat?', {});
     assert.is(refused.status, 401);
@@ -136,9 +138,10 @@ test('a second signal exits 130 without waiting for a request that does not fini
   }
 });
 
-test('SIGINT stops serve as SIGTERM does: exit 0', async () => {
-  const served = await serve([], { UNDERSTUDY_CACHE_DIR: freshDir('cli-serve'), UNDERSTUDY_API_BASE: teacher.url, UNDERSTUDY_API_KEY: API_KEY, UNDERSTUDY_TRAIN_LOCAL: 'false' });
+test('SIGINT stops serve as SIGTERM does: exit 0; --host is where it listens', async () => {
+  const served = await serve(['--host', 'localhost'], { UNDERSTUDY_CACHE_DIR: freshDir('cli-serve'), UNDERSTUDY_API_BASE: teacher.url, UNDERSTUDY_API_KEY: API_KEY, UNDERSTUDY_TRAIN_LOCAL: 'false' });
   try {
+    assert.match(served.url, /^http:\/\/localhost:\d+$/);
     assert.is((await fetch(`${served.url}/health`)).status, 200);
     served.child.kill('SIGINT');
     assert.equal(await served.exit, { code: 0, signal: null }, served.stderr());
