@@ -7,7 +7,7 @@ import { UnderstudyError } from '../errors.js';
 import type { Router } from '../index.js';
 import { makeRedactor } from '../router/redact.js';
 import * as v from '../validate.js';
-import { makeAuth } from './auth.js';
+import { makeAuth, type Auth } from './auth.js';
 import type { CallControl } from './call-control.js';
 import { chatRoute } from './chat-route.js';
 import { completionsRoute } from './completions-route.js';
@@ -15,6 +15,7 @@ import type { ServerContext } from './context.js';
 import { embeddingsRoute } from './embeddings-route.js';
 import { installErrorHandling } from './error-handler.js';
 import { healthRoute } from './health-route.js';
+import { listenOrClose } from './listen.js';
 import { installMetrics } from './metrics.js';
 import { modelsRoute } from './models-route.js';
 import { RouterState } from './router-state.js';
@@ -45,6 +46,7 @@ export interface UnderstudyServer {
 
 const DEFAULT_BODY_LIMIT = 4 * 1024 * 1024;
 const DEFAULT_TIMEOUT_MS = 600_000;
+const MAX_RECEIVE_MS = 60_000;
 
 function checkOptions(options: ServerOptions | undefined) {
   const o = v.options(options);
@@ -73,6 +75,10 @@ export async function startServer(router: Router | Promise<Router>, options?: Se
   const app = Fastify({
     logger: false,
     bodyLimit: o.bodyLimit,
+    // Node's own limit on receiving a request (headers and body): without it a
+    // client trickling a body holds its socket for ever. The answer's own time
+    // is CallControl's (requestTimeoutMs); the request itself needs far less.
+    requestTimeout: Math.min(o.requestTimeoutMs, MAX_RECEIVE_MS),
     // Our own 503 while closing (installHooks), in OpenAI's shape rather than fastify's.
     return503OnClosing: false,
     // Types as sent: "5" is not a number, as at OpenAI. `verbose` gives the
@@ -80,8 +86,9 @@ export async function startServer(router: Router | Promise<Router>, options?: Se
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, useDefaults: false, allErrors: false, verbose: true } },
   });
   installErrorHandling(app, redact, o.bodyLimit);
-  installHooks(app, ctx, o.apiKey, o.log);
-  healthRoute(app, ctx);
+  const auth = makeAuth(o.apiKey);
+  installHooks(app, ctx, auth, o.log);
+  healthRoute(app, ctx, auth);
   chatRoute(app, ctx);
   completionsRoute(app, ctx);
   embeddingsRoute(app, ctx);
@@ -89,7 +96,7 @@ export async function startServer(router: Router | Promise<Router>, options?: Se
   // /metrics (metrics.ts, helper OPS's): router facts from its events, HTTP facts from onResponse.
   installMetrics(app, () => ctx.state.current, { inFlight: () => ctx.calls.size });
 
-  await app.listen({ host: o.host, port: o.port });
+  await listenOrClose(app, o.host, o.port);
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : o.port;
   const host = o.host.includes(':') ? `[${o.host}]` : o.host;
@@ -100,7 +107,7 @@ export async function startServer(router: Router | Promise<Router>, options?: Se
   };
 }
 
-function installHooks(app: FastifyInstance, ctx: ServerContext, apiKey: string | undefined, log: ((line: string) => void) | undefined): void {
+function installHooks(app: FastifyInstance, ctx: ServerContext, auth: Auth | undefined, log: ((line: string) => void) | undefined): void {
   // First: a request refused by auth gets its log line too.
   if (log) {
     app.addHook('onRequest', async (request, reply) => {
@@ -126,7 +133,6 @@ function installHooks(app: FastifyInstance, ctx: ServerContext, apiKey: string |
     const { status, body } = httpError(new UnderstudyError('CLOSED', 'the server is shutting down'));
     return reply.code(status).send(body);
   });
-  const auth = makeAuth(apiKey);
   if (auth) {
     app.addHook('onRequest', async (request, reply) => {
       if (request.url.split('?')[0] === '/health') return;
@@ -148,6 +154,8 @@ async function closeServer(app: FastifyInstance, ctx: ServerContext, options: { 
   // running go idle later and would hold close() until the grace ran out.
   const closeIdle = () => setImmediate(() => app.server.closeIdleConnections());
   for (const call of ctx.calls) void call.closed.then(closeIdle);
+  // ...and so do those of requests already past the closing check that get their call from now on.
+  ctx.onCall = (call) => void call.closed.then(closeIdle);
   const wait = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms).unref());
   await Promise.race([closed, wait(graceMs)]);
   // Grace is over: what is still running is aborted and answers with CLOSED (503, or an error event).

@@ -21,8 +21,11 @@ function presented(request: FastifyRequest): string | undefined {
   return typeof key === 'string' ? key.trim() : undefined;
 }
 
-/** A check that throws UNAUTHORIZED (401) unless the request presents `key`; none when there is no key. */
-export function makeAuth(key: string | undefined): ((request: FastifyRequest) => void) | undefined {
+/** A check that throws UNAUTHORIZED (401) unless the request presents the server's key. */
+export type Auth = (request: FastifyRequest) => void;
+
+/** The check for `key`; none when there is no key. */
+export function makeAuth(key: string | undefined): Auth | undefined {
   if (key === undefined) return undefined;
   const expected = digest(key);
   return (request) => {

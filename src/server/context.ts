@@ -14,10 +14,14 @@ export interface ServerContext {
   readonly startedAt: number;
   /** Set by close(): requests that still arrive (on open keep-alive connections) get 503 CLOSED. */
   closing: boolean;
+  /** Set by close(): told of every call made after it began (their connections are closed once idle). */
+  onCall?: (call: CallControl) => void;
 }
 
 export function control(ctx: ServerContext, reply: FastifyReply): CallControl {
-  return new CallControl(reply, ctx.timeoutMs, ctx.calls);
+  const call = new CallControl(reply, ctx.timeoutMs, ctx.calls);
+  ctx.onCall?.(call);
+  return call;
 }
 
 /** Where an answer came from, on every answer (a stream: on its headers). */

@@ -3,11 +3,26 @@
 // asks for when its caller does not say, and decodes itself.
 import type { FastifyInstance } from 'fastify';
 import { control, type ServerContext } from './context.js';
+import { UnderstudyError } from '../errors.js';
 import { HttpRequestError } from './openai-errors.js';
 import { embeddingBodySchema } from './schemas.js';
 
 function base64(vector: Float32Array): string {
   return Buffer.from(vector.buffer, vector.byteOffset, vector.byteLength).toString('base64');
+}
+
+/**
+ * A router error in the terms of this endpoint: the router names its argument
+ * `texts`, the client sent `input`; and a router with no embedder will not get
+ * one by waiting, so NO_BACKEND is 501 (clients retry a 503).
+ */
+function asEmbeddingError(err: unknown): unknown {
+  if (!(err instanceof UnderstudyError) || err instanceof HttpRequestError) return err;
+  if (err.code === 'NO_BACKEND') return new HttpRequestError('NO_BACKEND', err.message, null, 501);
+  if (err.code !== 'INVALID_ARGUMENT') return err;
+  const message = err.message.replace(/\bfor texts\b/g, 'for input').replace(/\btexts\[/g, 'input[');
+  const param = /^Expected .+? for (input(?:\[\d+\])?) but received /.exec(message)?.[1] ?? 'input';
+  return new HttpRequestError('INVALID_ARGUMENT', message, param);
 }
 
 export function embeddingsRoute(app: FastifyInstance, ctx: ServerContext): void {
@@ -31,7 +46,7 @@ export function embeddingsRoute(app: FastifyInstance, ctx: ServerContext): void 
         usage: { prompt_tokens: promptTokens, total_tokens: promptTokens },
       };
     } catch (err) {
-      throw call.error(err);
+      throw call.error(asEmbeddingError(err));
     } finally {
       call.done();
     }

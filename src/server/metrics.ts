@@ -21,6 +21,10 @@ const ROUTES: readonly Route[] = ['cache', 'semantic-cache', 'local', 'remote'];
 const TASK = /^[\w.:/@-]{1,100}$/;
 // A client that left before its answer was finished (nginx's convention).
 const CLIENT_CLOSED = 499;
+// Tasks come from clients (a header, metadata.task): distinct values past this
+// many share the label 'other', so a client inventing tasks cannot grow the
+// HTTP counter's series (and each scrape) without bound.
+export const MAX_TASK_LABELS = 200;
 
 let processRegistry: Registry | undefined;
 
@@ -45,6 +49,7 @@ export function installMetrics(app: FastifyInstance, getRouter: () => Router | u
   // Made now, not at the first scrape, so the event-loop and GC figures have something to show by then.
   processMetrics();
   const m = makeMetrics(registers);
+  const tasks = new TaskLabels(MAX_TASK_LABELS);
   let router: Router | undefined;
   let detach: (() => void) | undefined;
   let answers = 0;
@@ -113,7 +118,7 @@ export function installMetrics(app: FastifyInstance, getRouter: () => Router | u
   const record = (request: FastifyRequest, reply: FastifyReply, status: number, seconds: number) => {
     const endpoint = request.routeOptions.url ?? 'unmatched';
     const route = routeLabel(reply.getHeader('x-understudy-route'));
-    const task = taskLabel(reply.getHeader('x-understudy-task'));
+    const task = tasks.label(reply.getHeader('x-understudy-task'));
     m.requests.inc({ endpoint, route, task, status: String(status) });
     m.duration.observe({ endpoint, route }, seconds);
   };
@@ -223,6 +228,16 @@ function routeLabel(value: unknown): string {
   return typeof value === 'string' && (ROUTES as readonly string[]).includes(value) ? value : '';
 }
 
-function taskLabel(value: unknown): string {
-  return typeof value === 'string' && TASK.test(value) ? value : '';
+/** Task label values: checked task names, the first `max` distinct ones by name, 'other' after them. */
+class TaskLabels {
+  readonly #seen = new Set<string>();
+  constructor(readonly max: number) {}
+
+  label(value: unknown): string {
+    if (typeof value !== 'string' || !TASK.test(value)) return '';
+    if (this.#seen.has(value)) return value;
+    if (this.#seen.size >= this.max) return 'other';
+    this.#seen.add(value);
+    return value;
+  }
 }

@@ -20,6 +20,9 @@ export interface HttpError {
 /** Seconds a client should wait after QUEUE_FULL or BUSY: one generation usually frees a sequence by then. */
 export const RETRY_AFTER_SECONDS = 1;
 
+/** Seconds a client should wait while the router is still loading (a model takes seconds to map). */
+export const LOADING_RETRY_AFTER_SECONDS = 5;
+
 const STATUS: Partial<Record<ErrorCode, number>> = {
   INVALID_ARGUMENT: 400,
   INVALID_GRAMMAR: 400,
@@ -57,9 +60,15 @@ function wireCode(code: ErrorCode): string {
 /** An error raised by the server itself, with the parameter it is about when there is one. */
 export class HttpRequestError extends UnderstudyError {
   readonly param: string | null;
-  constructor(code: ErrorCode, message: string, param: string | null = null) {
+  /** The status when it is not the code's usual one (an endpoint's own reading of a code). */
+  readonly status: number | undefined;
+  /** Seconds for Retry-After, when waiting helps (the router still loading). */
+  readonly retryAfter: number | undefined;
+  constructor(code: ErrorCode, message: string, param: string | null = null, status?: number, retryAfter?: number) {
     super(code, message);
     this.param = param;
+    this.status = status;
+    this.retryAfter = retryAfter;
   }
 }
 
@@ -70,10 +79,11 @@ export class HttpRequestError extends UnderstudyError {
 export function httpError(err: unknown, redact: (text: string) => string = (t) => t): HttpError {
   const coded = err instanceof UnderstudyError ? err : undefined;
   const code: ErrorCode = coded?.code ?? 'NATIVE_ERROR';
-  const status = STATUS[code] ?? 500;
+  const status = (err instanceof HttpRequestError ? err.status : undefined) ?? STATUS[code] ?? 500;
   const param = err instanceof HttpRequestError ? err.param : coded ? paramOf(coded) : null;
   const message = redact(coded ? coded.message : `internal error: ${errorText(err)}`);
-  const headers: Record<string, string> = status === 429 ? { 'retry-after': String(RETRY_AFTER_SECONDS) } : {};
+  const retryAfter = status === 429 ? RETRY_AFTER_SECONDS : err instanceof HttpRequestError ? err.retryAfter : undefined;
+  const headers: Record<string, string> = retryAfter === undefined ? {} : { 'retry-after': String(retryAfter) };
   return { status, headers, body: { error: { message, type: typeOf(status), code: wireCode(code), param } } };
 }
 

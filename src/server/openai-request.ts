@@ -34,6 +34,16 @@ function sampling(body: Body, headers: CallHeaders, signal: AbortSignal) {
   if (typeof body.n === 'number' && body.n > 1) {
     throw new HttpRequestError('INVALID_ARGUMENT', `Expected 1 for n (one choice per request is supported) but received ${body.n} of type number`, 'n');
   }
+  // Log probabilities are not computed: refused rather than silently left out of the answer.
+  // Chat sends `logprobs: true` (+ top_logprobs), the completions endpoint an integer.
+  if (body.logprobs === true || typeof body.logprobs === 'number') {
+    throw new HttpRequestError('INVALID_ARGUMENT',
+      `Expected ${typeof body.logprobs === 'number' ? 'null' : 'false'} for logprobs (log probabilities are not supported) but received ${body.logprobs} of type ${typeof body.logprobs}`, 'logprobs');
+  }
+  if (typeof body.top_logprobs === 'number' && body.top_logprobs > 0) {
+    throw new HttpRequestError('INVALID_ARGUMENT',
+      `Expected 0 for top_logprobs (log probabilities are not supported) but received ${body.top_logprobs} of type number`, 'top_logprobs');
+  }
   const maxTokens = body.max_completion_tokens ?? body.max_tokens;
   const task = headers.task ?? body.metadata?.task;
   return {
@@ -76,10 +86,10 @@ function toolChoice(value: unknown): ToolChoice | undefined {
   return { name: (value as Body).function.name };
 }
 
-/** Content as a string: text parts joined; null (an assistant turn that only called tools) is ''. */
+/** Content as a string: text parts joined by newlines (as OpenAI-compatible servers do); null (an assistant turn that only called tools) is ''. */
 function contentText(content: unknown): string {
   if (typeof content === 'string') return content;
-  if (Array.isArray(content)) return content.map((p: Body) => p.text).join('');
+  if (Array.isArray(content)) return content.map((p: Body) => p.text).join('\n');
   return '';
 }
 

@@ -18,7 +18,7 @@ export function openaiToolCalls(calls: ToolCall[]) {
 export function chatCompletion(result: RouterResult) {
   const calls = result.toolCalls?.length ? result.toolCalls : undefined;
   const message = calls
-    ? { role: 'assistant', content: null, refusal: null, tool_calls: openaiToolCalls(calls).map(({ index: _, ...c }) => c) }
+    ? { role: 'assistant', content: result.content ?? null, refusal: null, tool_calls: openaiToolCalls(calls).map(({ index: _, ...c }) => c) }
     : { role: 'assistant', content: result.text, refusal: null };
   return {
     id: newId('chatcmpl'),
@@ -56,9 +56,9 @@ export class Chunks {
     };
   }
 
-  /** The first chunk (chat only): the assistant's role, no text yet. */
-  start() {
-    return this.#chunk({ index: 0, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null });
+  /** The first chunk (chat only): the assistant's role, no text yet ('' before text, null before tool calls, as OpenAI sends). */
+  start(content: '' | null = '') {
+    return this.#chunk({ index: 0, delta: { role: 'assistant', content }, logprobs: null, finish_reason: null });
   }
 
   text(piece: string) {

@@ -4,6 +4,7 @@
 import { UnderstudyError } from '../errors.js';
 import type { Router } from '../index.js';
 import { errorText } from '../validate.js';
+import { HttpRequestError, LOADING_RETRY_AFTER_SECONDS } from './openai-errors.js';
 
 export class RouterState {
   #router: Router | undefined;
@@ -35,7 +36,7 @@ export class RouterState {
   /** The router, or NOT_READY saying why there is none. */
   get(): Router {
     if (this.#router) return this.#router;
-    throw this.#failure ?? new UnderstudyError('NOT_READY', 'the router is still loading: try again shortly');
+    throw this.#failure ?? new HttpRequestError('NOT_READY', 'the router is still loading: try again shortly', null, undefined, LOADING_RETRY_AFTER_SECONDS);
   }
 
   get failure(): UnderstudyError | undefined {

@@ -29,12 +29,23 @@ export interface SseOptions {
 async function* events(stream: RouterStream<RouterResult>, o: SseOptions): AsyncGenerator<string> {
   const chunks = new Chunks(o.kind, o.model);
   try {
-    if (o.kind === 'chat') yield event(chunks.start());
+    // The role chunk goes with the first piece, or at the end: before tool calls
+    // its content is null (OpenAI's), which is only known once the answer is.
+    let started = o.kind !== 'chat';
     for await (const piece of stream) {
-      if (piece) yield event(chunks.text(piece));
+      if (!piece) continue;
+      if (!started) yield event(chunks.start(''));
+      started = true;
+      yield event(chunks.text(piece));
     }
     const result = await stream.result;
-    if (result.toolCalls?.length) yield event(chunks.toolCalls(result.toolCalls));
+    const calls = result.toolCalls?.length ? result.toolCalls : undefined;
+    if (!started) yield event(chunks.start(calls ? null : ''));
+    if (calls) {
+      // Text the model wrote beside its calls (a remote may send both) goes first, as content.
+      if (result.content) yield event(chunks.text(result.content));
+      yield event(chunks.toolCalls(calls));
+    }
     yield event(chunks.finish(result.finishReason));
     if (o.includeUsage) yield event(chunks.usage(result.usage));
     yield 'data: [DONE]\n\n';
