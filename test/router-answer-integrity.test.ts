@@ -8,6 +8,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Counter, Registry } from 'prom-client';
 import { createRouter, MockBackend, parseToolCalls, type Router } from '../src/index.js';
+import { localMessages } from '../src/router/local-prompt.js';
 import { rejection } from './helpers.js';
 import { API_KEY, freshDir } from './router-fixture.js';
 
@@ -202,6 +203,34 @@ test("a caller's own backend's text is parsed into calls only when they fit the 
   } finally {
     await router.close();
   }
+});
+
+test('a tool conversation replayed with other call ids hits the cache; the local prompt names results by position', async () => {
+  const turns = (a: string, b: string) => [
+    { role: 'user', content: 'weather in two cities?' },
+    { role: 'assistant', content: '', toolCalls: [{ id: a, name: 'get_weather', arguments: '{"city":"Oslo"}' }, { id: b, name: 'get_weather', arguments: '{"city":"Rome"}' }] },
+    { role: 'tool', toolCallId: b, content: 'sun' },
+    { role: 'tool', toolCallId: a, content: 'snow' },
+  ];
+  reply = () => ({ message: { role: 'assistant', content: 'Oslo: snow, Rome: sun.' } });
+  const router = await remoteRouter();
+  try {
+    const first = await router.chat({ task: 'qa', messages: turns('call_abc', 'call_def'), tools, temperature: 0 });
+    const again = await router.chat({ task: 'qa', messages: turns('call_XYZ', 'call_123'), tools, temperature: 0 });
+    assert.is(first.route, 'remote');
+    assert.is(again.route, 'cache');
+    // The calls in the other order (each result still answering its city) is another conversation.
+    const swapped = await router.chat({ task: 'qa', messages: turns('call_def', 'call_abc').map((m, i) => (i === 1 ? { ...m, toolCalls: [...m.toolCalls!].reverse() } : m)), tools, temperature: 0 });
+    assert.is(swapped.route, 'remote');
+  } finally {
+    await router.close();
+  }
+  const prompt = localMessages({ messages: turns('call_r4nd0m', 'call_n01se') as any, tools });
+  assert.equal(prompt.slice(-2), [
+    { role: 'user', content: 'Result of get_weather (call 2): sun' },
+    { role: 'user', content: 'Result of get_weather (call 1): snow' },
+  ]);
+  assert.not.ok(JSON.stringify(prompt).includes('call_'));
 });
 
 test.run();

@@ -249,7 +249,7 @@ test('the local prompt: tools described in the system turn, tool calls as canoni
   assert.ok(messages[0]!.content.includes(JSON.stringify(WEATHER.parameters)));
   assert.ok(messages[0]!.content.endsWith('Call one of them: answer with only a JSON object {"name": <tool name>, "arguments": {...}}.'));
   assert.equal(messages[2], { role: 'assistant', content: '{"name":"get_weather","arguments":{"city":"Rome","days":1}}' });
-  assert.equal(messages[3], { role: 'user', content: 'Result of get_weather (call_1): rain' });
+  assert.equal(messages[3], { role: 'user', content: 'Result of get_weather (call 1): rain' });
   // No tools in play: the turns as given.
   assert.equal(localMessages({ messages: [USER], tools: [WEATHER], toolChoice: 'none' }), [USER]);
 });

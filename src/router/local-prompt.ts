@@ -8,7 +8,7 @@ import type { ChatMessage } from '../llama/chat.js';
 import { checkGrammar } from '../llama/grammar-check.js';
 import { jsonSchemaToGrammar } from '../llama/json-schema-grammar.js';
 import type { ResponseFormat } from './structured-request.js';
-import { toolCallText, toolsActive, type ToolChoice, type ToolSpec } from './tool-calls.js';
+import { callPositions, toolCallText, toolsActive, type ToolChoice, type ToolSpec } from './tool-calls.js';
 
 /** The parts of a call the local prompt depends on. */
 export interface LocalPromptInput {
@@ -37,6 +37,8 @@ export function toolsPrompt(tools: readonly ToolSpec[], choice: ToolChoice | und
  */
 export function localMessages(call: LocalPromptInput): { role: string; content: string }[] {
   const names = new Map<string, string>();
+  // A result names its call by position ("call 1"), never by its random id (callPositions).
+  const positions = callPositions(call.messages);
   const out = call.messages.map((m) => {
     if (m.toolCalls?.length) {
       for (const c of m.toolCalls) names.set(c.id, c.name);
@@ -45,7 +47,8 @@ export function localMessages(call: LocalPromptInput): { role: string; content: 
     }
     if (m.role === 'tool') {
       const name = m.name ?? (m.toolCallId ? names.get(m.toolCallId) : undefined) ?? 'a tool';
-      return { role: 'user', content: `Result of ${name}${m.toolCallId ? ` (${m.toolCallId})` : ''}: ${m.content}` };
+      const position = m.toolCallId === undefined ? undefined : positions.get(m.toolCallId);
+      return { role: 'user', content: `Result of ${name}${position === undefined ? '' : ` (call ${position + 1})`}: ${m.content}` };
     }
     return { role: m.role, content: m.content };
   });

@@ -5,7 +5,7 @@ import { checkMessages, type ChatMessage } from '../llama/chat.js';
 import * as v from '../validate.js';
 import type { ResolvedSettings } from './config.js';
 import { checkStructure, structureHash, type ResponseFormat, type Structure } from './structured-request.js';
-import { toolCallText, type ToolChoice, type ToolSpec } from './tool-calls.js';
+import { callPositions, toolCallText, type ToolChoice, type ToolSpec } from './tool-calls.js';
 
 export type { ResponseFormat, Structure } from './structured-request.js';
 export type { ToolCall, ToolChoice, ToolSpec, FinishReason } from './tool-calls.js';
@@ -159,7 +159,8 @@ export function canonicalJson(value: unknown): string {
  */
 export function cacheKey(request: NormalRequest, model: string): string {
   const p = request.params;
-  const input = request.kind === 'chat' ? request.messages!.map(messageKey) : request.prompt;
+  const positions = request.kind === 'chat' ? callPositions(request.messages!) : undefined;
+  const input = request.kind === 'chat' ? request.messages!.map((m) => messageKey(m, positions!)) : request.prompt;
   const fields: unknown[] = [1, request.kind, request.task, model, input, p.temperature, p.maxTokens, p.topP, p.stop, p.seed ?? null];
   // Only when asked for, so the keys of plain calls stay those already on disk.
   const structure = structureHash(request);
@@ -167,10 +168,15 @@ export function cacheKey(request: NormalRequest, model: string): string {
   return createHash('sha256').update(JSON.stringify(fields)).digest('base64url');
 }
 
-/** A message as the cache key sees it: role and content, and its tool fields when it has any. */
-function messageKey(m: ChatMessage): unknown[] {
+/**
+ * A message as the cache key sees it: role and content, and its tool fields
+ * when it has any, a call (and the result that answers it) by its position in
+ * the conversation rather than its random id (callPositions).
+ */
+function messageKey(m: ChatMessage, positions: Map<string, number>): unknown[] {
   if (m.toolCalls === undefined && m.toolCallId === undefined && m.name === undefined) return [m.role, m.content];
-  return [m.role, m.content, m.toolCalls?.map((c) => [c.id, c.name, c.arguments]) ?? null, m.toolCallId ?? null, m.name ?? null];
+  const answers = m.toolCallId === undefined ? null : positions.get(m.toolCallId) ?? m.toolCallId;
+  return [m.role, m.content, m.toolCalls?.map((c) => [positions.get(c.id) ?? null, c.name, c.arguments]) ?? null, answers, m.name ?? null];
 }
 
 /** Sampling settings a semantic hit must share with the entry it finds. */

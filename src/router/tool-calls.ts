@@ -74,6 +74,25 @@ export function parseToolCalls(text: string, tools: readonly ToolSpec[] | undefi
   return calls;
 }
 
+/**
+ * Each tool call's position in a conversation (0, 1, ... across its assistant
+ * turns), by id. Ids are random per answer (OpenAI's, or ours), so the cache
+ * key and the local prompt name a call by its position instead: a conversation
+ * replayed with other ids keys and reads the same, and training prompts carry
+ * no random text.
+ */
+export function callPositions(messages: readonly { toolCalls?: readonly ToolCall[] }[]): Map<string, number> {
+  const positions = new Map<string, number>();
+  let n = 0;
+  for (const m of messages) {
+    for (const c of m.toolCalls ?? []) {
+      if (!positions.has(c.id)) positions.set(c.id, n);
+      n++;
+    }
+  }
+  return positions;
+}
+
 /** Whether a call with these tools may answer with tool calls. */
 export function toolsActive(tools: readonly ToolSpec[] | undefined, choice: ToolChoice | undefined): boolean {
   return tools !== undefined && tools.length > 0 && choice !== 'none';
