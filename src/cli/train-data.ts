@@ -6,6 +6,7 @@ import { open } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import { UnderstudyError, abortedError } from '../errors.js';
 import { errorText } from '../validate.js';
+import { toolRowExample } from './train-tool-rows.js';
 
 export interface TrainingData {
   /** The parsed lines, blank lines left out: what model.trainLora() takes. */
@@ -16,8 +17,8 @@ export interface TrainingData {
 
 /**
  * Reads FILE: one JSON value per line, blank lines skipped. Whether a value is
- * a usable example is the trainer's to judge; only text that is not JSON is
- * refused here, naming its line. An abort (Ctrl-C) stops the reading of a large file.
+ * a usable example is the trainer's to judge; only text that is not JSON (or a
+ * malformed tool line, train-tool-rows.ts) is refused here, naming its line. An abort (Ctrl-C) stops the reading of a large file.
  */
 export async function readTrainingData(file: string, signal?: AbortSignal): Promise<TrainingData> {
   const examples: unknown[] = [];
@@ -46,7 +47,8 @@ export async function readTrainingData(file: string, signal?: AbortSignal): Prom
       } catch (err) {
         throw new UnderstudyError('INVALID_DATASET', `${file} line ${n}: not valid JSON (${errorText(err)})`);
       }
-      examples.push(value);
+      // OpenAI tool lines (dataset export's) become the prompt serving renders.
+      examples.push(toolRowExample(value, `${file} line ${n}`));
       lines.push(n);
     }
   } catch (err) {

@@ -201,7 +201,9 @@ function chatLine(row: DatasetRow): Record<string, unknown> {
   const answer = calls
     ? { role: 'assistant', content: null, tool_calls: calls.map((c, i) => ({ id: `call_${i}`, type: 'function', function: { name: c.name, arguments: c.arguments } })) }
     : { role: 'assistant', content: row.answer };
-  return { messages: [...messagesBody(row.messages!), answer], ...(row.tools ? { tools: row.tools.map(toolBody) } : {}), task: row.task };
+  // tool_choice (not an OpenAI fine-tuning field, as task is not) so that `understudy train` renders the prompt serving did.
+  const choice = row.toolChoice === undefined ? {} : { tool_choice: typeof row.toolChoice === 'string' ? row.toolChoice : { type: 'function', function: { name: row.toolChoice.name } } };
+  return { messages: [...messagesBody(row.messages!), answer], ...(row.tools ? { tools: row.tools.map(toolBody), ...choice } : {}), task: row.task };
 }
 
 function ioError(what: string, err: unknown, folder?: string): UnderstudyError {
