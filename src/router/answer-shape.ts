@@ -66,7 +66,8 @@ export function storedCalls(answer: Answered, redact: (text: string) => string):
  * then (its canonical text parsed). Ids are fresh: an id names one answer's call.
  */
 export function fromEntry(request: NormalRequest, entry: { answer: string; usage: BackendAnswer['usage']; model: string; calls: string | null }): Answered {
-  const base = { text: entry.answer, usage: entry.usage, model: entry.model, finishReason: 'stop' as const };
+  // Cleaned again: an entry written before usage was (usage.ts) may hold any number.
+  const base = { text: entry.answer, usage: cleanUsage(entry.usage), model: entry.model, finishReason: 'stop' as const };
   if (!toolsActive(request.tools, request.toolChoice)) return base;
   let toolCalls: ToolCall[] | undefined;
   let content: string | undefined;

@@ -16,7 +16,13 @@ const MAX_COMPILED = 256;
 
 /** The validator of `schema` (cached by its JSON text); null when ajv cannot compile it. */
 function validator(schema: Record<string, unknown>): ValidateFunction | null {
-  const text = JSON.stringify(schema);
+  let text: string;
+  try {
+    text = JSON.stringify(schema);
+  } catch {
+    // Nested past the stack (thousands of levels): no check, as for a schema ajv cannot compile.
+    return null;
+  }
   let fn = compiled.get(text);
   if (fn !== undefined) {
     // Most recently used last.
@@ -45,5 +51,11 @@ function validator(schema: Record<string, unknown>): ValidateFunction | null {
 export function argumentsFit(parameters: Record<string, unknown> | undefined, args: unknown): boolean {
   if (parameters === undefined) return true;
   const fn = validator(parameters);
-  return fn === null || fn(args) === true;
+  if (fn === null) return true;
+  try {
+    return fn(args) === true;
+  } catch {
+    // The check itself overflowed (a deeply recursive schema or value): it says nothing either way.
+    return true;
+  }
 }
