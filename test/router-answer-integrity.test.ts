@@ -4,7 +4,9 @@
 // tool calls a cache must give back exactly, tool calls when none were allowed.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
+import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { Counter, Registry } from 'prom-client';
 import { createRouter, MockBackend, parseToolCalls, type Router } from '../src/index.js';
@@ -200,6 +202,25 @@ test("a caller's own backend's text is parsed into calls only when they fit the 
     const good = await router.chat(ask('lima', { tools }));
     assert.equal(good.toolCalls?.map((c) => [c.name, c.arguments]), [['get_weather', '{"city":"Lima"}']]);
     assert.is(good.finishReason, 'tool_calls');
+  } finally {
+    await router.close();
+  }
+});
+
+test('the dataset export gives back what the remote answered: text that reads as a call stays text, calls the schema refuses stay calls', async () => {
+  const text = '{"name":"get_weather","arguments":{"city":"Paris"}}';
+  reply = (body) => (body.messages[0].content === 'as text'
+    ? { message: { role: 'assistant', content: text } }
+    : { message: { role: 'assistant', content: null, tool_calls: [{ id: 'c9', type: 'function', function: { name: 'get_weather', arguments: '{"city":42}' } }] }, finish: 'tool_calls' });
+  const router = await remoteRouter();
+  try {
+    await router.chat(ask('as text', { tools }));
+    await router.chat(ask('as call', { tools }));
+    const file = join(freshDir('integrity-export'), 'rows.jsonl');
+    await router.exportDataset(file);
+    const answers = readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l).messages.at(-1));
+    assert.equal(answers[0], { role: 'assistant', content: text });
+    assert.equal(answers[1], { role: 'assistant', content: null, tool_calls: [{ id: 'call_0', type: 'function', function: { name: 'get_weather', arguments: '{"city":42}' } }] });
   } finally {
     await router.close();
   }

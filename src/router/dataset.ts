@@ -28,6 +28,12 @@ export interface DatasetRow {
   tools?: Structure['tools'];
   toolChoice?: Structure['toolChoice'];
   responseFormat?: Structure['responseFormat'];
+  /**
+   * The answer's tool calls exactly as the backend gave them (names, argument
+   * strings), on rows of calls with tools active: [] when the answer was text.
+   * Absent on older rows, whose answer is then read as a tool call when it parses as one.
+   */
+  answerCalls?: { name: string; arguments: string }[];
   params: Params;
   usage: Usage;
   model: string;
@@ -87,7 +93,7 @@ export class Dataset {
   /** Appends a row; it is on disk when this returns. */
   append(row: NewRow): number {
     const input = JSON.stringify(row.kind === 'chat' ? row.messages : row.prompt);
-    const structure = structureOf(row);
+    const structure = { ...structureOf(row), ...(row.answerCalls ? { answerCalls: row.answerCalls } : {}) };
     const info = this.#insert.run(row.task, row.kind, input, row.answer, JSON.stringify(row.params),
       JSON.stringify(row.usage), row.model, row.source, row.latencyMs, Date.now(),
       Object.keys(structure).length ? JSON.stringify(structure) : null);
@@ -137,7 +143,8 @@ function toRow(r: StoredRow, lenient: boolean): DatasetRow {
     column = 'usage';
     const usage = JSON.parse(r.usage) as Usage;
     column = 'structure';
-    const structure = r.structure ? structureOf(JSON.parse(r.structure) as Structure) : {};
+    const stored = r.structure ? JSON.parse(r.structure) as Structure & { answerCalls?: unknown } : undefined;
+    const structure = stored ? { ...structureOf(stored), ...(answerCallsOf(stored.answerCalls) ?? {}) } : {};
     return { ...row, ...(typeof input === 'string' ? { prompt: input } : { messages: input }), params, usage, ...structure };
   } catch (err) {
     // SQLite hands back whatever the file holds: a row written by another tool,
@@ -196,8 +203,16 @@ export async function exportJsonl(rows: Iterable<DatasetRow>, path: string): Pro
   }
 }
 
+/** The stored answerCalls, when they have the shape append wrote. */
+function answerCallsOf(raw: unknown): { answerCalls: { name: string; arguments: string }[] } | undefined {
+  if (!Array.isArray(raw) || !raw.every((c) => typeof c?.name === 'string' && typeof c?.arguments === 'string')) return undefined;
+  return { answerCalls: raw.map((c: { name: string; arguments: string }) => ({ name: c.name, arguments: c.arguments })) };
+}
+
 function chatLine(row: DatasetRow): Record<string, unknown> {
-  const calls = toolsActive(row.tools, row.toolChoice) ? parseToolCalls(row.answer, row.tools) : undefined;
+  // The calls as the remote made them; an older row's answer read as a call when it parses as one.
+  const calls = row.answerCalls ? (row.answerCalls.length ? row.answerCalls : undefined)
+    : toolsActive(row.tools, row.toolChoice) ? parseToolCalls(row.answer, row.tools) : undefined;
   const answer = calls
     ? { role: 'assistant', content: null, tool_calls: calls.map((c, i) => ({ id: `call_${i}`, type: 'function', function: { name: c.name, arguments: c.arguments } })) }
     : { role: 'assistant', content: row.answer };

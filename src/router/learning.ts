@@ -9,6 +9,7 @@ import { errorText } from '../validate.js';
 import type { BackendAnswer, BackendCall } from './backend.js';
 import { Background } from './background.js';
 import { loggedMessages, structureOf, type Dataset, type DatasetRow } from './dataset.js';
+import { toolsActive } from './tool-calls.js';
 import type { RouterCore } from './core.js';
 import type { DatasetEvent, RouterEvents } from './events.js';
 import { trainingUnsupported, type LearnerHooks } from './learner.js';
@@ -49,6 +50,9 @@ export class Learning {
       answer: redact(answer.text),
       params: request.params,
       ...structureOf(request),
+      // Exactly as answered, so an export gives back the calls (or the text) the caller got.
+      ...(toolsActive(request.tools, request.toolChoice)
+        ? { answerCalls: (answer.toolCalls ?? []).map((c) => ({ name: c.name, arguments: redact(c.arguments) })) } : {}),
       usage: answer.usage,
       model: answer.model,
       source,
