@@ -10,6 +10,7 @@ import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { createServer, type AddressInfo } from 'node:net';
 import { createRouter } from '../src/index.js';
 import { cli, storiesModel } from './helpers.js';
+import { serveOptions } from '../src/cli/serve.js';
 import { API_KEY, freshDir } from './router-fixture.js';
 import { until } from './server-fixture.js';
 import { startTeacher, type Teacher } from './teacher.js';
@@ -146,9 +147,28 @@ test('SIGINT stops serve as SIGTERM does: exit 0; --host is where it listens', a
     served.child.kill('SIGINT');
     assert.equal(await served.exit, { code: 0, signal: null }, served.stderr());
     assert.match(served.stderr(), /^understudy: SIGINT: stopping \(requests in flight may finish; SIGINT again exits at once\)$/m);
+    // Loopback: no warning about the missing key.
+    assert.not.match(served.stderr(), /without a key/);
   } finally {
     served.child.kill('SIGKILL');
   }
+});
+
+test('a non-loopback --host without a key is warned about on stderr', async () => {
+  const served = await serve(['--host', '0.0.0.0'], { UNDERSTUDY_CACHE_DIR: freshDir('cli-serve'), UNDERSTUDY_API_BASE: teacher.url, UNDERSTUDY_API_KEY: API_KEY, UNDERSTUDY_TRAIN_LOCAL: 'false' });
+  try {
+    assert.ok(served.stderr().includes('understudy: warning: listening on 0.0.0.0 without a key: anyone who can reach this address can use the server ' +
+      "and spend the remote's budget; set UNDERSTUDY_SERVER_KEY\n"), served.stderr());
+    served.child.kill('SIGTERM');
+    assert.equal(await served.exit, { code: 0, signal: null }, served.stderr());
+  } finally {
+    served.child.kill('SIGKILL');
+  }
+});
+
+test('--api-key is trimmed as a presented key is', () => {
+  assert.is(serveOptions(['--api-key', '  key-abc-123\n'], {}).server.apiKey, 'key-abc-123');
+  assert.is(serveOptions([], { UNDERSTUDY_SERVER_KEY: ' key-abc-123 ' }).server.apiKey, 'key-abc-123');
 });
 
 test('bad flags and variables stop serve before it loads anything', async () => {

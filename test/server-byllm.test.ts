@@ -124,9 +124,8 @@ test('typed return: the json_schema answer parses and validates against the sche
   assert.is(route, 'remote');
   const choice = json.choices[0];
   assert.is(choice.finish_reason, 'stop');
-  const value = JSON.parse(choice.message.content);
-  assert.is(check(typed.response_format.json_schema.schema, value), 'valid');
-  assert.equal(value, PLAN);
+  // The teacher's answer passes through unchanged (the forced-local test below is the one the schema can fail).
+  assert.equal(JSON.parse(choice.message.content), PLAN);
   // The remote got the schema as byLLM sent it, and both text parts of the user turn.
   const sent = forwarded();
   assert.equal(sent.response_format, typed.response_format);
@@ -171,8 +170,7 @@ test('tools: the follow-up with the tool result gets finish_tool, its arguments 
   const call = choice.message.tool_calls[0];
   assert.is(call.function.name, 'finish_tool');
   const args = JSON.parse(call.function.arguments);
-  assert.is(check(toolParameters(toolsResult, 'finish_tool'), args), 'valid');
-  assert.equal(args.final_output, PLAN);
+  assert.equal(args, { final_output: PLAN });
   const sent = forwarded();
   assert.equal(sent.tools, toolsResult.tools);
   assert.is(sent.tool_choice, 'required');

@@ -168,8 +168,8 @@ test('400/5xx: embeddings refuse an empty input, an unknown encoding, other dime
   extra.push(router);
   const server = await another(router);
   const none = await http(`${server.url}/v1/embeddings`, { body: { model: 'x', input: 'a cat' } });
-  // The status is left out while the server's helper settles it (503 as the design table says, or 501: waiting will not bring an embedder).
-  assert.ok(none.status >= 500, none.text);
+  // 501, not 503: waiting will not bring an embedder, so clients must not retry.
+  assert.is(none.status, 501, none.text);
   assert.equal(none.json, err('no embedder: set UNDERSTUDY_EMBEDDING_MODEL, load a local model, or pass the embedder option', 'api_error', 'NO_BACKEND'));
 });
 

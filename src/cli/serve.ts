@@ -60,10 +60,12 @@ export async function serveCommand(argv: string[]): Promise<number> {
     let provide!: (router: Promise<Router>) => void;
     const promised = new Promise<Router>((resolve) => (provide = resolve));
     let quiet = false;
-    const server = await startServer(promised, { ...options.server, log: (line) => quiet || process.stderr.write(`${line}\n`) })
-      .catch((err: unknown) => {
-        throw listenError(err, options.server.host!, options.server.port!);
-      });
+    // A port that cannot be bound is startServer's IO_ERROR, naming the address and why.
+    const server = await startServer(promised, { ...options.server, log: (line) => quiet || process.stderr.write(`${line}\n`) });
+    if (!options.server.apiKey && !isLoopback(options.server.host!)) {
+      process.stderr.write(`understudy: warning: listening on ${options.server.host} without a key: anyone who can reach this address can use the server ` +
+        'and spend the remote\'s budget; set UNDERSTUDY_SERVER_KEY\n');
+    }
     // Rounds run in the background as the router's settings say (UNDERSTUDY_TRAIN_EVERY...).
     const loading = createRouter(options.router);
     // Awaited below; until then a failure to load must not be an unhandled rejection.
@@ -90,16 +92,10 @@ export async function serveCommand(argv: string[]): Promise<number> {
   }
 }
 
-/** A socket's refusal to listen (port taken, address not here, no permission) as a coded error naming the address. */
-function listenError(err: unknown, host: string, port: number): unknown {
-  const code = (err as { code?: unknown } | null)?.code;
-  const why = code === 'EADDRINUSE' ? 'the port is in use'
-    : code === 'EADDRNOTAVAIL' ? 'the address is not one of this machine\'s'
-    : code === 'EACCES' ? 'permission denied (ports below 1024 need privileges)'
-    : code === 'ENOTFOUND' || code === 'EAI_AGAIN' ? 'the host name does not resolve'
-    : undefined;
-  if (why === undefined) return err;
-  return new UnderstudyError('IO_ERROR', `cannot listen on ${host}:${port}: ${why}`, { cause: err });
+/** Whether `host` only takes connections from this machine. */
+function isLoopback(host: string): boolean {
+  const h = host.replace(/^\[|\]$/g, '').toLowerCase();
+  return h === 'localhost' || h === '::1' || /^127\.\d+\.\d+\.\d+$/.test(h);
 }
 
 /** The first SIGINT/SIGTERM settles `signalled`; a second exits at once. */
@@ -160,8 +156,10 @@ function keySetting(flag: unknown, env: Env): string | undefined {
   const short = (source: string, key: string) =>
     `${source} is ${key.length} characters long; a key needs at least ${MIN_KEY_LENGTH} (leave it unset for a server that takes no key)`;
   if (typeof flag === 'string') {
-    if (flag.length < MIN_KEY_LENGTH) throw new UsageError(short('--api-key', flag));
-    return flag;
+    // Trimmed as a client's presented key is (auth.ts), or a pasted key with a newline could never match.
+    const key = flag.trim();
+    if (key.length < MIN_KEY_LENGTH) throw new UsageError(short('--api-key', key));
+    return key;
   }
   const key = env.UNDERSTUDY_SERVER_KEY?.trim();
   if (!key) return undefined;
