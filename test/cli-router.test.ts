@@ -26,13 +26,21 @@ function understudy(args: string[], env: Record<string, string>): Promise<{ code
   });
 }
 
-test('ask offline answers locally, then from the cache', async () => {
+test('ask offline answers locally, then from the cache; an answer cut off by --max-tokens is not cached', async () => {
   const env = { UNDERSTUDY_CACHE_DIR: freshDir('cli'), UNDERSTUDY_MODEL: storiesModel, UNDERSTUDY_USE_API: 'false' };
-  const first = await understudy(['ask', '-n', '16', '--task', 'story', 'Once upon a time'], env);
+  // stories260K does not stop by itself: 64 tokens are cut off (finish reason length)...
+  const cut = await understudy(['ask', '-n', '64', '--task', 'story', 'Once upon a time'], env);
+  assert.is(cut.code, 0, cut.stderr);
+  assert.ok(cut.stdout.includes('.'), cut.stdout);
+  const cutAgain = await understudy(['ask', '-n', '64', '--task', 'story', 'Once upon a time'], env);
+  assert.is(cutAgain.stdout, cut.stdout);
+  assert.match(cutAgain.stderr, /\[understudy\] local   task=story  \d+ ms/);
+  // ...while the same answer ended by a stop text is whole, and the second ask reads it from the cache.
+  const first = await understudy(['ask', '-n', '64', '--stop', '.', '--task', 'story', 'Once upon a time'], env);
   assert.is(first.code, 0, first.stderr);
-  assert.ok(first.stdout.trim().length > 0);
+  assert.is(first.stdout, `${cut.stdout.slice(0, cut.stdout.indexOf('.'))}\n`);
   assert.match(first.stderr, /\[understudy\] local   task=story  \d+ ms/);
-  const second = await understudy(['ask', '-n', '16', '--task', 'story', 'Once upon a time'], env);
+  const second = await understudy(['ask', '-n', '64', '--stop', '.', '--task', 'story', 'Once upon a time'], env);
   assert.is(second.stdout, first.stdout);
   assert.match(second.stderr, /\[understudy\] cache   task=story/);
 });

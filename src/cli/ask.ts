@@ -15,6 +15,7 @@ export async function askCommand(argv: string[]): Promise<number> {
     route: { type: 'string' },
     'max-tokens': { type: 'string', short: 'n' },
     temperature: { type: 'string' },
+    stop: { type: 'string', multiple: true },
   });
   if (positionals.length !== 1) throw new UsageError('ask takes one PROMPT argument');
   // One prompt, then close(): an automatic round could never finish here (close() aborts it), so none starts.
@@ -31,6 +32,7 @@ export async function askCommand(argv: string[]): Promise<number> {
       ...(typeof values.route === 'string' ? { route: values.route as never } : {}),
       ...(values['max-tokens'] !== undefined ? { maxTokens: toNumber(values['max-tokens'], '--max-tokens', true) } : {}),
       ...(values.temperature !== undefined ? { temperature: toNumber(values.temperature, '--temperature', false) } : {}),
+      ...(Array.isArray(values.stop) ? { stop: values.stop } : {}),
     });
     for await (const piece of stream) process.stdout.write(piece);
     process.stdout.write('\n');

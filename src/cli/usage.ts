@@ -33,10 +33,11 @@ Usage:
   understudy doctor
       Prints the backends, devices and build in use.
   understudy ask [--task NAME] [--system TEXT] [--route auto|local|remote|cache]
-                 [--max-tokens N] [--temperature T] [--model PATH] [--cache-dir DIR]
-                 [--threads N] [--offline] PROMPT
+                 [--max-tokens N] [--temperature T] [--stop TEXT]... [--model PATH]
+                 [--cache-dir DIR] [--threads N] [--offline] PROMPT
       Sends PROMPT through the router (caches, local model, remote API), streams
-      the answer to stdout and the route to stderr. Configured by UNDERSTUDY_*
+      the answer to stdout and the route to stderr. An answer cut off by
+      --max-tokens is not cached; --stop (repeatable) ends it at a text. Configured by UNDERSTUDY_*
       variables (see the README); flags win over them. --threads (UNDERSTUDY_THREADS)
       is shared by the local model's generation and embedding contexts
       (default: all cores but one).
