@@ -2,6 +2,7 @@
 // at a model and at the build.
 import { loadModel } from '../llama/model.js';
 import { systemInfo } from '../llama/system.js';
+import { bindingChoice } from '../llama/binding.js';
 import { parse, requireModel, UsageError } from './usage.js';
 import { showValue } from '../validate.js';
 
@@ -46,10 +47,13 @@ export async function doctorCommand(argv: string[]): Promise<number> {
   const { positionals } = parse(argv, {});
   if (positionals.length > 0) throw new UsageError('doctor takes no arguments');
   const info = systemInfo();
+  const choice = bindingChoice();
   const out = {
     node: process.version,
     platform: `${process.platform}-${process.arch}`,
     build: info.gpu,
+    // Which binary loaded and why (UNDERSTUDY_BINDING, the package's own build, or a platform package).
+    binary: { path: choice.path, source: choice.source, package: choice.packageName ?? null, reason: choice.reason },
     llamaCommit: info.llamaCommit,
     backends: info.backends,
     devices: info.devices,

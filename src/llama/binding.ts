@@ -1,9 +1,11 @@
-// Loads the native addon (a prebuild from prebuilds/ or the local cmake-js build,
-// found by node-gyp-build) once per thread, and describes its raw interface. Only
-// src/llama/ talks to it; everything above uses the typed classes.
+// Loads the native addon once per thread (which binary: binary-location.ts; a
+// local build or prebuild found by node-gyp-build, else a platform package), and
+// describes its raw interface. Only src/llama/ talks to it; everything above uses the typed classes.
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { debuglog } from 'node:util';
+import { chooseBinary, deviceFromEnv, type BinaryChoice } from './binary-location.js';
 import { UnderstudyError, invalidArgument } from '../errors.js';
 import { describeValue } from '../validate.js';
 
@@ -160,17 +162,43 @@ export interface NativeBinding {
 export const packageRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
 let cached: NativeBinding | undefined;
+let choice: BinaryChoice | undefined;
+const debug = debuglog('understudy');
+
+/** node-gyp-build's pick in the package's build/ or prebuilds/ (a source build or a prebuild), or null. */
+function localBinary(require: NodeJS.Require): string | null {
+  const load = require('node-gyp-build') as { resolve(dir: string): string };
+  try {
+    return load.resolve(packageRoot);
+  } catch {
+    return null;
+  }
+}
+
+/** Which binary this process loads (or would load) and why; decided once per process. */
+export function bindingChoice(): BinaryChoice {
+  if (choice) return choice;
+  const require = createRequire(import.meta.url);
+  choice = chooseBinary({
+    root: packageRoot,
+    device: deviceFromEnv(),
+    explicit: process.env.UNDERSTUDY_BINDING?.trim() || undefined,
+    local: localBinary(require),
+  });
+  debug('native binary %s (%s): %s', choice.path, choice.packageName ?? choice.source, choice.reason);
+  return choice;
+}
 
 export function binding(): NativeBinding {
   if (cached) return cached;
+  const picked = bindingChoice();
   const require = createRequire(import.meta.url);
-  const load = require('node-gyp-build') as (dir: string) => NativeBinding;
   try {
-    cached = load(packageRoot);
+    cached = require(picked.path) as NativeBinding;
   } catch (err) {
     throw new UnderstudyError('BINDING_NOT_FOUND',
-      `no native build of Understudy for ${process.platform}-${process.arch} (Node-API): ` +
-      `build it with \`npm run build:native\` (needs cmake and a C++ compiler; ` +
+      `the native build of Understudy at ${picked.path} (${picked.reason}) failed to load: ` +
+      `rebuild it with \`npm run build:native\` (needs cmake and a C++ compiler; ` +
       `UNDERSTUDY_GPU=cuda or hip for a GPU build). ${(err as Error).message.split('\n')[0]}`, { cause: err });
   }
   const level = process.env.UNDERSTUDY_LOG_LEVEL;

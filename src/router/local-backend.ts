@@ -8,6 +8,8 @@ import type { Context } from '../llama/context.js';
 import type { LoraAdapter } from '../llama/lora.js';
 import { loadModel, type Model } from '../llama/model.js';
 import { systemInfo, type GpuLayers } from '../llama/system.js';
+import { bindingChoice } from '../llama/binding.js';
+import { platformPackageNames } from '../llama/binary-location.js';
 import { timedHealth, type Backend, type BackendAnswer, type BackendCall, type Health } from './backend.js';
 import { checkCall } from './backend-call.js';
 import type { Device } from './config.js';
@@ -36,7 +38,9 @@ export function gpuLayersFor(device: Device): GpuLayers {
   const built = systemInfo().gpu;
   if (built !== device) {
     throw new UnderstudyError('INVALID_CONFIG',
-      `UNDERSTUDY_DEVICE is ${device} but this build of the addon is for ${built}: rebuild with UNDERSTUDY_GPU=${device} npm run build:native, or use auto`);
+      `UNDERSTUDY_DEVICE is ${device} but this build of the addon is for ${built} (${bindingChoice().reason}): ` +
+      (device === 'cuda' ? `install ${platformPackageNames().cuda} and set UNDERSTUDY_DEVICE=cuda in the environment, or ` : '') +
+      `rebuild with UNDERSTUDY_GPU=${device} npm run build:native, or use auto`);
   }
   return 'max';
 }
