@@ -42,6 +42,8 @@ export const ERROR_CODES = [
   'NOT_FOUND',
   'PAYLOAD_TOO_LARGE',
   'TIMEOUT',
+  // Raised by `understudy pull` (src/models/).
+  'MODEL_HASH_MISMATCH',
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];

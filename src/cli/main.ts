@@ -11,6 +11,8 @@ import { doctorCommand, infoCommand, tokenizeCommand } from './inspect.js';
 import { serveCommand } from './serve.js';
 import { trainCommand } from './train.js';
 import { adaptersCommand } from './adapters.js';
+import { modelsCommand } from './models-command.js';
+import { pullCommand } from './pull.js';
 import { HELP, UsageError } from './usage.js';
 import { showValue } from '../validate.js';
 
@@ -26,6 +28,8 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   train: trainCommand,
   adapters: adaptersCommand,
   serve: serveCommand,
+  pull: pullCommand,
+  models: modelsCommand,
 };
 
 export async function main(argv: string[]): Promise<number> {
@@ -45,7 +49,7 @@ export async function main(argv: string[]): Promise<number> {
   } catch (err) {
     // Whatever an error says, the keys in the environment are not repeated on stderr.
     // Nor the server's key, from the environment or the command line.
-    const keys = [process.env.UNDERSTUDY_API_KEY, process.env.OPENAI_API_KEY, process.env.UNDERSTUDY_SERVER_KEY, ...flagValues(rest, '--api-key')];
+    const keys = [process.env.UNDERSTUDY_API_KEY, process.env.OPENAI_API_KEY, process.env.UNDERSTUDY_SERVER_KEY, process.env.HF_TOKEN, ...flagValues(rest, '--api-key')];
     const redact = makeRedactor(keys.map((k) => k?.trim()).filter((k) => k && k.length >= 4));
     if (err instanceof UsageError) {
       process.stderr.write(redact(`understudy: ${err.message}\nRun \`understudy --help\` for usage.\n`));

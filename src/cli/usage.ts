@@ -1,5 +1,6 @@
 // Usage errors (exit code 2) and the help text of the `understudy` command.
 import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { resolveModel } from '../models/resolve-model.js';
 import { isDecimal, showValue } from '../validate.js';
 
 export class UsageError extends Error {}
@@ -89,6 +90,20 @@ Usage:
       it does better. Progress goes to stderr, the round's report to stdout as
       one JSON object (exit 0 also when the adapter is kept: the report says
       why). Ctrl-C aborts the round and promotes nothing.
+  understudy pull [--name NAME] [--sha256 HEX] [--models-dir DIR] [--timeout S]
+                  [--progress] SOURCE
+      Downloads a GGUF model into the models directory (UNDERSTUDY_MODELS_DIR,
+      default ~/.cache/understudy/models), where --model NAME and UNDERSTUDY_MODEL
+      find it by name. SOURCE is hf:OWNER/REPO/FILE.gguf[@REVISION] (a Hugging
+      Face file; HF_TOKEN is sent for gated repositories) or an http(s) URL.
+      A progress bar shows on a terminal (--progress: always); an interrupted
+      download (Ctrl-C, a dropped connection, a stall) resumes where it stopped
+      when run again. The file is checked against --sha256 or the sha256 the
+      server gives (Hugging Face's LFS hash), and must be GGUF.
+      --name NAME          short name (default: the file name without .gguf)
+      --timeout S          give up after S seconds without data (default 30)
+  understudy models [--json] [--models-dir DIR]
+      Lists the pulled models: name, size, sha256, date and source.
   understudy adapters list [--cache-dir DIR] [--model PATH] [--json]
       Lists the adapters in DIR/adapters (all, or those of --model): version,
       status, parent, base model, rows, held-out score before -> after, time.
@@ -96,6 +111,8 @@ Usage:
       Makes the current adapter's parent current again (the base model when it
       has none); a router picks it up when it starts.
 
+A model PATH (--model, UNDERSTUDY_MODEL, UNDERSTUDY_EMBEDDING_MODEL) may also be
+the name of a pulled model (see \`understudy models\`).
 Errors print "understudy: error [CODE]: message" and exit 1; usage errors exit 2.
 Set UNDERSTUDY_LOG_LEVEL=info to see llama.cpp's own log.
 `;
@@ -118,7 +135,8 @@ export function parse(args: string[], options: Options): Parsed {
 
 export function requireModel(value: unknown): string {
   if (typeof value !== 'string' || value === '') throw new UsageError('--model PATH is required');
-  return value;
+  // A pulled model's short name stands for its file.
+  return resolveModel(value, process.env, '--model');
 }
 
 export function toNumber(value: unknown, flag: string, integer: boolean): number | undefined {

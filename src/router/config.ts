@@ -5,6 +5,7 @@ import { UnderstudyError } from '../errors.js';
 import * as v from '../validate.js';
 import { showValue } from '../validate.js';
 import { MIN_KEY_LENGTH } from './redact.js';
+import { resolveModel } from '../models/resolve-model.js';
 
 export type Device = 'auto' | 'cpu' | 'cuda' | 'hip';
 
@@ -269,6 +270,10 @@ export function resolveSettings(options: RouterSettings | undefined, env: NodeJS
       }
     }
     out[key] = value ?? spec.fallback;
+  }
+  // A pulled model's short name stands for its file in the models directory.
+  for (const key of ['model', 'embeddingModel'] as const) {
+    if (typeof out[key] === 'string') out[key] = resolveModel(out[key], env, sources[key]);
   }
   if (out.apiKey === undefined && env.OPENAI_API_KEY?.trim()) {
     out.apiKey = env.OPENAI_API_KEY.trim();
