@@ -16,6 +16,8 @@ export interface Route {
   ifRange?: boolean;
   /** The next N requests send this many bytes, then drop the connection ('drop') or go silent ('stall'). */
   cut?: { mode: 'drop' | 'stall'; at: number; times: number };
+  /** Never answer (the request is read, no headers are sent). */
+  hang?: boolean;
   /** Answer with this status and no body. */
   status?: number;
   /** Redirect here (a 302), with these extra headers. */
@@ -64,6 +66,10 @@ function handle(req: IncomingMessage, res: ServerResponse, routes: Map<string, R
     ...(req.headers['if-range'] ? { ifRange: String(req.headers['if-range']) } : {}),
     ...(req.headers.authorization ? { authorization: req.headers.authorization } : {}),
   });
+  if (route?.hang) {
+    record(0);
+    return;
+  }
   if (!route || route.status) {
     record(route?.status ?? 404);
     res.writeHead(route?.status ?? 404, { 'content-type': 'text/plain' }).end('no');

@@ -205,6 +205,11 @@ test('a server that stops sending fails with the stall error and keeps the part 
   assert.is(statSync(part).size, HALF);
   const r = await pullModel(`${server.url}/stall/m.gguf`, { dir });
   assert.is(r.resumedFrom, HALF);
+  // A server that never answers at all.
+  server.routes.set('/hang/m.gguf', { body, hang: true });
+  const silent = await rejection(pullModel(`${server.url}/hang/m.gguf`, { dir: freshDir(), stallMs: 200 }));
+  assert.is(silent.code, 'IO_ERROR');
+  assert.is(silent.message, `the download from ${server.url}/hang/m.gguf stalled: no data for 0.2 s; run the same command again to resume`);
   assert.is(fileSha(r.path), bodySha);
 });
 

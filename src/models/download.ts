@@ -104,7 +104,8 @@ export async function download(o: DownloadOptions): Promise<DownloadResult> {
       const received = await receive(res, o.part, start, total, timer, o.onProgress, source);
       return { size: received, resumedFrom: start, ...(kept.sha256 ? { sha256: kept.sha256, sha256From: kept.sha256From! } : {}) };
     } catch (err) {
-      throw timer.explain(err, source, o.part);
+      // What is on disk now is what the next try resumes from.
+      throw timer.explain(err, source, o.part, await sizeOf(o.part));
     } finally {
       timer.clear();
     }
@@ -126,8 +127,6 @@ async function receive(res: Response, part: string, start: number, total: number
         onProgress?.({ received, total, resumedFrom: start });
       }
     }
-  } catch (err) {
-    throw Object.assign(err as Error, { received });
   } finally {
     await fh.close();
   }
@@ -218,17 +217,16 @@ class Stall {
   }
 
   /** The error a failed try is reported as: a stall, an abort, a broken connection, or itself. */
-  explain(err: unknown, source: string, part: string): unknown {
+  explain(err: unknown, source: string, part: string, kept: number): unknown {
     if (err instanceof UnderstudyError) return err;
-    const received = (err as { received?: number }).received;
-    const kept = received ? `; ${received} bytes are kept in ${part}` : '';
-    if (this.#outer?.aborted) return new UnderstudyError('ABORTED', `download aborted${kept}`, { cause: err });
+    const keptText = kept > 0 ? `; ${kept} bytes are kept in ${part}` : '';
+    if (this.#outer?.aborted) return new UnderstudyError('ABORTED', `download aborted${keptText}`, { cause: err });
     if (this.stalled) {
-      return new UnderstudyError('IO_ERROR', `the download from ${source} stalled: no data for ${this.#ms / 1000} s${kept}; ` +
+      return new UnderstudyError('IO_ERROR', `the download from ${source} stalled: no data for ${this.#ms / 1000} s${keptText}; ` +
         'run the same command again to resume', { cause: err });
     }
     const cause = (err as { cause?: { message?: string } }).cause?.message ?? (err as Error).message;
-    return new UnderstudyError('IO_ERROR', `the download from ${source} failed (${cause})${kept}; run the same command again to resume`, { cause: err });
+    return new UnderstudyError('IO_ERROR', `the download from ${source} failed (${cause})${keptText}; run the same command again to resume`, { cause: err });
   }
 }
 
