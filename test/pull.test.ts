@@ -264,6 +264,12 @@ test('understudy pull: a progress bar (bytes, rate, ETA) when asked for, and one
   const missing = await child(['pull', `${server.url}/cli/none.gguf`, '--models-dir', dir], {}).done;
   assert.is(missing.code, 1);
   assert.is(missing.stderr, `understudy: error [MODEL_NOT_FOUND]: HTTP 404 from ${server.url}/cli/none.gguf: no such file\n`);
+  const usage = await child(['pull'], {}).done;
+  assert.is(usage.code, 2);
+  assert.is(usage.stderr, 'understudy: pull needs a source: hf:OWNER/REPO/FILE.gguf or an http(s) URL\nRun `understudy --help` for usage.\n');
+  const timeout = await child(['pull', '--timeout', '0', `${server.url}/cli/quiet.gguf`], {}).done;
+  assert.is(timeout.code, 2);
+  assert.is(timeout.stderr, 'understudy: --timeout expects a positive number of seconds, got "0"\nRun `understudy --help` for usage.\n');
 });
 
 test('understudy pull: Ctrl-C keeps the part for a resume and exits 130', async () => {
