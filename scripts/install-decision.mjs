@@ -77,7 +77,8 @@ export function installDecision(facts) {
       'Two ways out:',
       '  - install on a platform with a prebuilt package (linux-x64 with glibc: understudy-llm-linux-x64, which npm',
       '    installs as an optional dependency; do not omit optional dependencies), or',
-      '  - install cmake and a C++ compiler (g++ or clang++), then: UNDERSTUDY_BUILD_FROM_SOURCE=1 npm rebuild understudy-llm',
+      '  - install cmake and a C++ compiler (g++ or clang++) and run npm install again: it builds from source',
+      '    (UNDERSTUDY_BUILD_FROM_SOURCE=1 makes it do so even where a prebuilt package fits).',
     ].join('\n'),
   };
 }

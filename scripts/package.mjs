@@ -1,0 +1,91 @@
+#!/usr/bin/env node
+// `npm run package`: builds this machine's platform binary portably (no
+// -march=native, as prebuild-backend.mjs), writes its platform package, and packs
+// it and the main package (with the platform packages as optionalDependencies,
+// pinned to its version) into dist-packages/. Options:
+//   --gpu=cpu|cuda      the CPU package (default) or the CUDA one (built on a
+//                       machine with the CUDA toolkit; CMAKE_CUDA_ARCHITECTURES
+//                       via --cuda-arch, default: build-native's)
+//   --cuda-arch=LIST    e.g. "75;80;86;89;90"
+//   --no-build          reuse the portable build already in --build-dir
+//   --build-dir=DIR     default build-portable (build-portable-cuda for CUDA)
+//   --no-tsc            pack the dist/ already there (default: npm run build first)
+import { spawnSync } from 'node:child_process';
+import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { currentLibc, platformPackageNames } from './install-decision.mjs';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const flag = (name, fallback) => process.argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3) ?? fallback;
+const gpu = flag('gpu', 'cpu');
+if (!['cpu', 'cuda'].includes(gpu)) fail(`--gpu must be cpu or cuda (HIP is a source build: UNDERSTUDY_GPU=hip), not ${JSON.stringify(gpu)}`);
+const buildDir = flag('build-dir', gpu === 'cpu' ? 'build-portable' : 'build-portable-cuda');
+const out = join(root, 'dist-packages');
+const main = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
+const libc = currentLibc();
+const [cpuName, cudaName] = platformPackageNames();
+const name = gpu === 'cpu' ? cpuName : cudaName;
+
+function fail(message) {
+  console.error(`package: ${message}`);
+  process.exit(1);
+}
+
+function run(cmd, args, options = {}) {
+  const r = spawnSync(cmd, args, { cwd: root, stdio: 'inherit', ...options });
+  if (r.status !== 0) fail(`${cmd} ${args.join(' ')} failed (exit ${r.status ?? r.signal})`);
+  return r;
+}
+
+// 1. The binary, portable.
+if (!process.argv.includes('--no-build')) {
+  const args = [join(root, 'scripts', 'build-native.mjs'), `--gpu=${gpu}`, `--out=${buildDir}`];
+  const arch = flag('cuda-arch', '');
+  if (arch) args.push(`--cuda-arch=${arch}`);
+  run(process.execPath, args, { env: { ...process.env, UNDERSTUDY_NATIVE_ARCH: 'off' } });
+}
+const binary = join(root, buildDir, 'Release', 'understudy.node');
+if (!existsSync(binary)) fail(`no build at ${binary}: run without --no-build`);
+// A build made without UNDERSTUDY_NATIVE_ARCH=off would carry -march=native into a package.
+const cache = readFileSync(join(root, buildDir, 'CMakeCache.txt'), 'utf8');
+if (!/^GGML_NATIVE:BOOL=OFF$/m.test(cache)) fail(`${buildDir} is a -march=native build (GGML_NATIVE is not OFF): rebuild it without --no-build`);
+
+// 2. The platform package: the binary, a package.json and a README line.
+const platformDir = join(out, name);
+rmSync(platformDir, { recursive: true, force: true });
+mkdirSync(platformDir, { recursive: true });
+run('strip', ['--strip-unneeded', '-o', join(platformDir, 'understudy.node'), binary]);
+writeFileSync(join(platformDir, 'package.json'), JSON.stringify({
+  name,
+  version: main.version,
+  description: `The ${gpu === 'cpu' ? 'CPU' : 'CUDA'} binary of understudy-llm for ${process.platform}-${process.arch}${libc ? ` (${libc})` : ''}`,
+  license: main.license,
+  main: 'understudy.node',
+  files: ['understudy.node', 'README.md'],
+  os: [process.platform],
+  cpu: [process.arch],
+  ...(libc ? { libc: [libc] } : {}),
+  engines: main.engines,
+}, null, 2) + '\n');
+writeFileSync(join(platformDir, 'README.md'),
+  `The ${gpu === 'cpu' ? 'CPU' : 'CUDA'} native binary of [understudy-llm](https://www.npmjs.com/package/understudy-llm), installed by it as an optional dependency; not for use on its own.\n`);
+
+// 3. The main package, from a staged copy whose package.json lists the platform packages.
+if (!process.argv.includes('--no-tsc')) run('npm', ['run', 'build']);
+if (!existsSync(join(root, 'dist', 'index.js'))) fail('dist/ is not built: run without --no-tsc');
+const stage = join(out, 'stage', 'understudy-llm');
+rmSync(join(out, 'stage'), { recursive: true, force: true });
+mkdirSync(stage, { recursive: true });
+for (const entry of [...main.files, 'README.md']) {
+  if (existsSync(join(root, entry))) cpSync(join(root, entry), join(stage, entry), { recursive: true });
+}
+const optional = Object.fromEntries([cpuName, cudaName].map((n) => [n, main.version]));
+writeFileSync(join(stage, 'package.json'), JSON.stringify({ ...main, optionalDependencies: optional }, null, 2) + '\n');
+
+// 4. The tarballs. --ignore-scripts: dist/ is built above; the stage has no sources for `prepare`.
+for (const dir of [stage, platformDir]) run('npm', ['pack', '--ignore-scripts', '--pack-destination', out], { cwd: dir });
+rmSync(join(out, 'stage'), { recursive: true });
+for (const tgz of [`understudy-llm-${main.version}.tgz`, `${name}-${main.version}.tgz`]) {
+  console.error(`package: dist-packages/${tgz} ${(statSync(join(out, tgz)).size / 2 ** 20).toFixed(1)} MiB`);
+}
