@@ -4,9 +4,15 @@
 // it and the main package (with the platform packages as optionalDependencies,
 // pinned to its version) into dist-packages/. Options:
 //   --gpu=cpu|cuda      the CPU package (default) or the CUDA one (built on a
-//                       machine with the CUDA toolkit; CMAKE_CUDA_ARCHITECTURES
-//                       via --cuda-arch, default: build-native's)
-//   --cuda-arch=LIST    e.g. "75;80;86;89;90"
+//                       machine with the CUDA toolkit; untested so far). It links
+//                       the CUDA runtime and cuBLAS dynamically: users need the
+//                       driver and the CUDA runtime of the same major version,
+//                       else its test load fails and the CPU package is used.
+//   --cuda-arch=LIST    CMAKE_CUDA_ARCHITECTURES. Default: llama.cpp's release
+//                       list for a non-native build (ggml-cuda/CMakeLists.txt):
+//                       50/61/70-virtual (CUDA < 13), 75-virtual, 80-virtual,
+//                       86-real, 89-real, 90-virtual, and Blackwell (120a-real,
+//                       121a-real) with CUDA >= 12.8/12.9
 //   --no-build          reuse the portable build already in --build-dir
 //   --build-dir=DIR     default build-portable (build-portable-cuda for CUDA)
 //   --no-tsc            pack the dist/ already there (default: npm run build first)
@@ -69,7 +75,8 @@ writeFileSync(join(platformDir, 'package.json'), JSON.stringify({
   engines: main.engines,
 }, null, 2) + '\n');
 writeFileSync(join(platformDir, 'README.md'),
-  `The ${gpu === 'cpu' ? 'CPU' : 'CUDA'} native binary of [understudy-llm](https://www.npmjs.com/package/understudy-llm), installed by it as an optional dependency; not for use on its own.\n`);
+  `The ${gpu === 'cpu' ? 'CPU' : 'CUDA'} native binary of [understudy-llm](https://www.npmjs.com/package/understudy-llm), installed by it as an optional dependency; not for use on its own.` +
+  (gpu === 'cuda' ? ' Needs an NVIDIA driver and the CUDA runtime and cuBLAS libraries; understudy-llm test-loads it and falls back to the CPU package when they are missing.\n' : '\n'));
 
 // 3. The main package, from a staged copy whose package.json lists the platform packages.
 if (!process.argv.includes('--no-tsc')) run('npm', ['run', 'build']);
