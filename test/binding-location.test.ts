@@ -137,7 +137,7 @@ test('UNDERSTUDY_DEVICE is read strictly (blank is auto)', () => {
   assert.is(deviceFromEnv(''), 'auto');
   const err = thrown(() => deviceFromEnv('gpu'));
   assert.is(err.code, 'INVALID_CONFIG');
-  assert.is(err.message, 'Expected one of auto, cpu, cuda, hip for UNDERSTUDY_DEVICE but received "gpu"');
+  assert.is(err.message, 'UNDERSTUDY_DEVICE must be one of auto, cpu, cuda, hip, got "gpu"');
 });
 
 test('doctor shows the binary, its source and reason, and NODE_DEBUG=understudy logs the choice', () => {

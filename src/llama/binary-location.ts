@@ -100,11 +100,11 @@ function cachedTestLoad(path: string, run: (path: string) => TestLoad): TestLoad
   return result;
 }
 
-/** UNDERSTUDY_DEVICE as the binary choice reads it (blank is auto). */
+/** UNDERSTUDY_DEVICE as the binary choice reads it (blank is auto), worded as config.ts words it. */
 export function deviceFromEnv(raw = process.env.UNDERSTUDY_DEVICE): BinaryDevice {
   const value = raw?.trim() || 'auto';
   if (value === 'auto' || value === 'cpu' || value === 'cuda' || value === 'hip') return value;
-  throw new UnderstudyError('INVALID_CONFIG', `Expected one of auto, cpu, cuda, hip for UNDERSTUDY_DEVICE but received ${showValue(raw)}`);
+  throw new UnderstudyError('INVALID_CONFIG', `UNDERSTUDY_DEVICE must be one of auto, cpu, cuda, hip, got ${showValue(raw)}`);
 }
 
 export interface ChoiceInputs {
