@@ -198,8 +198,10 @@ export function binding(): NativeBinding {
   } catch (err) {
     throw new UnderstudyError('BINDING_NOT_FOUND',
       `the native build of Understudy at ${picked.path} (${picked.reason}) failed to load: ` +
-      `rebuild it with \`npm run build:native\` (needs cmake and a C++ compiler; ` +
-      `UNDERSTUDY_GPU=cuda or hip for a GPU build). ${(err as Error).message.split('\n')[0]}`, { cause: err });
+      (picked.source === 'package'
+        ? `reinstall ${picked.packageName}, or build from source with UNDERSTUDY_BUILD_FROM_SOURCE=1 npm rebuild understudy-llm (needs cmake and a C++ compiler). `
+        : 'rebuild it with `npm run build:native` (needs cmake and a C++ compiler; UNDERSTUDY_GPU=cuda or hip for a GPU build). ') +
+      (err as Error).message.split('\n')[0], { cause: err });
   }
   const level = process.env.UNDERSTUDY_LOG_LEVEL;
   if (level) cached.setLogLevel(logLevelNumber(level, 'UNDERSTUDY_LOG_LEVEL'));
