@@ -32,7 +32,7 @@ export async function askCommand(argv: string[]): Promise<number> {
       ...(typeof values.route === 'string' ? { route: values.route as never } : {}),
       ...(values['max-tokens'] !== undefined ? { maxTokens: toNumber(values['max-tokens'], '--max-tokens', true) } : {}),
       ...(values.temperature !== undefined ? { temperature: toNumber(values.temperature, '--temperature', false) } : {}),
-      ...(Array.isArray(values.stop) ? { stop: values.stop } : {}),
+      ...(Array.isArray(values.stop) ? { stop: values.stop.filter((s): s is string => typeof s === 'string') } : {}),
     });
     for await (const piece of stream) process.stdout.write(piece);
     process.stdout.write('\n');
