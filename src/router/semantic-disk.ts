@@ -5,13 +5,12 @@
 // index itself only keeps its in-memory graphs consistent and decides when to
 // load, grow and save them; this file owns the worker and the file I/O.
 import { mkdirSync } from 'node:fs';
-import hnswlib from 'hnswlib-node';
+// Loaded lazily (an optional dependency); this only runs with the semantic cache on, so it loaded.
+import { hnswlib } from './hnsw-module.js';
 import { Piscina } from 'piscina';
 import { indexPaths } from './semantic-files.js';
 import { EF_SEARCH, WORKER_IDLE_MS, WORKER_NICE, type Hnsw } from './semantic-task.js';
 import type { OpenResult, WorkerTask } from './semantic-worker.js';
-
-const { HierarchicalNSW } = hnswlib;
 
 // Run as TypeScript under tsx (tests), as JavaScript from dist.
 const WORKER = new URL(import.meta.url.endsWith('.ts') ? './semantic-worker.ts' : './semantic-worker.js', import.meta.url).href;
@@ -59,7 +58,7 @@ export class SemanticDisk {
       this.#onWarning?.(`the saved semantic index of task ${task} was not used (${result.rebuilt}); rebuilt it from ${result.ids.length} cached entries`);
     }
     // The worker left a verified graph that holds exactly the rows it read: hnswlib reads it off the event loop.
-    const hnsw = new HierarchicalNSW('cosine', dim);
+    const hnsw = new (hnswlib().HierarchicalNSW)('cosine', dim);
     await hnsw.readIndex(graph, true);
     hnsw.setEf(EF_SEARCH);
     const signatures = new Map<number, string>();

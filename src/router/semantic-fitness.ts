@@ -7,6 +7,7 @@
 import type { EmbedFunction } from './embedder.js';
 import { cosine } from './embedder.js';
 import { errorText } from '../validate.js';
+import { hnswlibMissingWarning, loadHnswlib } from './hnsw-module.js';
 
 /** Pairs no cache should ever confuse: different topics, forms and lengths. */
 export const UNRELATED_PAIRS: readonly (readonly [string, string])[] = [
@@ -55,6 +56,9 @@ export interface SemanticState {
 export async function semanticState(wanted: boolean, embed: EmbedFunction | undefined, checked: boolean, threshold: number,
   embedderName: string): Promise<SemanticState> {
   if (!wanted) return { on: false };
+  // hnswlib-node is optional (it compiles from source): without it there is no index to search.
+  const hnsw = loadHnswlib();
+  if (!hnsw.module) return { on: false, warning: hnswlibMissingWarning(hnsw.error) };
   if (!embed) return { on: false, warning: 'the semantic cache stays off: there is no embedder (set UNDERSTUDY_EMBEDDING_MODEL to an embedding model)' };
   if (!checked) return { on: true };
   let f: Fitness;

@@ -12,7 +12,8 @@
 // being written, changes queue. A lookup is only ever answered from a whole
 // index that holds no entry the rows have lost.
 import { mkdirSync } from 'node:fs';
-import hnswlib from 'hnswlib-node';
+// Loaded lazily (an optional dependency); this only runs with the semantic cache on, so it loaded.
+import { hnswlib } from './hnsw-module.js';
 import { HNSW_PARAMS } from './semantic-files.js';
 import { SemanticDisk } from './semantic-disk.js';
 import {
@@ -20,8 +21,6 @@ import {
   waitFor, type Hnsw, type TaskIndex,
 } from './semantic-task.js';
 import type { Db } from './store.js';
-
-const { HierarchicalNSW } = hnswlib;
 
 export interface SemanticHit {
   id: number;
@@ -118,7 +117,7 @@ export class SemanticIndex {
   }
 
   #empty(dim: number): Hnsw {
-    const hnsw = new HierarchicalNSW('cosine', dim);
+    const hnsw = new (hnswlib().HierarchicalNSW)('cosine', dim);
     hnsw.initIndex({ ...HNSW_PARAMS });
     hnsw.setEf(EF_SEARCH);
     return hnsw;
