@@ -6,6 +6,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { root, run } from './helpers.js';
 
 interface ChildResult { hnswlib: string; semanticCache: boolean; routes: string[]; texts: string[]; warnings: string[] }
@@ -46,6 +47,19 @@ test('with hnswlib-node: nothing changes (the same child, not patched, answers t
   assert.is(r.semanticCache, true);
   assert.equal(r.warnings, []);
   assert.equal(r.routes, ['remote', 'cache', 'semantic-cache']);
+});
+
+test('doctor says whether the semantic cache is available, and how to get hnswlib-node', async () => {
+  const inspect = pathToFileURL(join(root, 'src', 'cli', 'inspect.ts')).href;
+  const doctor = `const m = await import(${JSON.stringify(inspect)}); process.exitCode = await m.doctorCommand([]);`;
+  const semanticCache = async (preload: string[]) => {
+    const r = await run(process.execPath, ['--import', 'tsx', ...preload, '--input-type=module', '-e', doctor], 60_000);
+    assert.is(r.code, 0, r.stderr);
+    return (JSON.parse(r.stdout) as { semanticCache: string }).semanticCache;
+  };
+  assert.is(await semanticCache(['--require', join(root, 'test', 'fixtures', 'no-hnswlib.cjs')]),
+    `unavailable: hnswlib-node is not installed; ${how}`);
+  assert.is(await semanticCache([]), 'available (hnswlib-node loaded)');
 });
 
 test.run();

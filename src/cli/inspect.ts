@@ -3,6 +3,7 @@
 import { loadModel } from '../llama/model.js';
 import { systemInfo } from '../llama/system.js';
 import { bindingChoice } from '../llama/binding.js';
+import { hnswlibUnavailable, loadHnswlib } from '../router/hnsw-module.js';
 import { parse, requireModel, UsageError } from './usage.js';
 import { showValue } from '../validate.js';
 
@@ -60,7 +61,14 @@ export async function doctorCommand(argv: string[]): Promise<number> {
     gpuOffload: info.supportsGpuOffload,
     mmap: info.supportsMmap,
     features: info.features.trim(),
+    // hnswlib-node is optional (it compiles from source): without it the semantic cache stays off.
+    semanticCache: hnswlibStatus(),
   };
   process.stdout.write(JSON.stringify(out, null, 2) + '\n');
   return 0;
+}
+
+function hnswlibStatus(): string {
+  const hnsw = loadHnswlib();
+  return hnsw.module ? 'available (hnswlib-node loaded)' : `unavailable: ${hnswlibUnavailable(hnsw.error)}`;
 }

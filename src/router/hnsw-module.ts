@@ -32,12 +32,17 @@ export function hnswlib(): HnswlibModule {
   return l.module;
 }
 
-/** The warning that turns the semantic cache off when hnswlib-node cannot be loaded. */
-export function hnswlibMissingWarning(error: unknown): string {
+/** Why hnswlib-node is not there, and how to get it. */
+export function hnswlibUnavailable(error: unknown): string {
   const code = (error as { code?: unknown } | null)?.code;
   const why = code === 'MODULE_NOT_FOUND' || code === 'ERR_MODULE_NOT_FOUND'
     ? 'hnswlib-node is not installed'
     : `hnswlib-node failed to load (${errorText(error).split('\n')[0]})`;
-  return `the semantic cache stays off: ${why}; it compiles from source, so install a C++ toolchain ` +
+  return `${why}; it compiles from source, so install a C++ toolchain ` +
     '(a C++ compiler, make and Python) and run npm rebuild hnswlib-node, or npm install hnswlib-node';
+}
+
+/** The warning that turns the semantic cache off when hnswlib-node cannot be loaded. */
+export function hnswlibMissingWarning(error: unknown): string {
+  return `the semantic cache stays off: ${hnswlibUnavailable(error)}`;
 }
