@@ -126,10 +126,13 @@ const validChunk = ajv.compile({
         },
       },
     },
+    // With include_usage, OpenAI's chunks carry usage: null until the last one.
     usage: {
-      type: 'object',
-      required: ['prompt_tokens', 'completion_tokens', 'total_tokens'],
-      properties: { prompt_tokens: { type: 'integer', minimum: 1 }, completion_tokens: { type: 'integer', minimum: 1 }, total_tokens: { type: 'integer' } },
+      anyOf: [{ type: 'null' }, {
+        type: 'object',
+        required: ['prompt_tokens', 'completion_tokens', 'total_tokens'],
+        properties: { prompt_tokens: { type: 'integer', minimum: 1 }, completion_tokens: { type: 'integer', minimum: 1 }, total_tokens: { type: 'integer' } },
+      }],
     },
   },
 });
@@ -147,6 +150,7 @@ function checkChatStream(body: string, includeUsage: boolean): { text: string; u
   assert.is(new Set(chunks.map((c) => c.id)).size, 1, 'chunks of one answer carry one id');
   assert.equal(chunks[0].choices[0].delta, { role: 'assistant', content: '' });
   const usageChunk = includeUsage ? chunks.pop() : undefined;
+  for (const c of chunks) assert.is(c.usage, includeUsage ? null : undefined, `usage of a chunk before the last: ${JSON.stringify(c)}`);
   const finish = chunks.pop();
   assert.equal(finish.choices[0].delta, {});
   assert.ok(['stop', 'length'].includes(finish.choices[0].finish_reason));

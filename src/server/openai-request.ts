@@ -110,6 +110,11 @@ export function chatRequest(body: Body, headers: CallHeaders, signal: AbortSigna
   const offered = tools(body.tools);
   if (offered) structure.tools = offered;
   const choice = toolChoice(body.tool_choice);
+  // A call that must be a tool call cannot be answered without tools (OpenAI refuses it too);
+  // 'auto' and 'none' without tools mean plain text and pass.
+  if (choice && choice !== 'auto' && choice !== 'none' && !offered?.length) {
+    throw new HttpRequestError('INVALID_ARGUMENT', "Expected tools with tool_choice (a required or named tool call needs tools) but received no tools", 'tool_choice');
+  }
   if (choice && offered) structure.toolChoice = choice;
   return { messages: (body.messages as Body[]).map(message), ...sampling(body, headers, signal), ...structure };
 }

@@ -25,6 +25,7 @@ export function chatCompletion(result: RouterResult) {
     object: 'chat.completion',
     created: created(),
     model: result.model,
+    system_fingerprint: null,
     choices: [{ index: 0, message, logprobs: null, finish_reason: result.finishReason }],
     usage: usage(result.usage),
   };
@@ -44,15 +45,18 @@ export function textCompletion(result: RouterResult) {
 /** The chunks of one streamed answer, for chat or completions: the same id, time and model in each. */
 export class Chunks {
   readonly #kind: 'chat' | 'complete';
-  readonly #base: { id: string; object: string; created: number; model: string };
+  readonly #base: { id: string; object: string; created: number; model: string; system_fingerprint: null };
+  readonly #includeUsage: boolean;
 
-  constructor(kind: 'chat' | 'complete', model: string) {
+  constructor(kind: 'chat' | 'complete', model: string, includeUsage = false) {
     this.#kind = kind;
+    this.#includeUsage = includeUsage;
     this.#base = {
       id: newId(kind === 'chat' ? 'chatcmpl' : 'cmpl'),
       object: kind === 'chat' ? 'chat.completion.chunk' : 'text_completion',
       created: created(),
       model,
+      system_fingerprint: null,
     };
   }
 
@@ -83,6 +87,7 @@ export class Chunks {
   }
 
   #chunk(choice: Record<string, unknown>) {
-    return { ...this.#base, choices: [choice] };
+    // With include_usage, OpenAI gives every chunk a usage field: null until the last one.
+    return { ...this.#base, choices: [choice], ...(this.#includeUsage ? { usage: null } : {}) };
   }
 }

@@ -27,7 +27,7 @@ export interface SseOptions {
 }
 
 async function* events(stream: RouterStream<RouterResult>, o: SseOptions): AsyncGenerator<string> {
-  const chunks = new Chunks(o.kind, o.model);
+  const chunks = new Chunks(o.kind, o.model, o.includeUsage);
   try {
     // The role chunk goes with the first piece, or at the end: before tool calls
     // its content is null (OpenAI's), which is only known once the answer is.
