@@ -166,6 +166,11 @@ test('a non-loopback --host without a key is warned about on stderr', async () =
   }
 });
 
+test('--chat-template reaches the router options (as UNDERSTUDY_CHAT_TEMPLATE would)', () => {
+  assert.is(serveOptions(['--chat-template', 'rwkv-world'], {}).router.chatTemplate, 'rwkv-world');
+  assert.not.ok('chatTemplate' in serveOptions([], {}).router);
+});
+
 test('--api-key is trimmed as a presented key is', () => {
   assert.is(serveOptions(['--api-key', '  key-abc-123\n'], {}).server.apiKey, 'key-abc-123');
   assert.is(serveOptions([], { UNDERSTUDY_SERVER_KEY: ' key-abc-123 ' }).server.apiKey, 'key-abc-123');

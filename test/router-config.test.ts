@@ -45,6 +45,12 @@ test('every documented variable is read', () => {
   assert.is(resolveSettings(undefined, { OPENAI_API_KEY: 'key-2' }).apiKey, 'key-2');
 });
 
+test('chatTemplate: chatml by default, UNDERSTUDY_CHAT_TEMPLATE, the option winning', () => {
+  assert.is(resolveSettings(undefined, {}).chatTemplate, 'chatml');
+  assert.is(resolveSettings(undefined, { UNDERSTUDY_CHAT_TEMPLATE: 'rwkv-world' }).chatTemplate, 'rwkv-world');
+  assert.is(resolveSettings({ chatTemplate: 'llama3' }, { UNDERSTUDY_CHAT_TEMPLATE: 'rwkv-world' }).chatTemplate, 'llama3');
+});
+
 test('options win over the environment', () => {
   const s = resolveSettings({ simThreshold: 0.5, cacheDir: '/opt' }, { UNDERSTUDY_SIM_THRESHOLD: '0.9', UNDERSTUDY_CACHE_DIR: '/env' });
   assert.is(s.simThreshold, 0.5);

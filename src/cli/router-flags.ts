@@ -8,6 +8,7 @@ export const ROUTER_FLAGS = {
   'cache-dir': { type: 'string' },
   offline: { type: 'boolean' },
   threads: { type: 'string', short: 't' },
+  'chat-template': { type: 'string' },
 } as const;
 
 export function routerOptions(values: Record<string, unknown>) {
@@ -16,5 +17,6 @@ export function routerOptions(values: Record<string, unknown>) {
     ...(typeof values['cache-dir'] === 'string' ? { cacheDir: values['cache-dir'] } : {}),
     ...(values.offline ? { useApi: false } : {}),
     ...(values.threads !== undefined ? { threads: toNumber(values.threads, '--threads', true) } : {}),
+    ...(typeof values['chat-template'] === 'string' ? { chatTemplate: values['chat-template'] } : {}),
   };
 }

@@ -35,20 +35,21 @@ Usage:
       Prints the backends, devices and build in use.
   understudy ask [--task NAME] [--system TEXT] [--route auto|local|remote|cache]
                  [--max-tokens N] [--temperature T] [--stop TEXT]... [--model PATH]
-                 [--cache-dir DIR] [--threads N] [--offline] PROMPT
+                 [--cache-dir DIR] [--threads N] [--chat-template NAME] [--offline] PROMPT
       Sends PROMPT through the router (caches, local model, remote API), streams
       the answer to stdout and the route to stderr. An answer cut off by
       --max-tokens is not cached; --stop (repeatable) ends it at a text. Configured by UNDERSTUDY_*
       variables (see the README); flags win over them. --threads (UNDERSTUDY_THREADS)
       is shared by the local model's generation and embedding contexts
-      (default: all cores but one).
+      (default: all cores but one). --chat-template (UNDERSTUDY_CHAT_TEMPLATE)
+      names the template for a model whose GGUF has none (default chatml).
   understudy dataset tasks [--cache-dir DIR]
       Lists the tasks in the dataset, their rows and readiness.
   understudy dataset export --out FILE [--task NAME] [--cache-dir DIR]
       Writes the dataset as JSONL in chat format, for training.
   understudy serve [--host H] [--port P] [--api-key KEY] [--body-limit BYTES]
                    [--request-timeout MS] [--grace MS] [--model PATH]
-                   [--cache-dir DIR] [--threads N] [--offline]
+                   [--cache-dir DIR] [--threads N] [--chat-template NAME] [--offline]
       An OpenAI-compatible HTTP server over the router: /v1/chat/completions,
       /v1/completions, /v1/embeddings, /v1/models, /health and /metrics
       (Prometheus). Configured like ask; training rounds run in the background.

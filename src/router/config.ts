@@ -129,7 +129,7 @@ const SPEC: Record<keyof RouterSettings, { kind: Kind; env?: string; fallback?: 
   cacheSampled: { kind: 'boolean', fallback: false },
   contextSize: { kind: 'count', min: 16, max: 1 << 24 },
   sequences: { kind: 'count', fallback: 4, min: 1, max: 256 },
-  chatTemplate: { kind: 'string', fallback: 'chatml' },
+  chatTemplate: { kind: 'string', env: 'UNDERSTUDY_CHAT_TEMPLATE', fallback: 'chatml' },
 };
 
 function isHttpUrl(value: unknown): boolean {
