@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createRouter, MockBackend, startServer, type Router, type UnderstudyServer } from '../src/index.js';
 import { http } from './server-fixture.js';
+import { startTeacher } from './teacher.js';
 
 let router: Router;
 let server: UnderstudyServer;
@@ -79,6 +80,35 @@ test('system_fingerprint is null on answers and chunks; with include_usage every
   const plainChunks = plain.text.split('\n\n').filter((e) => e.startsWith('data: {')).map((e) => JSON.parse(e.slice(6)));
   assert.ok(plainChunks.length >= 2, plain.text);
   for (const c of plainChunks) assert.not.ok('usage' in c, JSON.stringify(c));
+});
+
+test('a remote resting after failures: 503 REMOTE_UNAVAILABLE with Retry-After for the rest it has left', async () => {
+  const teacher = await startTeacher();
+  const resting = await createRouter({
+    local: false, apiBase: teacher.url, apiKey: 'sk-compat-remote-key-1234', retries: 0, cooldownAfter: 1, cooldownMs: 30_000,
+    embedder: false, cacheDir: mkdtempSync(join(tmpdir(), 'understudy-compat-rest-')), quiet: true, env: {}, trainLocal: false,
+  });
+  const restingServer = await startServer(resting, { port: 0 });
+  try {
+    teacher.faults.push({ kind: 'status', status: 500 });
+    const body = { model: 'm', messages: [{ role: 'user', content: 'are you there?' }] };
+    const failed = await http(`${restingServer.url}/v1/chat/completions`, { body });
+    assert.is(failed.status, 503, failed.text);
+    assert.match(failed.json.error.message, /answered HTTP 500: teacher fault: status 500$/);
+    const asked = teacher.requests.length;
+    const rest = await http(`${restingServer.url}/v1/chat/completions`, { body });
+    assert.is(rest.status, 503, rest.text);
+    assert.is(rest.json.error.code, 'REMOTE_UNAVAILABLE');
+    assert.match(rest.json.error.message, /failed 1 calls in a row; not trying it again for \d+ s$/);
+    // Not sent: the remote is resting.
+    assert.is(teacher.requests.length, asked);
+    const seconds = Number(rest.headers.get('retry-after'));
+    assert.ok(Number.isInteger(seconds) && seconds >= 1 && seconds <= 30, `retry-after ${rest.headers.get('retry-after')}`);
+  } finally {
+    await restingServer.close();
+    await resting.close();
+    await teacher.close();
+  }
 });
 
 test.run();
