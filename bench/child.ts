@@ -11,10 +11,10 @@ import { repoRoot } from './models.js';
 export const RESULT_PREFIX = 'BENCH-RESULT ';
 
 /** Runs bench/<script> with `--model FILE --options JSON` and returns what it printed after RESULT_PREFIX. */
-export function runChild<T>(script: string, model: string, options: unknown, what: string): Promise<T> {
+export function runChild<T>(script: string, model: string, options: unknown, what: string, env?: Record<string, string>): Promise<T> {
   const path = fileURLToPath(new URL(`./${script}`, import.meta.url));
   const child = spawn(process.execPath, ['--import', 'tsx', path, '--model', model, '--options', JSON.stringify(options)], {
-    cwd: repoRoot, stdio: ['ignore', 'pipe', 'inherit'],
+    cwd: repoRoot, stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, ...env },
   });
   const unwatch = watchPid(child.pid);
   let stdout = '';

@@ -3,7 +3,7 @@
 // run.ts runs this file as a child process per model (so peak RSS is that
 // model's own), reading one `BENCH-RESULT {json}` line from its stdout.
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
-import { loadModel, systemInfo, type Context, type Model } from '../src/index.js';
+import { cpuCode, loadModel, systemInfo, type Context, type Model } from '../src/index.js';
 import { seededRandom } from '../test/seeded-random.js';
 import { childMain, invokedDirectly } from './child.js';
 import { summarize, type Stat } from './report.js';
@@ -16,6 +16,8 @@ export interface OursOptions {
   nGen: number;
   batchSize: number;
   contextSize: number;
+  /** pp and tg only: no streamed tg, no time to first token (the prebuilt section). */
+  ppTgOnly?: boolean;
 }
 
 export interface OursResult {
@@ -35,6 +37,8 @@ export interface OursResult {
   context: ReturnType<Context['info']>;
   model: { architecture: string; parameters: number | null; vocabSize: number; layers: number | null; gpuLayers: number };
   system: ReturnType<typeof systemInfo>;
+  /** The CPU code the addon ran: a prebuilt binary's variant, or a source build's own. */
+  cpu: ReturnType<typeof cpuCode>;
   /** The pp prompt's token ids (its first is tg's one-token prompt), for node-llama-cpp to use the same. */
   prompt: number[];
 }
@@ -109,7 +113,7 @@ export async function measureOurs(path: string, o: OursOptions, log: (msg: strin
     idle.disable();
     const busy = monitorEventLoopDelay({ resolution: 1 });
     const streamTg: number[] = [];
-    for (let i = 0; i < runs; i++) {
+    for (let i = 0; i < (o.ppTgOnly ? 0 : runs); i++) {
       ctx.clearCache();
       if (i > 0) busy.enable();
       const gen = ctx.generate(start, genOpts);
@@ -123,7 +127,7 @@ export async function measureOurs(path: string, o: OursOptions, log: (msg: strin
     const ttft: number[] = [];
     const ttftJs: number[] = [];
     let ttftPromptTokens = 0;
-    for (let i = 0; i < runs; i++) {
+    for (let i = 0; i < (o.ppTgOnly ? 0 : runs); i++) {
       ctx.clearCache();
       const t = performance.now();
       const gen = ctx.generate(TTFT_PROMPT, { maxTokens: 4, temperature: 0, ignoreEos: true });
@@ -147,6 +151,7 @@ export async function measureOurs(path: string, o: OursOptions, log: (msg: strin
       context,
       model: { architecture: info.architecture, parameters: info.parameters, vocabSize: info.vocab.size, layers: info.layers, gpuLayers: info.gpuLayers },
       system: systemInfo(),
+      cpu: cpuCode(),
       prompt,
     };
   } finally {

@@ -25,6 +25,8 @@ import {
 } from './report.js';
 import { printServer, runServerBench, type ServerBenchOptions, type ServerBenchResult } from './server-section.js';
 import { printStall, runStallBench } from './stall-section.js';
+import { findNative, findPrebuilt, printPrebuilt, runPrebuiltBench, type PrebuiltResult } from './prebuilt-section.js';
+import { platformPackageNames } from '../scripts/install-decision.mjs';
 import { printTrain, runTrainBench, type TrainSectionResult } from './train-section.js';
 import { HIT_REQUEST, runRouterBench, type RouterBenchOptions, type RouterBenchResult } from './router.js';
 
@@ -33,8 +35,8 @@ const PARALLEL_SHAPE = { nPrompt: 128, nGen: 128 };
 const LAG_SEQUENCES = 16;
 const SKIPPABLE = ['parallel', 'embeddings', 'node-llama-cpp', 'router'] as const;
 // 'models': llama-bench, node-llama-cpp and ours on each model (everything but the router).
-// 'train', 'distill' and 'server' run only when asked for (--only train / distill / server): they take minutes.
-const SECTIONS = ['models', 'router', 'stall', 'train', 'distill', 'server'] as const;
+// 'train', 'distill', 'server' and 'prebuilt' run only when asked for (--only train / ...): they take minutes.
+const SECTIONS = ['models', 'router', 'stall', 'train', 'distill', 'server', 'prebuilt'] as const;
 const DEFAULT_SECTIONS = ['models', 'router', 'stall'];
 const ROUTER_SIZES = [10_000, 100_000];
 // The distillation run: UNDERSTUDY_TRAIN_EVERY values (one run each) and the most calls a run sends.
@@ -53,7 +55,9 @@ const USAGE = `usage: npm run bench -- [options]
   --models LIST   comma-separated: stories,tinyllama (default both)
   --npl LIST      parallel sequences to measure, e.g. 1,4,16 (default ${DEFAULT_NPL.stories.join(',')} on stories260K, ${DEFAULT_NPL.tinyllama.join(',')} on tinyllama)
   --skip LIST     leave out some of: ${SKIPPABLE.join(', ')}
-  --only LIST     run only these sections: ${SECTIONS.join(', ')} (models: everything but the router; stall: the semantic index's event-loop stalls at 50k entries; train: LoRA training tokens/s against our prompt processing; distill: the distillation loop on stories260K and a loopback teacher; server: our HTTP server against in-process calls and llama-server, on tinyllama unless --models says otherwise; train, distill and server run only when named)
+  --only LIST     run only these sections: ${SECTIONS.join(', ')} (models: everything but the router; stall: the semantic index's event-loop stalls at 50k entries; train: LoRA training tokens/s against our prompt processing; distill: the distillation loop on stories260K and a loopback teacher; server: our HTTP server against in-process calls and llama-server, on tinyllama unless --models says otherwise; prebuilt: the prebuilt CPU binary against a -march=native build and node-llama-cpp, on tinyllama unless --models says otherwise; train, distill, server and prebuilt run only when named)
+  --prebuilt FILE the prebuilt binary for --only prebuilt (default: dist-packages/<platform package>/understudy.node, else build-portable/Release/understudy.node)
+  --rounds N      turns each side takes in --only prebuilt (default 6; each runs --reps repetitions)
   --router-sizes LIST  semantic-index sizes, e.g. 10000 (default ${ROUTER_SIZES.join(',')}; --quick: ${ROUTER_SIZES[0]})
   --router-calls N     timed exact-cache hits (default 20000, after a tenth as many warm-up calls)
   --distill-every LIST  UNDERSTUDY_TRAIN_EVERY values for the distill section, one run each (default ${DISTILL_EVERY.join(',')})
@@ -83,6 +87,7 @@ async function main(): Promise<void> {
       threads: { type: 'string' }, reps: { type: 'string' }, models: { type: 'string' }, name: { type: 'string' },
       npl: { type: 'string' }, skip: { type: 'string' }, only: { type: 'string' }, 'router-sizes': { type: 'string' }, 'router-calls': { type: 'string' },
       'distill-every': { type: 'string' }, 'distill-calls': { type: 'string' }, 'distill-seeds': { type: 'string' }, 'distill-after': { type: 'string' },
+      prebuilt: { type: 'string' }, rounds: { type: 'string' },
       gpu: { type: 'boolean', default: false }, quick: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h' },
     },
   });
@@ -99,13 +104,17 @@ async function main(): Promise<void> {
   // The distill section always uses stories260K: alone, it needs no other model.
   const distillOnly = only.size === 1 && only.has('distill');
   const serverOnly = only.size === 1 && only.has('server');
-  const keys = parseModelList(values.models ?? (quick || distillOnly ? 'stories' : serverOnly ? 'tinyllama' : 'stories,tinyllama'));
+  const prebuiltOnly = only.size === 1 && only.has('prebuilt');
+  const keys = parseModelList(values.models ?? (quick || distillOnly ? 'stories' : serverOnly || prebuiltOnly ? 'tinyllama' : 'stories,tinyllama'));
   const runModels = only.has('models');
   const runRouter = only.has('router') && !skip.has('router');
   const runStall = only.has('stall');
   const runTrain = only.has('train');
   const runDistill = only.has('distill');
   const runServer = only.has('server');
+  const runPrebuilt = only.has('prebuilt') && !gpu;
+  if (only.has('prebuilt') && gpu) log('bench: --only prebuilt compares CPU binaries: left out with --gpu');
+  const rounds = positiveInt(values.rounds, 'rounds', 6);
   const distillEvery = values['distill-every'] === undefined ? DISTILL_EVERY : intList(values['distill-every'], 'distill-every');
   const distillCalls = positiveInt(values['distill-calls'], 'distill-calls', DISTILL_CALLS);
   const distillSeeds = values['distill-seeds'] === undefined ? [1] : intList(values['distill-seeds'], 'distill-seeds');
@@ -115,7 +124,7 @@ async function main(): Promise<void> {
   const date = new Date();
   // A run of the router (or of training) alone gets its own file, so it does not overwrite the day's full run.
   // The distill section writes <name>-distill.json and .svg itself.
-  const suffix = runModels || distillOnly ? '' : only.size === 1 && runTrain ? '-train' : serverOnly ? '-server' : '-router';
+  const suffix = runModels || distillOnly ? '' : only.size === 1 && runTrain ? '-train' : serverOnly ? '-server' : prebuiltOnly ? '-prebuilt' : '-router';
   const name = values.name ?? `${gpu ? 'gpu' : 'cpu'}-${os.hostname()}-${date.toISOString().slice(0, 10)}${suffix}`;
   if (!/^[\w.-]+$/.test(name)) throw new Error(`--name may hold letters, digits, '.', '_' and '-' only, got "${name}"`);
 
@@ -132,7 +141,7 @@ async function main(): Promise<void> {
   const parallel = runModels && !skip.has('parallel') && tools?.batchedBench !== undefined;
   if (runModels && !skip.has('parallel') && !parallel) log(`bench: llama-batched-bench not found in ${tools?.dir}: the parallel comparison is left out (npm run build:tools)`);
   let nlcEntry: string | undefined;
-  let nlcNote: string | null = !runModels ? 'not run (--only)' : skip.has('node-llama-cpp') ? 'skipped (--skip)' : gpu ? 'left out with --gpu (only its CPU binaries are installed)' : null;
+  let nlcNote: string | null = !runModels && !runPrebuilt ? 'not run (--only)' : skip.has('node-llama-cpp') ? 'skipped (--skip)' : gpu ? 'left out with --gpu (only its CPU binaries are installed)' : null;
   if (nlcNote === null) {
     const r = ensureNodeLlamaCpp(log);
     if ('entry' in r) nlcEntry = r.entry;
@@ -257,6 +266,15 @@ async function main(): Promise<void> {
     local: { model: models[0]!.path, label: models[0]!.label, ...SERVER_LOCAL },
   };
   const server: ServerBenchResult | null = runServer ? await runServerBench(serverOptions, phase, log) : null;
+  let prebuilt: PrebuiltResult | null = null;
+  if (runPrebuilt) {
+    const binary = findPrebuilt(values.prebuilt, platformPackageNames()[0]!);
+    const native = findNative();
+    if (!binary) throw new Error('--only prebuilt: no prebuilt binary: run `npm run package` first (or name one with --prebuilt FILE)');
+    if ('error' in native) throw new Error(`--only prebuilt: ${native.error}`);
+    phase('prebuilt');
+    prebuilt = await runPrebuiltBench({ model: models[0]!, prebuilt: binary, native: native.path, nlcEntry: nlcEntry ?? null, rounds, ours: oursOptions, log });
+  }
 
   if (rows.length > 0) {
     console.log(`\n${comparisonTable(rows)}\n`);
@@ -282,6 +300,7 @@ async function main(): Promise<void> {
   if (train) printTrain(train);
   if (distill) printDistill(distill);
   if (server) printServer(server, serverOptions);
+  if (prebuilt) printPrebuilt(prebuilt, shape.nPrompt, shape.nGen);
   const contention = monitor.stop();
   const contended = Object.entries(contention).filter(([, c]) => c.contended > 0.05 * c.samples);
   if (contended.length > 0) {
@@ -337,6 +356,7 @@ async function main(): Promise<void> {
     stall,
     train,
     server: server ? { settings: serverOptions, ...server } : null,
+    prebuilt: prebuilt ? { settings: { rounds, ...oursOptions }, ...prebuilt } : null,
     // The distill section's figures are in their own file (every call's record makes it large).
     distill: distillFiles,
     results,

@@ -3,6 +3,7 @@
 #include <mutex>
 #include "abort-flag.h"
 #include "addon-state.h"
+#include "backends.h"
 #include "args.h"
 #include "errors.h"
 #include "context.h"
@@ -49,6 +50,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("Context", context);
   exports.Set("AbortFlag", abort);
   exports.Set("loadModel", Napi::Function::New<GuardedFn<Model::Load>>(env, "loadModel"));
+  exports.Set("loadBackends", Napi::Function::New<GuardedFn<LoadBackends>>(env, "loadBackends"));
   exports.Set("systemInfo", Napi::Function::New<GuardedFn<SystemInfo>>(env, "systemInfo"));
   exports.Set("setLogLevel", Napi::Function::New<GuardedFn<SetLogLevel>>(env, "setLogLevel"));
   Napi::Object testing = Napi::Object::New(env);

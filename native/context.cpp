@@ -1,6 +1,7 @@
 #include "context.h"
 #include "addon-state.h"
 #include "args.h"
+#include "cpu-backend.h"
 #include "native-construct.h"
 #include "embedding.h"
 #include "generation.h"
@@ -58,11 +59,11 @@ class CreateContextWorker : public PromiseWorker {
  private:
   void AttachThreadpools() {
     ggml_threadpool_params params = ggml_threadpool_params_default(params_.n_threads);
-    handle_->threadpool = ggml_threadpool_new(&params);
+    handle_->threadpool = cpu_backend::NewThreadpool(&params);
     if (!handle_->threadpool) throw Failure("CONTEXT_CREATION_FAILED", "could not start the CPU thread pool");
     if (params_.n_threads_batch != params_.n_threads) {
       ggml_threadpool_params batch = ggml_threadpool_params_default(params_.n_threads_batch);
-      handle_->threadpool_batch = ggml_threadpool_new(&batch);
+      handle_->threadpool_batch = cpu_backend::NewThreadpool(&batch);
       if (!handle_->threadpool_batch) throw Failure("CONTEXT_CREATION_FAILED", "could not start the CPU thread pool");
     }
     llama_attach_threadpool(handle_->ctx, handle_->threadpool, handle_->threadpool_batch);

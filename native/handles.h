@@ -11,7 +11,7 @@
 #include <mutex>
 #include <vector>
 #include "abort-flag.h"
-#include "ggml-cpu.h"
+#include "cpu-backend.h"
 #include "llama.h"
 #include "release.h"
 #include "scheduler.h"
@@ -131,8 +131,8 @@ struct ContextHandle {
     llama_batch_free(batch);
     llama_free(ctx);
     adapters.clear();
-    if (threadpool_batch) ggml_threadpool_free(threadpool_batch);
-    if (threadpool) ggml_threadpool_free(threadpool);
+    cpu_backend::FreeThreadpool(threadpool_batch);
+    cpu_backend::FreeThreadpool(threadpool);
     LiveHandles::contexts--;
     released.FireAll();
   }

@@ -4,6 +4,7 @@
 #include "addon-state.h"
 #include "abort-flag.h"
 #include "args.h"
+#include "cpu-backend.h"
 #include "js-signal.h"
 #include "llama-internals.h"
 #include "log.h"
@@ -27,7 +28,7 @@ void UseThreads(llama_context* ctx, int32_t threads) {
   ggml_backend_sched_t sched = internals::ContextScheduler(ctx);
   for (int i = 0; i < ggml_backend_sched_get_n_backends(sched); i++) {
     ggml_backend_t backend = ggml_backend_sched_get_backend(sched, i);
-    if (ggml_backend_is_cpu(backend)) ggml_backend_cpu_set_n_threads(backend, threads);
+    cpu_backend::SetThreadsIfCpu(backend, threads);
   }
 }
 
@@ -92,7 +93,7 @@ class CreateTrainerWorker : public PromiseWorker {
       throw Failure("NATIVE_ERROR", "llama.cpp could not apply the adapter to the training context");
     }
     ggml_threadpool_params tp = ggml_threadpool_params_default(threads_);
-    h->threadpool = ggml_threadpool_new(&tp);
+    h->threadpool = cpu_backend::NewThreadpool(&tp);
     if (!h->threadpool) throw Failure("CONTEXT_CREATION_FAILED", "could not start the CPU thread pool");
     llama_attach_threadpool(h->ctx, h->threadpool, nullptr);
     UseThreads(h->ctx, threads_);
@@ -341,7 +342,7 @@ TrainerHandle::~TrainerHandle() {
     for (llama_adapter_lora* a : padding) llama_adapter_lora_free(a);
   }
   if (dataset) ggml_opt_dataset_free(dataset);
-  if (threadpool) ggml_threadpool_free(threadpool);
+  cpu_backend::FreeThreadpool(threadpool);
   adapter.reset();
   model.reset();
   LiveHandles::trainers--;

@@ -40,17 +40,22 @@ fetchLlama();
 const cmakeJs = join(root, 'node_modules', 'cmake-js', 'bin', 'cmake-js');
 const defines = [`--CDUNDERSTUDY_GPU=${gpu}`, `--CDUNDERSTUDY_TOOLS=${tools}`];
 if (cudaArch) defines.push(`--CDCMAKE_CUDA_ARCHITECTURES=${cudaArch}`);
-// Prebuilt binaries must run on other machines: no -march=native. On x64 they
-// target x86-64-v3 (AVX2, FMA, F16C, BMI2), which servers of the last decade have.
+// Prebuilt binaries must run on other machines: no -march=native. On Linux x64
+// and arm64 they carry ggml's CPU code once per CPU generation and load the best
+// fit at run time (UNDERSTUDY_CPU_VARIANTS in CMakeLists.txt); elsewhere they
+// target one baseline (x86-64-v3: AVX2, FMA, F16C, BMI2), as they do with
+// UNDERSTUDY_CPU_VARIANTS=off (prebuildify's prebuilds/ hold a single file).
+const variants = process.platform === 'linux' && (process.arch === 'x64' || process.arch === 'arm64') &&
+  process.env.UNDERSTUDY_CPU_VARIANTS !== 'off';
 if (process.env.UNDERSTUDY_NATIVE_ARCH === 'off') {
-  defines.push('--CDGGML_NATIVE=OFF');
-  if (process.arch === 'x64') {
+  defines.push('--CDGGML_NATIVE=OFF', `--CDUNDERSTUDY_CPU_VARIANTS=${variants ? 'ON' : 'OFF'}`);
+  if (!variants && process.arch === 'x64') {
     for (const f of ['AVX', 'AVX2', 'FMA', 'F16C', 'BMI2']) defines.push(`--CDGGML_${f}=ON`);
   }
 } else {
   // Said every time: CMake's cache would otherwise keep a portable setting from
   // an earlier prebuild in the same folder.
-  defines.push('--CDGGML_NATIVE=ON');
+  defines.push('--CDGGML_NATIVE=ON', '--CDUNDERSTUDY_CPU_VARIANTS=OFF');
 }
 console.error(`build-native: ${gpu} build, tools=${tools}, ${jobs} jobs, into ${out}/`);
 const started = Date.now();

@@ -1,6 +1,9 @@
 #!/usr/bin/env node
 // `npm run package`: builds this machine's platform binary portably (no
-// -march=native, as prebuild-backend.mjs), writes its platform package, and packs
+// -march=native; on Linux x64 and arm64 ggml's CPU code once per CPU generation,
+// loaded at run time as the best fit: UNDERSTUDY_CPU_VARIANTS in CMakeLists.txt,
+// so understudy.node comes with its shared libraries and libggml-cpu-*.so
+// modules), writes its platform package, and packs
 // it and the main package (with the platform packages as optionalDependencies,
 // pinned to its version) into dist-packages/. Options:
 //   --gpu=cpu|cuda      the CPU package (default) or the CUDA one (built on a
@@ -17,7 +20,7 @@
 //   --build-dir=DIR     default build-portable (build-portable-cuda for CUDA)
 //   --no-tsc            pack the dist/ already there (default: npm run build first)
 import { spawnSync } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { currentLibc, platformPackageNames } from './install-decision.mjs';
@@ -56,19 +59,39 @@ if (!existsSync(binary)) fail(`no build at ${binary}: run without --no-build`);
 // A build made without UNDERSTUDY_NATIVE_ARCH=off would carry -march=native into a package.
 const cache = readFileSync(join(root, buildDir, 'CMakeCache.txt'), 'utf8');
 if (!/^GGML_NATIVE:BOOL=OFF$/m.test(cache)) fail(`${buildDir} is a -march=native build (GGML_NATIVE is not OFF): rebuild it without --no-build`);
+const variants = /^UNDERSTUDY_CPU_VARIANTS:BOOL=ON$/m.test(cache);
+
+/** The shared libraries and CPU modules of a build with CPU variants, each under the name the loader asks for (its SONAME). */
+function sharedLibraries(dir) {
+  const out = [];
+  for (const entry of readdirSync(dir)) {
+    const path = join(dir, entry);
+    // Symbolic links (libx.so -> libx.so.0 -> libx.so.0.0.1) are left behind: npm packs none.
+    if (lstatSync(path).isSymbolicLink() || !/\.so(\.\d+)*$/.test(entry)) continue;
+    const dynamic = spawnSync('readelf', ['-d', path], { encoding: 'utf8' });
+    if (dynamic.status !== 0) fail(`readelf -d ${path} failed: ${dynamic.stderr}`);
+    const soname = /\(SONAME\)\s+Library soname: \[(.+)\]/.exec(dynamic.stdout)?.[1];
+    out.push({ path, name: soname ?? entry });
+  }
+  return out;
+}
 
 // 2. The platform package: the binary, a package.json and a README line.
 const platformDir = join(out, name);
 rmSync(platformDir, { recursive: true, force: true });
 mkdirSync(platformDir, { recursive: true });
 run('strip', ['--strip-unneeded', '-o', join(platformDir, 'understudy.node'), binary]);
+const libraries = variants ? sharedLibraries(join(root, buildDir, 'bin')) : [];
+if (variants && !libraries.some((l) => /^libggml-cpu-.+\.so$/.test(l.name))) fail(`no CPU modules (libggml-cpu-*.so) in ${buildDir}/bin`);
+for (const lib of libraries) run('strip', ['--strip-unneeded', '-o', join(platformDir, lib.name), lib.path]);
+if (libraries.length) console.error(`package: ${libraries.length} libraries beside understudy.node: ${libraries.map((l) => l.name).join(', ')}`);
 writeFileSync(join(platformDir, 'package.json'), JSON.stringify({
   name,
   version: main.version,
   description: `The ${gpu === 'cpu' ? 'CPU' : 'CUDA'} binary of understudy-llm for ${process.platform}-${process.arch}${libc ? ` (${libc})` : ''}`,
   license: main.license,
   main: 'understudy.node',
-  files: ['understudy.node', 'README.md'],
+  files: ['understudy.node', 'README.md', ...libraries.map((l) => l.name)],
   os: [process.platform],
   cpu: [process.arch],
   ...(libc ? { libc: [libc] } : {}),

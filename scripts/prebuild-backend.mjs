@@ -11,6 +11,8 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const r = spawnSync(process.execPath, [join(root, 'scripts', 'build-native.mjs')], {
   cwd: root,
   stdio: 'inherit',
-  env: { ...process.env, UNDERSTUDY_NATIVE_ARCH: 'off' },
+  // One file, x86-64-v3 on x64: prebuildify copies build/Release/*.node alone, so the
+  // CPU-variant modules of a platform package (npm run package) cannot come along.
+  env: { ...process.env, UNDERSTUDY_NATIVE_ARCH: 'off', UNDERSTUDY_CPU_VARIANTS: 'off' },
 });
 process.exit(r.status ?? 1);

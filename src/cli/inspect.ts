@@ -1,9 +1,10 @@
 // `understudy tokenize`, `understudy info` and `understudy doctor`: read-only looks
 // at a model and at the build.
 import { loadModel } from '../llama/model.js';
-import { systemInfo } from '../llama/system.js';
+import { cpuCode, systemInfo } from '../llama/system.js';
 import { bindingChoice } from '../llama/binding.js';
 import { hnswlibUnavailable, loadHnswlib } from '../router/hnsw-module.js';
+import { loadSqlite, sqliteUnavailable } from '../router/sqlite-module.js';
 import { parse, requireModel, UsageError } from './usage.js';
 import { showValue } from '../validate.js';
 
@@ -55,6 +56,8 @@ export async function doctorCommand(argv: string[]): Promise<number> {
     build: info.gpu,
     // Which binary loaded and why (UNDERSTUDY_BINDING, the package's own build, or a platform package).
     binary: { path: choice.path, source: choice.source, package: choice.packageName ?? null, reason: choice.reason },
+    // The CPU code in use: a prebuilt package's variant for this CPU (or UNDERSTUDY_CPU_VARIANT's), else the addon's own.
+    cpu: cpuCode(),
     llamaCommit: info.llamaCommit,
     backends: info.backends,
     devices: info.devices,
@@ -63,9 +66,16 @@ export async function doctorCommand(argv: string[]): Promise<number> {
     features: info.features.trim(),
     // hnswlib-node is optional (it compiles from source): without it the semantic cache stays off.
     semanticCache: hnswlibStatus(),
+    // better-sqlite3 is optional too (its binary comes from GitHub or a compiler): without it the router cannot start.
+    routerStores: sqliteStatus(),
   };
   process.stdout.write(JSON.stringify(out, null, 2) + '\n');
   return 0;
+}
+
+function sqliteStatus(): string {
+  const l = loadSqlite();
+  return l.module ? 'available (better-sqlite3 loaded)' : `unavailable, so the router cannot start: ${sqliteUnavailable(l.error)}`;
 }
 
 function hnswlibStatus(): string {

@@ -62,6 +62,7 @@ export interface TestLoad {
 // is none. Plain CommonJS so no loader of ours runs in it.
 const CHILD = `
 const b = require(process.env.UNDERSTUDY_TEST_LOAD);
+if (typeof b.loadBackends === 'function') b.loadBackends(require('node:path').dirname(process.env.UNDERSTUDY_TEST_LOAD), null);
 const info = b.systemInfo();
 const cuda = info.devices.filter((d) => d.backend === 'CUDA' && d.type === 'gpu');
 process.stdout.write(JSON.stringify(cuda.map((d) => d.description)));

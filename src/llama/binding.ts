@@ -2,12 +2,13 @@
 // local build or prebuild found by node-gyp-build, else a platform package), and
 // describes its raw interface. Only src/llama/ talks to it; everything above uses the typed classes.
 import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
+import { readdirSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { debuglog } from 'node:util';
 import { chooseBinary, deviceFromEnv, type BinaryChoice } from './binary-location.js';
 import { UnderstudyError, invalidArgument } from '../errors.js';
-import { describeValue } from '../validate.js';
+import { describeValue, showValue } from '../validate.js';
 
 export interface NativeAbortFlag {
   abort(): void;
@@ -146,8 +147,16 @@ export interface NativeSystemInfo {
   devices: NativeDevice[];
 }
 
+/** Where the CPU code runs from: a CPU-variant module (prebuilt packages) or the addon itself. */
+export interface NativeBackends {
+  /** True for a build with one loadable CPU module per CPU generation (UNDERSTUDY_CPU_VARIANTS). */
+  dynamic: boolean;
+  cpu: { module?: string; features: Record<string, string> } | null;
+}
+
 export interface NativeBinding {
   AbortFlag: new () => NativeAbortFlag;
+  loadBackends(dir: string, cpuVariant: string | null): NativeBackends;
   loadModel(path: string, options: object, onProgress?: (progress: number) => void, abort?: NativeAbortFlag): Promise<NativeModel>;
   systemInfo(): NativeSystemInfo;
   setLogLevel(level: number): void;
@@ -163,6 +172,7 @@ export const packageRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '
 
 let cached: NativeBinding | undefined;
 let choice: BinaryChoice | undefined;
+let backends: NativeBackends | undefined;
 const debug = debuglog('understudy');
 
 /** node-gyp-build's pick in the package's build/ or prebuilds/ (a source build or a prebuild), or null. */
@@ -193,8 +203,9 @@ export function binding(): NativeBinding {
   if (cached) return cached;
   const picked = bindingChoice();
   const require = createRequire(import.meta.url);
+  let loaded: NativeBinding;
   try {
-    cached = require(picked.path) as NativeBinding;
+    loaded = require(picked.path) as NativeBinding;
   } catch (err) {
     throw new UnderstudyError('BINDING_NOT_FOUND',
       `the native build of Understudy at ${picked.path} (${picked.reason}) failed to load: ` +
@@ -203,9 +214,53 @@ export function binding(): NativeBinding {
         : 'rebuild it with `npm run build:native` (needs cmake and a C++ compiler; UNDERSTUDY_GPU=cuda or hip for a GPU build). ') +
       (err as Error).message.split('\n')[0], { cause: err });
   }
+  // Before anything else runs on it: a build with CPU variants has no CPU code until then.
+  backends = loadBackends(loaded, picked.path);
+  cached = loaded;
   const level = process.env.UNDERSTUDY_LOG_LEVEL;
   if (level) cached.setLogLevel(logLevelNumber(level, 'UNDERSTUDY_LOG_LEVEL'));
   return cached;
+}
+
+/** The CPU module loaded (binding() loads it): its file, its variant name and ggml's feature list. */
+export function bindingBackends(): NativeBackends & { cpuVariant: string | null } {
+  binding();
+  const module = backends?.cpu?.module;
+  const variant = backends?.dynamic && module ? /libggml-cpu-(.+)\.so$/.exec(basename(module))?.[1] ?? null : null;
+  return { ...backends!, cpuVariant: variant };
+}
+
+const CPU_VARIANT = /^[a-z0-9_.]{1,64}$/;
+
+function loadBackends(loaded: NativeBinding, path: string): NativeBackends {
+  const raw = process.env.UNDERSTUDY_CPU_VARIANT?.trim() || null;
+  if (raw !== null && !CPU_VARIANT.test(raw)) {
+    throw new UnderstudyError('INVALID_CONFIG', `UNDERSTUDY_CPU_VARIANT must be a CPU variant's name such as x64, haswell or zen4, got ${showValue(raw)}`);
+  }
+  // The modules sit beside the addon in a package, and in ../bin of a build folder.
+  const dir = [dirname(path), join(dirname(path), '..', 'bin')].find(hasCpuModules) ?? dirname(path);
+  let result: NativeBackends;
+  try {
+    result = loaded.loadBackends(dir, raw);
+  } catch (err) {
+    const e = err as Error & { code?: string };
+    const code = e.code === 'INVALID_CONFIG' ? 'INVALID_CONFIG' : 'BINDING_NOT_FOUND';
+    throw new UnderstudyError(code, e.message, { cause: err });
+  }
+  if (raw !== null && !result.dynamic) {
+    process.emitWarning(`UNDERSTUDY_CPU_VARIANT=${raw} is ignored: ${path} is a build for this CPU alone (a source build), with no CPU variants to choose from`,
+      { code: 'UNDERSTUDY_CPU_VARIANT_IGNORED' });
+  }
+  debug('CPU code from %s%s', result.cpu?.module ?? 'the addon', raw ? ` (UNDERSTUDY_CPU_VARIANT=${raw})` : '');
+  return result;
+}
+
+function hasCpuModules(dir: string): boolean {
+  try {
+    return readdirSync(dir).some((name) => /^libggml-cpu-.+\.so$/.test(name));
+  } catch {
+    return false;
+  }
 }
 
 const LOG_LEVELS = { debug: 1, info: 2, warn: 3, error: 4, none: 5 } as const;

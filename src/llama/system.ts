@@ -1,11 +1,31 @@
 // What the native build can use, and the choice of GPU layers for 'auto'.
-import { binding, type NativeSystemInfo } from './binding.js';
+import { binding, bindingBackends, type NativeSystemInfo } from './binding.js';
 import { readGguf } from '../gguf/reader.js';
 
 export type GpuLayers = number | 'auto' | 'max';
 
 export function systemInfo(): NativeSystemInfo {
   return binding().systemInfo();
+}
+
+export interface CpuCode {
+  /**
+   * The CPU variant in use in a prebuilt binary (x64, sse42, haswell, skylakex,
+   * icelake, zen4, ...: ggml picks the best this CPU runs, UNDERSTUDY_CPU_VARIANT
+   * forces one), 'built in' for a source build's own -march=native code.
+   */
+  variant: string | null;
+  /** The file the CPU code was loaded from (a libggml-cpu-<variant>.so, or the addon). */
+  module: string | null;
+  /** The instruction sets it uses, as ggml names them (AVX2, AVX512, ...). */
+  features: string[];
+}
+
+/** Which CPU code the addon runs: for `understudy doctor`, the bench and bug reports. */
+export function cpuCode(): CpuCode {
+  const b = bindingBackends();
+  const features = Object.entries(b.cpu?.features ?? {}).map(([name, value]) => (value === '1' ? name : `${name}=${value}`));
+  return { variant: b.cpuVariant ?? (b.dynamic ? null : 'built in'), module: b.cpu?.module ?? null, features };
 }
 
 // Room left on the device for the KV cache, compute buffers and the driver.
