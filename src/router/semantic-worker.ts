@@ -3,7 +3,8 @@
 // rebuilding it from the cache rows, reconciling it with them, and sealing a
 // saved index (hash, meta file, renames). The main thread only loads the
 // finished file (hnswlib reads it on a libuv thread) and searches it.
-import Database from 'better-sqlite3';
+import type Database from 'better-sqlite3';
+import { sqlite } from './sqlite-module.js';
 import hnswlib from 'hnswlib-node';
 import { existsSync, renameSync } from 'node:fs';
 import {
@@ -69,7 +70,8 @@ function seal(t: SealTask): { bytes: number } {
 }
 
 function open(t: OpenTask): OpenResult {
-  const db = new Database(t.db, { fileMustExist: true });
+  const Sqlite = sqlite();
+  const db = new Sqlite(t.db, { fileMustExist: true });
   try {
     db.pragma('busy_timeout = 5000');
     const rows = new Map<number, string>();

@@ -2,10 +2,11 @@
 // readiness are the record of what was learned and must survive a kill at any
 // moment: WAL with a sync on every commit. The cache can be rebuilt, so it
 // skips the per-commit sync for speed; WAL still keeps it from corrupting.
-import Database from 'better-sqlite3';
+import type Database from 'better-sqlite3';
 import { existsSync, mkdirSync, renameSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { UnderstudyError } from '../errors.js';
+import { sqlite } from './sqlite-module.js';
 
 export type Db = Database.Database;
 
@@ -24,13 +25,14 @@ export function makeCacheDir(dir: string, source = 'the cache directory'): void 
  * file that is not a database fails here and not at the first call.
  */
 export function openStore<T = void>(dir: string, file: string, durable: boolean, build?: (db: Db) => T, source?: string): { db: Db; value: T } {
+  const Sqlite = sqlite();
   makeCacheDir(dir, source);
   const path = join(dir, file);
   let db: Db | undefined;
   try {
     // A directory or other non-file in its place is no database.
     if (existsSync(path) && !statSync(path).isFile()) throw new Error('it is not a file');
-    db = new Database(path);
+    db = new Sqlite(path);
     db.pragma('journal_mode = WAL');
     db.pragma(`synchronous = ${durable ? 'FULL' : 'NORMAL'}`);
     // Another router on the same directory may hold the write lock for a moment.
@@ -59,12 +61,14 @@ export function openDatabase(dir: string, file: string, durable: boolean): Db {
  */
 export function openRebuildable<T>(dir: string, file: string, build: (db: Db) => T, onReset: (message: string) => void,
   now: () => number = Date.now, source?: string): { db: Db; value: T } {
+  // Without better-sqlite3 no file can be opened, and none is to blame: nothing is set aside.
+  sqlite();
   try {
     return openStore(dir, file, false, build, source);
   } catch (err) {
     const path = join(dir, file);
     const present = ['', '-wal', '-shm'].filter((suffix) => existsSync(path + suffix));
-    if (!(err instanceof UnderstudyError) || present.length === 0) throw err;
+    if (!(err instanceof UnderstudyError) || err.code !== 'INVALID_CONFIG' || present.length === 0) throw err;
     const aside = `${path}.broken-${new Date(now()).toISOString().replace(/[:.]/g, '-')}`;
     try {
       for (const suffix of present) renameSync(path + suffix, aside + suffix);
