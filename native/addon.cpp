@@ -6,6 +6,7 @@
 #include "backends.h"
 #include "args.h"
 #include "errors.h"
+#include "ggml.h"
 #include "context.h"
 #include "log.h"
 #include "lora.h"
@@ -29,7 +30,16 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   static std::once_flag backend_once;
   std::call_once(backend_once, [] {
     log::Install();
+#ifdef UNDERSTUDY_CPU_VARIANTS
+    // Not llama_backend_init(): with no backend registered yet it would load
+    // every libggml-*.so in the working directory and beside the node
+    // executable. loadBackends() loads ours, from the addon's own folder; this
+    // is the rest of llama_backend_init (the clock, ggml's f16 tables).
+    ggml_time_init();
+    ggml_free(ggml_init({0, nullptr, false}));
+#else
     llama_backend_init();
+#endif
   });
   auto* state = new AddonState();
   env.SetInstanceData(state);

@@ -84,9 +84,13 @@ Napi::Value LoadBackends(const Napi::CallbackInfo& info) {
     load_done = true;
     try {
       LoadModules(dir, variant);
-    } catch (const Failure& f) {
-      load_error_code = f.code;
-      load_error_message = f.what();
+    } catch (const std::exception& e) {
+      load_error_code = CodeOf(e);
+      load_error_message = "loading the CPU modules from " + dir + " failed: " + MessageOf(e);
+      if (const auto* f = dynamic_cast<const Failure*>(&e)) load_error_message = f->what();
+    } catch (...) {
+      load_error_code = "NATIVE_ERROR";
+      load_error_message = "loading the CPU modules from " + dir + " failed with an unknown native exception";
     }
   }
   if (!load_error_code.empty()) ThrowError(env, load_error_code, load_error_message);

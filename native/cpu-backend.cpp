@@ -1,4 +1,6 @@
 #include "cpu-backend.h"
+#include <atomic>
+#include <mutex>
 
 namespace understudy::cpu_backend {
 
@@ -15,17 +17,23 @@ struct Functions {
   SetThreadsFn set_threads = nullptr;
 };
 
-// Looked up on first use, after loadBackends registered the CPU module.
+// Looked up once the CPU module is registered (loadBackends); until then (never,
+// in practice: nothing runs before it) the lookup is retried, not cached empty.
 const Functions& Lookup() {
-  static const Functions fns = [] {
-    Functions f;
+  static Functions fns;
+  static std::once_flag once;
+  static std::atomic<bool> ready{false};
+  if (!ready.load(std::memory_order_acquire)) {
     ggml_backend_reg_t reg = ggml_backend_reg_by_name("CPU");
-    if (!reg) return f;
-    f.new_pool = reinterpret_cast<NewFn>(ggml_backend_reg_get_proc_address(reg, "ggml_threadpool_new"));
-    f.free_pool = reinterpret_cast<FreeFn>(ggml_backend_reg_get_proc_address(reg, "ggml_threadpool_free"));
-    f.set_threads = reinterpret_cast<SetThreadsFn>(ggml_backend_reg_get_proc_address(reg, "ggml_backend_set_n_threads"));
-    return f;
-  }();
+    if (reg) {
+      std::call_once(once, [reg] {
+        fns.new_pool = reinterpret_cast<NewFn>(ggml_backend_reg_get_proc_address(reg, "ggml_threadpool_new"));
+        fns.free_pool = reinterpret_cast<FreeFn>(ggml_backend_reg_get_proc_address(reg, "ggml_threadpool_free"));
+        fns.set_threads = reinterpret_cast<SetThreadsFn>(ggml_backend_reg_get_proc_address(reg, "ggml_backend_set_n_threads"));
+        ready.store(true, std::memory_order_release);
+      });
+    }
+  }
   return fns;
 }
 

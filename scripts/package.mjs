@@ -20,7 +20,7 @@
 //   --build-dir=DIR     default build-portable (build-portable-cuda for CUDA)
 //   --no-tsc            pack the dist/ already there (default: npm run build first)
 import { spawnSync } from 'node:child_process';
-import { cpSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, realpathSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { currentLibc, platformPackageNames } from './install-decision.mjs';
@@ -49,7 +49,8 @@ function run(cmd, args, options = {}) {
 
 // 1. The binary, portable.
 if (!process.argv.includes('--no-build')) {
-  const args = [join(root, 'scripts', 'build-native.mjs'), `--gpu=${gpu}`, `--out=${buildDir}`];
+  // --tools=none: the reference programs are no part of a package.
+  const args = [join(root, 'scripts', 'build-native.mjs'), `--gpu=${gpu}`, '--tools=none', `--out=${buildDir}`];
   const arch = flag('cuda-arch', '');
   if (arch) args.push(`--cuda-arch=${arch}`);
   run(process.execPath, args, { env: { ...process.env, UNDERSTUDY_NATIVE_ARCH: 'off' } });
@@ -61,19 +62,38 @@ const cache = readFileSync(join(root, buildDir, 'CMakeCache.txt'), 'utf8');
 if (!/^GGML_NATIVE:BOOL=OFF$/m.test(cache)) fail(`${buildDir} is a -march=native build (GGML_NATIVE is not OFF): rebuild it without --no-build`);
 const variants = /^UNDERSTUDY_CPU_VARIANTS:BOOL=ON$/m.test(cache);
 
-/** The shared libraries and CPU modules of a build with CPU variants, each under the name the loader asks for (its SONAME). */
+/** readelf -d of a file, in the C locale (its wording is what is parsed). */
+function dynamicSection(path) {
+  const r = spawnSync('readelf', ['-d', path], { encoding: 'utf8', env: { ...process.env, LC_ALL: 'C' } });
+  if (r.status !== 0) fail(`readelf -d ${path} failed: ${r.stderr}`);
+  return {
+    needed: [...r.stdout.matchAll(/\(NEEDED\)\s+Shared library: \[(.+?)\]/g)].map((m) => m[1]),
+    soname: /\(SONAME\)\s+Library soname: \[(.+?)\]/.exec(r.stdout)?.[1] ?? null,
+  };
+}
+
+/**
+ * What a build with CPU variants needs beside understudy.node: ggml's backend
+ * modules (libggml-cpu-<variant>.so, libggml-cuda.so: loaded by path, no SONAME)
+ * and every library of the build that they or the addon load by name, each
+ * under that name (its SONAME), followed through symbolic links. Nothing else
+ * in bin/ (a reference tool's libraries, a stale version) comes along.
+ */
 function sharedLibraries(dir) {
-  const out = [];
-  for (const entry of readdirSync(dir)) {
-    const path = join(dir, entry);
-    // Symbolic links (libx.so -> libx.so.0 -> libx.so.0.0.1) are left behind: npm packs none.
-    if (lstatSync(path).isSymbolicLink() || !/\.so(\.\d+)*$/.test(entry)) continue;
-    const dynamic = spawnSync('readelf', ['-d', path], { encoding: 'utf8' });
-    if (dynamic.status !== 0) fail(`readelf -d ${path} failed: ${dynamic.stderr}`);
-    const soname = /\(SONAME\)\s+Library soname: \[(.+)\]/.exec(dynamic.stdout)?.[1];
-    out.push({ path, name: soname ?? entry });
+  const modules = readdirSync(dir).filter((f) => /^libggml-[a-z0-9_]+(-[a-z0-9_.]+)?\.so$/.test(f) && !lstatSync(join(dir, f)).isSymbolicLink());
+  const out = new Map(modules.map((f) => [f, join(dir, f)]));
+  const queue = [binary, ...out.values()];
+  while (queue.length) {
+    for (const name of dynamicSection(queue.pop()).needed) {
+      if (out.has(name) || !existsSync(join(dir, name))) continue; // a system library
+      const path = realpathSync(join(dir, name));
+      const { soname } = dynamicSection(path);
+      if (soname !== name) fail(`${path} is loaded as ${name} but its SONAME is ${soname ?? 'missing'}`);
+      out.set(name, path);
+      queue.push(path);
+    }
   }
-  return out;
+  return [...out].map(([name, path]) => ({ name, path }));
 }
 
 // 2. The platform package: the binary, a package.json and a README line.

@@ -6,13 +6,14 @@
 // an illegal instruction. Each case is a child process: the variant is chosen
 // once per process.
 //
-// The package build takes about 15 minutes on 2 cores, so `npm test` does not
+// The package build takes about 8 minutes on 2 cores, so `npm test` does not
 // make it: these tests run when `npm run package` has (dist-packages/ or
 // build-portable/), or on UNDERSTUDY_TEST_PREBUILT=FILE, and are reported as
 // skipped otherwise.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { platformPackageNames } from '../scripts/install-decision.mjs';
 import { cli, llamaSimpleContinuation, root, run, storiesModel } from './helpers.js';
@@ -78,6 +79,20 @@ it('a forced variant that is missing or malformed fails with INVALID_CONFIG', as
   const malformed = await understudy({ UNDERSTUDY_CPU_VARIANT: '../../etc/x' }, 'doctor');
   assert.is(malformed.code, 1);
   assert.match(malformed.stderr, /error \[INVALID_CONFIG\]: UNDERSTUDY_CPU_VARIANT must be a CPU variant's name such as x64, haswell or zen4, got "\.\.\/\.\.\/etc\/x"/);
+});
+
+it('a libggml-*.so in the working directory is never loaded (ggml would look there on its own)', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'understudy-plant-'));
+  const marker = join(dir, 'LOADED');
+  writeFileSync(join(dir, 'plant.c'), `#include <stdio.h>\n__attribute__((constructor)) static void ran(void) { FILE* f = fopen("${marker}", "w"); if (f) fclose(f); }\n`);
+  for (const name of ['libggml-cpu-zzz.so', 'libggml-cuda.so']) {
+    const cc = await run('cc', ['-shared', '-fPIC', '-o', join(dir, name), join(dir, 'plant.c')]);
+    assert.is(cc.code, 0, cc.stderr);
+  }
+  const r = await run('/bin/sh', ['-c', `cd ${JSON.stringify(dir)} && UNDERSTUDY_BINDING=${JSON.stringify(prebuilt!)} ${JSON.stringify(process.execPath)} ${JSON.stringify(cli)} doctor`]);
+  assert.is(r.code, 0, r.stderr);
+  assert.not.ok(existsSync(marker), 'a library planted in the working directory ran');
+  assert.not.ok((JSON.parse(r.stdout) as { cpu: { module: string } }).cpu.module.startsWith(dir), r.stdout);
 });
 
 // A variant needing an instruction set this CPU lacks (by /proc/cpuinfo): refused by

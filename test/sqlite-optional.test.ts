@@ -6,7 +6,7 @@
 // child whose better-sqlite3 resolution fails (test/fixtures/no-sqlite.cjs).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { cli, root, run, storiesModel } from './helpers.js';
@@ -45,6 +45,30 @@ test('without better-sqlite3: generate prints the same text, and doctor says why
   assert.is((JSON.parse(doctor.stdout) as { routerStores: string }).routerStores, `unavailable, so the router cannot start: ${how}`);
   const withIt = JSON.parse((await run(process.execPath, [cli, 'doctor'])).stdout) as { routerStores: string };
   assert.is(withIt.routerStores, 'available (better-sqlite3 loaded)');
+});
+
+// The children above hide better-sqlite3 from require() only (Node 20's resolve
+// hooks do not reach createRequire): a static import of it anywhere in the
+// package would load before any of that and crash where it is missing, so
+// none may exist. Type-only imports vanish from the compiled JavaScript.
+test('nothing in the package imports better-sqlite3 at load: type imports only, and one require in sqlite-module.ts', () => {
+  const offenders: string[] = [];
+  for (const dir of ['src', 'bin']) {
+    for (const file of readdirSync(join(root, dir), { recursive: true }) as string[]) {
+      if (!/\.(ts|js|mjs|cjs)$/.test(file)) continue;
+      const text = readFileSync(join(root, dir, file), 'utf8');
+      for (const line of text.split('\n')) {
+        if (!line.includes("'better-sqlite3'")) continue;
+        const typeOnly = /^import type .* from 'better-sqlite3';$/.test(line.trim());
+        const theLoader = `${dir}/${file}` === 'src/router/sqlite-module.ts' && line.includes("createRequire(import.meta.url)('better-sqlite3')");
+        if (!typeOnly && !theLoader) offenders.push(`${dir}/${file}: ${line.trim()}`);
+      }
+    }
+  }
+  assert.equal(offenders, []);
+  // And the compiled package agrees: no dist file imports it for real.
+  const compiled = readFileSync(join(root, 'dist', 'router', 'store.js'), 'utf8');
+  assert.not.match(compiled, /from 'better-sqlite3'/);
 });
 
 test.run();

@@ -214,11 +214,12 @@ export function binding(): NativeBinding {
         : 'rebuild it with `npm run build:native` (needs cmake and a C++ compiler; UNDERSTUDY_GPU=cuda or hip for a GPU build). ') +
       (err as Error).message.split('\n')[0], { cause: err });
   }
+  // The log level first, so that ggml's lines about loading its modules show with it.
+  const level = process.env.UNDERSTUDY_LOG_LEVEL;
+  if (level) loaded.setLogLevel(logLevelNumber(level, 'UNDERSTUDY_LOG_LEVEL'));
   // Before anything else runs on it: a build with CPU variants has no CPU code until then.
   backends = loadBackends(loaded, picked.path);
   cached = loaded;
-  const level = process.env.UNDERSTUDY_LOG_LEVEL;
-  if (level) cached.setLogLevel(logLevelNumber(level, 'UNDERSTUDY_LOG_LEVEL'));
   return cached;
 }
 

@@ -12,6 +12,7 @@ import { RemoteBackend } from './remote-backend.js';
 import { Router, type RouterOptions } from './router.js';
 import { semanticState } from './semantic-fitness.js';
 import { makeCacheDir } from './store.js';
+import { sqlite } from './sqlite-module.js';
 import { shareThreads } from './threads.js';
 import * as v from '../validate.js';
 
@@ -32,7 +33,9 @@ export async function createRouter(options?: RouterOptions): Promise<Router> {
   checkClock(clock);
   const sink = v.fn<(line: string) => void>(log, 'log');
   const settings = resolveSettings(rest, env ?? process.env);
-  // Before any model loads: a cache directory that cannot be made fails at once.
+  // Before any model loads: without better-sqlite3 no store can open, and a
+  // cache directory that cannot be made fails at once.
+  sqlite();
   makeCacheDir(resolve(settings.cacheDir), settingSource(settings, 'cacheDir'));
   const threads = shareThreads(settings.threads);
   const owned: { close(): Promise<void> }[] = [];
