@@ -16,10 +16,11 @@ for f in "$main" "$binary"; do [ -f "$f" ] || { echo "check-install: $f is missi
 
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
-# A PATH with everything the machine has except compilers and build tools.
+# A PATH with the system's programs and node's, except compilers and build
+# tools (not the caller's PATH: under npm run it holds node_modules/.bin).
 mkdir -p "$work/bin" "$work/app"
-IFS=: read -ra dirs <<< "$PATH"
-for d in "${dirs[@]}"; do
+shopt -s nullglob
+for d in "$(dirname "$(command -v node)")" /usr/local/bin /usr/bin /bin; do
   for f in "$d"/*; do
     n="$(basename "$f")"
     case "$n" in gcc*|g++*|cc|c++|cpp*|clang*|cmake*|ctest|cpack|make|gmake|ninja|*-linux-gnu-*|c89*|c99*|tcc) continue ;; esac
