@@ -6,36 +6,20 @@
 // Loaded on first use rather than imported; a router, which cannot keep its
 // cache and dataset without it, refuses to start with BINDING_NOT_FOUND saying
 // how to get it.
-import { createRequire } from 'node:module';
 import type BetterSqlite3 from 'better-sqlite3';
 import { UnderstudyError } from '../errors.js';
-import { errorText } from '../validate.js';
+import { loadOptional, whyNotLoaded, type OptionalLoad } from './optional-module.js';
 
 export type SqliteConstructor = typeof BetterSqlite3;
 
-type SqliteLoad = { module: SqliteConstructor; error?: undefined } | { module?: undefined; error: unknown };
-
-let loaded: SqliteLoad | undefined;
-
 /** better-sqlite3, or why it could not be loaded; the first answer is kept. */
-export function loadSqlite(): SqliteLoad {
-  if (!loaded) {
-    try {
-      loaded = { module: createRequire(import.meta.url)('better-sqlite3') as SqliteConstructor };
-    } catch (error) {
-      loaded = { error };
-    }
-  }
-  return loaded;
+export function loadSqlite(): OptionalLoad<SqliteConstructor> {
+  return loadOptional<SqliteConstructor>('better-sqlite3');
 }
 
 /** Why better-sqlite3 is not there, and how to get it. */
 export function sqliteUnavailable(error: unknown): string {
-  const code = (error as { code?: unknown } | null)?.code;
-  const why = code === 'MODULE_NOT_FOUND' || code === 'ERR_MODULE_NOT_FOUND'
-    ? 'better-sqlite3 is not installed'
-    : `better-sqlite3 failed to load (${errorText(error).split('\n')[0]})`;
-  return `${why}: its install downloads a prebuilt binary from GitHub, or compiles one with a C++ toolchain ` +
+  return `${whyNotLoaded('better-sqlite3', error)}: its install downloads a prebuilt binary from GitHub, or compiles one with a C++ toolchain ` +
     '(a C++ compiler, make and Python), and npm leaves it out where neither works; ' +
     'run npm install better-sqlite3 where one of them does';
 }
