@@ -8,7 +8,8 @@
 // prebuilt binary once more with its baseline variant forced (x64: SSE2, no
 // AVX), as it runs on a CPU without AVX2.
 import { existsSync, readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
+import { cpuModuleDir } from '../src/llama/binding.js';
 import { runChild } from './child.js';
 import type { NlcOptions, NlcResult } from './node-llama-cpp.js';
 import type { OursOptions, OursResult } from './ours.js';
@@ -52,8 +53,7 @@ export function findPrebuilt(explicit: string | undefined, packageName: string):
     join(repoRoot, 'build-portable', 'Release', 'understudy.node'),
   ];
   // A package or build folder left from before CPU variants is passed over for one with them.
-  const withModules = (p: string) => [dirname(p), join(dirname(p), '..', 'bin')].some((d) => existsSync(join(d, 'libggml-cpu-x64.so')));
-  return candidates.find((p) => existsSync(p) && (explicit !== undefined || withModules(p))) ?? null;
+  return candidates.find((p) => existsSync(p) && (explicit !== undefined || cpuModuleDir(p) !== null)) ?? null;
 }
 
 /** The source build in build/, which must be a -march=native one (GGML_NATIVE on) to be the reference. */

@@ -14,12 +14,14 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { basename, dirname, join } from 'node:path';
+import { basename, join } from 'node:path';
 import { platformPackageNames } from '../scripts/install-decision.mjs';
+import { cpuModuleDir } from '../src/llama/binding.js';
 import { cli, llamaSimpleContinuation, root, run, storiesModel } from './helpers.js';
 
 // A binary with its CPU modules beside it (a package) or in ../bin (a build folder).
-const hasModules = (p: string) => [dirname(p), join(dirname(p), '..', 'bin')].some((d) => existsSync(join(d, 'libggml-cpu-x64.so')));
+// The baseline module the tests force must be there too.
+const hasModules = (p: string) => { const dir = cpuModuleDir(p); return dir !== null && existsSync(join(dir, 'libggml-cpu-x64.so')); };
 const prebuilt = [
   process.env.UNDERSTUDY_TEST_PREBUILT,
   join(root, 'dist-packages', platformPackageNames()[0]!, 'understudy.node'),

@@ -239,7 +239,7 @@ function loadBackends(loaded: NativeBinding, path: string): NativeBackends {
     throw new UnderstudyError('INVALID_CONFIG', `UNDERSTUDY_CPU_VARIANT must be a CPU variant's name such as x64, haswell or zen4, got ${showValue(raw)}`);
   }
   // The modules sit beside the addon in a package, and in ../bin of a build folder.
-  const dir = [dirname(path), join(dirname(path), '..', 'bin')].find(hasCpuModules) ?? dirname(path);
+  const dir = cpuModuleDir(path) ?? dirname(path);
   let result: NativeBackends;
   try {
     result = loaded.loadBackends(dir, raw);
@@ -254,6 +254,14 @@ function loadBackends(loaded: NativeBinding, path: string): NativeBackends {
   }
   debug('CPU code from %s%s', result.cpu?.module ?? 'the addon', raw ? ` (UNDERSTUDY_CPU_VARIANT=${raw})` : '');
   return result;
+}
+
+/**
+ * The folder of a binary's CPU-variant modules: beside it in a package, in
+ * ../bin in a build folder; null for a binary without them (a source build).
+ */
+export function cpuModuleDir(binaryPath: string): string | null {
+  return [dirname(binaryPath), join(dirname(binaryPath), '..', 'bin')].find(hasCpuModules) ?? null;
 }
 
 function hasCpuModules(dir: string): boolean {
